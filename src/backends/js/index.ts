@@ -1,0 +1,439 @@
+/**
+ * The reference backend: plain TypeScript loops, arithmetic in JS doubles, results rounded to float32.
+ * Clarity over speed — every other backend is tested against this one.
+ */
+import type { Backend, BinaryOp, Conv2dGeometry, F32, I32, NormGrads, NormResult, ReduceOp, UnaryOp } from '../backend.js';
+
+/** erf to ~1e-15 (W. J. Cody's rational approximations are overkill; this series/continued-fraction pair suffices for f32). */
+export function erf(x: number): number {
+  const ax = Math.abs(x);
+  if (ax < 2.5) {
+    // Maclaurin series: erf(x) = 2/√π Σ (−1)^n x^(2n+1) / (n! (2n+1)); converges fast for |x| < 2.5.
+    let term = x, sum = x;
+    const x2 = x * x;
+    for (let n = 1; n < 60; n++) {
+      term *= -x2 / n;
+      const t = term / (2 * n + 1);
+      sum += t;
+      if (Math.abs(t) < 1e-17 * Math.abs(sum)) break;
+    }
+    return (2 / Math.sqrt(Math.PI)) * sum;
+  }
+  // Continued fraction for erfc (Lentz), accurate for |x| ≥ 2.5.
+  let f = ax, c = ax, d = 0;
+  for (let n = 1; n < 80; n++) {
+    const an = n / 2;
+    d = ax + an * d; d = d === 0 ? 1e-300 : 1 / d;
+    c = ax + an / c; if (c === 0) c = 1e-300;
+    const delta = c * d;
+    f *= delta;
+    if (Math.abs(delta - 1) < 1e-16) break;
+  }
+  const erfc = Math.exp(-ax * ax) / (f * Math.sqrt(Math.PI));
+  return x < 0 ? erfc - 1 : 1 - erfc;
+}
+
+const SQRT1_2 = Math.SQRT1_2;
+const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
+const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
+
+function unaryFn(op: UnaryOp): (x: number) => number {
+  switch (op) {
+    case 'neg': return (x) => -x;
+    case 'exp': return Math.exp;
+    case 'log': return Math.log;
+    case 'sqrt': return Math.sqrt;
+    case 'rsqrt': return (x) => 1 / Math.sqrt(x);
+    case 'sin': return Math.sin;
+    case 'cos': return Math.cos;
+    case 'tanh': return Math.tanh;
+    case 'sigmoid': return sigmoid;
+    case 'silu': return (x) => x * sigmoid(x);
+    case 'gelu': return (x) => 0.5 * x * (1 + erf(x * SQRT1_2));
+    case 'relu': return (x) => (x > 0 ? x : 0);
+    case 'abs': return Math.abs;
+    case 'sign': return (x) => (x > 0 ? 1 : x < 0 ? -1 : 0);
+    case 'square': return (x) => x * x;
+    case 'reciprocal': return (x) => 1 / x;
+  }
+}
+
+/** d op(x) / dx */
+function unaryDerivative(op: UnaryOp): (x: number) => number {
+  switch (op) {
+    case 'neg': return () => -1;
+    case 'exp': return Math.exp;
+    case 'log': return (x) => 1 / x;
+    case 'sqrt': return (x) => 0.5 / Math.sqrt(x);
+    case 'rsqrt': return (x) => -0.5 / (x * Math.sqrt(x));
+    case 'sin': return Math.cos;
+    case 'cos': return (x) => -Math.sin(x);
+    case 'tanh': return (x) => { const t = Math.tanh(x); return 1 - t * t; };
+    case 'sigmoid': return (x) => { const s = sigmoid(x); return s * (1 - s); };
+    case 'silu': return (x) => { const s = sigmoid(x); return s * (1 + x * (1 - s)); };
+    case 'gelu': return (x) => 0.5 * (1 + erf(x * SQRT1_2)) + x * INV_SQRT_2PI * Math.exp(-0.5 * x * x);
+    case 'relu': return (x) => (x > 0 ? 1 : 0);
+    case 'abs': return (x) => (x > 0 ? 1 : x < 0 ? -1 : 0);
+    case 'sign': return () => 0;
+    case 'square': return (x) => 2 * x;
+    case 'reciprocal': return (x) => -1 / (x * x);
+  }
+}
+
+function binaryFn(op: BinaryOp): (a: number, b: number) => number {
+  switch (op) {
+    case 'add': return (a, b) => a + b;
+    case 'sub': return (a, b) => a - b;
+    case 'mul': return (a, b) => a * b;
+    case 'div': return (a, b) => a / b;
+    case 'pow': return Math.pow;
+    case 'maximum': return (a, b) => (a >= b || Number.isNaN(a) ? a : b);
+    case 'minimum': return (a, b) => (a <= b || Number.isNaN(a) ? a : b);
+    case 'eq': return (a, b) => (a === b ? 1 : 0);
+    case 'gt': return (a, b) => (a > b ? 1 : 0);
+    case 'lt': return (a, b) => (a < b ? 1 : 0);
+  }
+}
+
+const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** Calls fn(outIndex, offsets...) for every position of `shape`, walking each operand by its strides. */
+function forEachStrided(shape: number[], strides: number[][], offsets: number[], fn: (i: number, offs: number[]) => void): void {
+  const nd = shape.length, n = size(shape), k = strides.length;
+  const idx = new Array<number>(nd).fill(0);
+  const offs = offsets.slice();
+  for (let i = 0; i < n; i++) {
+    fn(i, offs);
+    for (let d = nd - 1; d >= 0; d--) {
+      idx[d]++;
+      for (let s = 0; s < k; s++) offs[s] += strides[s][d];
+      if (idx[d] < shape[d]) break;
+      for (let s = 0; s < k; s++) offs[s] -= strides[s][d] * shape[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+function normStats(x: F32, base: number, count: number, eps: number): [number, number] {
+  let s = 0;
+  for (let i = 0; i < count; i++) s += x[base + i];
+  const mean = s / count;
+  let v = 0;
+  for (let i = 0; i < count; i++) { const d = x[base + i] - mean; v += d * d; }
+  return [mean, 1 / Math.sqrt(v / count + eps)];
+}
+
+export const jsBackend: Backend = {
+  name: 'js',
+
+  unary(op: UnaryOp, x: F32): F32 {
+    const f = unaryFn(op), y = new Float32Array(x.length);
+    for (let i = 0; i < x.length; i++) y[i] = f(x[i]);
+    return y;
+  },
+
+  unaryBackward(op: UnaryOp, x: F32, dy: F32): F32 {
+    const f = unaryDerivative(op), dx = new Float32Array(x.length);
+    for (let i = 0; i < x.length; i++) dx[i] = dy[i] * f(x[i]);
+    return dx;
+  },
+
+  binary(op: BinaryOp, a: F32, aStrides: number[], b: F32, bStrides: number[], outShape: number[]): F32 {
+    const f = binaryFn(op), out = new Float32Array(size(outShape));
+    forEachStrided(outShape, [aStrides, bStrides], [0, 0], (i, o) => { out[i] = f(a[o[0]], b[o[1]]); });
+    return out;
+  },
+
+  where(cond: F32, cStrides: number[], a: F32, aStrides: number[], b: F32, bStrides: number[], outShape: number[]): F32 {
+    const out = new Float32Array(size(outShape));
+    forEachStrided(outShape, [cStrides, aStrides, bStrides], [0, 0, 0], (i, o) => {
+      out[i] = cond[o[0]] !== 0 ? a[o[1]] : b[o[2]];
+    });
+    return out;
+  },
+
+  affine(x: F32, scale: number, shift: number): F32 {
+    const y = new Float32Array(x.length);
+    for (let i = 0; i < x.length; i++) y[i] = x[i] * scale + shift;
+    return y;
+  },
+
+  powScalar(x: F32, p: number): F32 {
+    const y = new Float32Array(x.length);
+    for (let i = 0; i < x.length; i++) y[i] = Math.pow(x[i], p);
+    return y;
+  },
+
+  clamp(x: F32, lo: number, hi: number): F32 {
+    const y = new Float32Array(x.length);
+    for (let i = 0; i < x.length; i++) y[i] = Math.min(Math.max(x[i], lo), hi);
+    return y;
+  },
+
+  clampBackward(x: F32, dy: F32, lo: number, hi: number): F32 {
+    const dx = new Float32Array(x.length);
+    for (let i = 0; i < x.length; i++) dx[i] = x[i] >= lo && x[i] <= hi ? dy[i] : 0;
+    return dx;
+  },
+
+  reduce(op: ReduceOp, x: F32, outer: number, n: number, inner: number): F32 {
+    const out = new Float32Array(outer * inner);
+    for (let o = 0; o < outer; o++) {
+      for (let j = 0; j < inner; j++) {
+        const base = o * n * inner + j;
+        let acc = op === 'sum' ? 0 : -Infinity;
+        for (let r = 0; r < n; r++) {
+          const v = x[base + r * inner];
+          if (op === 'sum') acc += v;
+          else if (v > acc || Number.isNaN(v)) acc = v;
+        }
+        out[o * inner + j] = acc;
+      }
+    }
+    return out;
+  },
+
+  stridedCopy(src, srcOffset, srcStrides, shape, dst, dstOffset, dstStrides, accumulate): void {
+    if (accumulate) forEachStrided(shape, [srcStrides, dstStrides], [srcOffset, dstOffset], (_, o) => { dst[o[1]] += src[o[0]]; });
+    else forEachStrided(shape, [srcStrides, dstStrides], [srcOffset, dstOffset], (_, o) => { dst[o[1]] = src[o[0]]; });
+  },
+
+  matmul(a, b, batch, m, n, k, transA, transB, aBatchStride, bBatchStride): F32 {
+    const out = new Float32Array(batch * m * n);
+    for (let bi = 0; bi < batch; bi++) {
+      const ao = bi * aBatchStride, bo = bi * bBatchStride, oo = bi * m * n;
+      for (let i = 0; i < m; i++) {
+        for (let j = 0; j < n; j++) {
+          let s = 0;
+          for (let p = 0; p < k; p++) {
+            const av = transA ? a[ao + p * m + i] : a[ao + i * k + p];
+            const bv = transB ? b[bo + j * k + p] : b[bo + p * n + j];
+            s += av * bv;
+          }
+          out[oo + i * n + j] = s;
+        }
+      }
+    }
+    return out;
+  },
+
+  conv2d(x: F32, w: F32, bias: F32 | null, g: Conv2dGeometry): F32 {
+    const { n, c, h, w: W, o, kh, kw, sh, sw, ph, pw, oh, ow } = g;
+    const y = new Float32Array(n * o * oh * ow);
+    for (let b = 0; b < n; b++) for (let oc = 0; oc < o; oc++) for (let yi = 0; yi < oh; yi++) for (let xi = 0; xi < ow; xi++) {
+      let s = bias ? bias[oc] : 0;
+      for (let ic = 0; ic < c; ic++) for (let u = 0; u < kh; u++) {
+        const iy = yi * sh - ph + u;
+        if (iy < 0 || iy >= h) continue;
+        for (let v = 0; v < kw; v++) {
+          const ix = xi * sw - pw + v;
+          if (ix < 0 || ix >= W) continue;
+          s += x[((b * c + ic) * h + iy) * W + ix] * w[((oc * c + ic) * kh + u) * kw + v];
+        }
+      }
+      y[((b * o + oc) * oh + yi) * ow + xi] = s;
+    }
+    return y;
+  },
+
+  conv2dBackwardInput(dy: F32, w: F32, g: Conv2dGeometry): F32 {
+    const { n, c, h, w: W, o, kh, kw, sh, sw, ph, pw, oh, ow } = g;
+    const dx = new Float64Array(n * c * h * W);
+    for (let b = 0; b < n; b++) for (let oc = 0; oc < o; oc++) for (let yi = 0; yi < oh; yi++) for (let xi = 0; xi < ow; xi++) {
+      const gy = dy[((b * o + oc) * oh + yi) * ow + xi];
+      for (let ic = 0; ic < c; ic++) for (let u = 0; u < kh; u++) {
+        const iy = yi * sh - ph + u;
+        if (iy < 0 || iy >= h) continue;
+        for (let v = 0; v < kw; v++) {
+          const ix = xi * sw - pw + v;
+          if (ix < 0 || ix >= W) continue;
+          dx[((b * c + ic) * h + iy) * W + ix] += gy * w[((oc * c + ic) * kh + u) * kw + v];
+        }
+      }
+    }
+    return Float32Array.from(dx);
+  },
+
+  conv2dBackwardWeight(x: F32, dy: F32, g: Conv2dGeometry): F32 {
+    const { n, c, h, w: W, o, kh, kw, sh, sw, ph, pw, oh, ow } = g;
+    const dw = new Float64Array(o * c * kh * kw);
+    for (let b = 0; b < n; b++) for (let oc = 0; oc < o; oc++) for (let yi = 0; yi < oh; yi++) for (let xi = 0; xi < ow; xi++) {
+      const gy = dy[((b * o + oc) * oh + yi) * ow + xi];
+      for (let ic = 0; ic < c; ic++) for (let u = 0; u < kh; u++) {
+        const iy = yi * sh - ph + u;
+        if (iy < 0 || iy >= h) continue;
+        for (let v = 0; v < kw; v++) {
+          const ix = xi * sw - pw + v;
+          if (ix < 0 || ix >= W) continue;
+          dw[((oc * c + ic) * kh + u) * kw + v] += gy * x[((b * c + ic) * h + iy) * W + ix];
+        }
+      }
+    }
+    return Float32Array.from(dw);
+  },
+
+  upsampleNearest2x(x: F32, planes: number, h: number, w: number): F32 {
+    const y = new Float32Array(planes * 4 * h * w), W2 = 2 * w;
+    for (let p = 0; p < planes; p++) for (let i = 0; i < 2 * h; i++) for (let j = 0; j < W2; j++) {
+      y[(p * 2 * h + i) * W2 + j] = x[(p * h + (i >> 1)) * w + (j >> 1)];
+    }
+    return y;
+  },
+
+  avgPool2x2(x: F32, planes: number, h: number, w: number): F32 {
+    const h2 = h >> 1, w2 = w >> 1, y = new Float32Array(planes * h2 * w2);
+    for (let p = 0; p < planes; p++) for (let i = 0; i < h2; i++) for (let j = 0; j < w2; j++) {
+      const r0 = (p * h + 2 * i) * w + 2 * j, r1 = r0 + w;
+      y[(p * h2 + i) * w2 + j] = 0.25 * (x[r0] + x[r0 + 1] + x[r1] + x[r1 + 1]);
+    }
+    return y;
+  },
+
+  groupNorm(x, gamma, beta, n, c, hw, groups, eps, silu): NormResult {
+    const cg = c / groups, y = new Float32Array(x.length), mean = new Float32Array(n * groups), rstd = new Float32Array(n * groups);
+    for (let b = 0; b < n; b++) for (let gi = 0; gi < groups; gi++) {
+      const base = (b * c + gi * cg) * hw;
+      const [mu, rs] = normStats(x, base, cg * hw, eps);
+      mean[b * groups + gi] = mu; rstd[b * groups + gi] = rs;
+      for (let ci = 0; ci < cg; ci++) {
+        const ch = gi * cg + ci, ga = gamma ? gamma[ch] : 1, be = beta ? beta[ch] : 0;
+        for (let i = 0; i < hw; i++) {
+          const k = base + ci * hw + i, z = (x[k] - mu) * rs * ga + be;
+          y[k] = silu ? z * sigmoid(z) : z;
+        }
+      }
+    }
+    return { y, mean, rstd };
+  },
+
+  groupNormBackward(dy, x, gamma, beta, mean, rstd, n, c, hw, groups, silu): NormGrads {
+    const cg = c / groups, m = cg * hw;
+    const dx = new Float32Array(x.length);
+    const dgamma = gamma ? new Float64Array(c) : null, dbeta = gamma || beta ? new Float64Array(c) : null;
+    const dz = new Float64Array(m); // gradient w.r.t. the affine output z (before SiLU)
+    for (let b = 0; b < n; b++) for (let gi = 0; gi < groups; gi++) {
+      const base = (b * c + gi * cg) * hw, mu = mean[b * groups + gi], rs = rstd[b * groups + gi];
+      let sumG = 0, sumGX = 0; // Σ ĝ and Σ ĝ·x̂ where ĝ = dL/dx̂
+      for (let ci = 0; ci < cg; ci++) {
+        const ch = gi * cg + ci, ga = gamma ? gamma[ch] : 1, be = beta ? beta[ch] : 0;
+        for (let i = 0; i < hw; i++) {
+          const k = base + ci * hw + i, xh = (x[k] - mu) * rs;
+          let g = dy[k];
+          if (silu) { const z = xh * ga + be, s = sigmoid(z); g *= s * (1 + z * (1 - s)); }
+          dz[ci * hw + i] = g;
+          if (dgamma) dgamma[ch] += g * xh;
+          if (dbeta) dbeta[ch] += g;
+          const gh = g * ga;
+          sumG += gh; sumGX += gh * xh;
+        }
+      }
+      for (let ci = 0; ci < cg; ci++) {
+        const ga = gamma ? gamma[gi * cg + ci] : 1;
+        for (let i = 0; i < hw; i++) {
+          const k = base + ci * hw + i, xh = (x[k] - mu) * rs;
+          dx[k] = rs * (dz[ci * hw + i] * ga - sumG / m - xh * sumGX / m);
+        }
+      }
+    }
+    return { dx, dgamma: dgamma && Float32Array.from(dgamma), dbeta: beta && dbeta ? Float32Array.from(dbeta) : null };
+  },
+
+  layerNorm(x, gamma, beta, rows, d, eps): NormResult {
+    const y = new Float32Array(x.length), mean = new Float32Array(rows), rstd = new Float32Array(rows);
+    for (let r = 0; r < rows; r++) {
+      const [mu, rs] = normStats(x, r * d, d, eps);
+      mean[r] = mu; rstd[r] = rs;
+      for (let i = 0; i < d; i++) y[r * d + i] = (x[r * d + i] - mu) * rs * (gamma ? gamma[i] : 1) + (beta ? beta[i] : 0);
+    }
+    return { y, mean, rstd };
+  },
+
+  layerNormBackward(dy, x, gamma, mean, rstd, rows, d, hasBeta): NormGrads {
+    const dx = new Float32Array(x.length);
+    const dgamma = gamma ? new Float64Array(d) : null, dbeta = hasBeta ? new Float64Array(d) : null;
+    for (let r = 0; r < rows; r++) {
+      const mu = mean[r], rs = rstd[r];
+      let sumG = 0, sumGX = 0;
+      for (let i = 0; i < d; i++) {
+        const k = r * d + i, xh = (x[k] - mu) * rs, g = dy[k], gh = g * (gamma ? gamma[i] : 1);
+        if (dgamma) dgamma[i] += g * xh;
+        if (dbeta) dbeta[i] += g;
+        sumG += gh; sumGX += gh * xh;
+      }
+      for (let i = 0; i < d; i++) {
+        const k = r * d + i, xh = (x[k] - mu) * rs;
+        dx[k] = rs * (dy[k] * (gamma ? gamma[i] : 1) - sumG / d - xh * sumGX / d);
+      }
+    }
+    return { dx, dgamma: dgamma && Float32Array.from(dgamma), dbeta: dbeta && Float32Array.from(dbeta) };
+  },
+
+  softmax(x, rows, d): F32 {
+    const y = new Float32Array(x.length);
+    for (let r = 0; r < rows; r++) {
+      let mx = -Infinity;
+      for (let i = 0; i < d; i++) mx = Math.max(mx, x[r * d + i]);
+      let s = 0;
+      const e = new Float64Array(d);
+      for (let i = 0; i < d; i++) { e[i] = Math.exp(x[r * d + i] - mx); s += e[i]; }
+      for (let i = 0; i < d; i++) y[r * d + i] = e[i] / s;
+    }
+    return y;
+  },
+
+  softmaxBackward(y, dy, rows, d): F32 {
+    const dx = new Float32Array(y.length);
+    for (let r = 0; r < rows; r++) {
+      let dot = 0;
+      for (let i = 0; i < d; i++) dot += y[r * d + i] * dy[r * d + i];
+      for (let i = 0; i < d; i++) dx[r * d + i] = y[r * d + i] * (dy[r * d + i] - dot);
+    }
+    return dx;
+  },
+
+  logSoftmax(x, rows, d): F32 {
+    const y = new Float32Array(x.length);
+    for (let r = 0; r < rows; r++) {
+      let mx = -Infinity;
+      for (let i = 0; i < d; i++) mx = Math.max(mx, x[r * d + i]);
+      let s = 0;
+      for (let i = 0; i < d; i++) s += Math.exp(x[r * d + i] - mx);
+      const lse = mx + Math.log(s);
+      for (let i = 0; i < d; i++) y[r * d + i] = x[r * d + i] - lse;
+    }
+    return y;
+  },
+
+  logSoftmaxBackward(y, dy, rows, d): F32 {
+    const dx = new Float32Array(y.length);
+    for (let r = 0; r < rows; r++) {
+      let s = 0;
+      for (let i = 0; i < d; i++) s += dy[r * d + i];
+      for (let i = 0; i < d; i++) dx[r * d + i] = dy[r * d + i] - Math.exp(y[r * d + i]) * s;
+    }
+    return dx;
+  },
+
+  gatherRows(table: F32, idx: I32, d: number): F32 {
+    const out = new Float32Array(idx.length * d);
+    for (let i = 0; i < idx.length; i++) out.set(table.subarray(idx[i] * d, idx[i] * d + d), i * d);
+    return out;
+  },
+
+  scatterAddRows(dy: F32, idx: I32, rows: number, d: number): F32 {
+    const out = new Float32Array(rows * d);
+    for (let i = 0; i < idx.length; i++) for (let j = 0; j < d; j++) out[idx[i] * d + j] += dy[i * d + j];
+    return out;
+  },
+
+  adamW(p, g, m, v, lr, beta1, beta2, eps, weightDecay, step): void {
+    const bc1 = 1 - Math.pow(beta1, step), bc2 = 1 - Math.pow(beta2, step);
+    for (let i = 0; i < p.length; i++) {
+      let pi = p[i] * (1 - lr * weightDecay);
+      const mi = (m[i] = beta1 * m[i] + (1 - beta1) * g[i]);
+      const vi = (v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i]);
+      pi -= (lr * (mi / bc1)) / (Math.sqrt(vi / bc2) + eps);
+      p[i] = pi;
+    }
+  },
+};

@@ -1,0 +1,83 @@
+/** Fluent methods on Tensor (x.add(y).relu()), each a thin alias of a function in ops.ts. */
+import * as ops from './ops.js';
+import type { Conv2dOptions, GroupNormOptions, MatmulOptions, TensorLike } from './ops.js';
+import { Tensor } from './tensor.js';
+
+declare module './tensor.js' {
+  interface Tensor {
+    add(b: TensorLike): Tensor;
+    sub(b: TensorLike): Tensor;
+    mul(b: TensorLike): Tensor;
+    div(b: TensorLike): Tensor;
+    pow(b: TensorLike): Tensor;
+    neg(): Tensor;
+    exp(): Tensor;
+    log(): Tensor;
+    sqrt(): Tensor;
+    rsqrt(): Tensor;
+    sin(): Tensor;
+    cos(): Tensor;
+    tanh(): Tensor;
+    sigmoid(): Tensor;
+    silu(): Tensor;
+    gelu(): Tensor;
+    relu(): Tensor;
+    abs(): Tensor;
+    square(): Tensor;
+    clamp(lo?: number, hi?: number): Tensor;
+    sum(axes?: number | readonly number[], keepDim?: boolean): Tensor;
+    mean(axes?: number | readonly number[], keepDim?: boolean): Tensor;
+    max(axes?: number | readonly number[], keepDim?: boolean): Tensor;
+    reshape(shape: readonly number[]): Tensor;
+    flatten(startAxis?: number): Tensor;
+    permute(perm: readonly number[]): Tensor;
+    transpose(a?: number, b?: number): Tensor;
+    expand(shape: readonly number[]): Tensor;
+    slice(starts: readonly number[], ends: readonly number[]): Tensor;
+    narrow(axis: number, start: number, length: number): Tensor;
+    pad(pads: readonly number[], value?: number): Tensor;
+    matmul(b: Tensor, opts?: MatmulOptions): Tensor;
+    conv2d(w: Tensor, bias?: Tensor | null, opts?: Conv2dOptions): Tensor;
+    groupNorm(groups: number, gamma?: Tensor | null, beta?: Tensor | null, opts?: GroupNormOptions): Tensor;
+    softmax(axis?: number): Tensor;
+    logSoftmax(axis?: number): Tensor;
+  }
+}
+
+const P = Tensor.prototype;
+P.add = function (b) { return ops.add(this, b); };
+P.sub = function (b) { return ops.sub(this, b); };
+P.mul = function (b) { return ops.mul(this, b); };
+P.div = function (b) { return ops.div(this, b); };
+P.pow = function (b) { return ops.pow(this, b); };
+P.neg = function () { return ops.neg(this); };
+P.exp = function () { return ops.exp(this); };
+P.log = function () { return ops.log(this); };
+P.sqrt = function () { return ops.sqrt(this); };
+P.rsqrt = function () { return ops.rsqrt(this); };
+P.sin = function () { return ops.sin(this); };
+P.cos = function () { return ops.cos(this); };
+P.tanh = function () { return ops.tanh(this); };
+P.sigmoid = function () { return ops.sigmoid(this); };
+P.silu = function () { return ops.silu(this); };
+P.gelu = function () { return ops.gelu(this); };
+P.relu = function () { return ops.relu(this); };
+P.abs = function () { return ops.abs(this); };
+P.square = function () { return ops.square(this); };
+P.clamp = function (lo, hi) { return ops.clamp(this, lo, hi); };
+P.sum = function (axes, keepDim) { return ops.sum(this, axes, keepDim); };
+P.mean = function (axes, keepDim) { return ops.mean(this, axes, keepDim); };
+P.max = function (axes, keepDim) { return ops.max(this, axes, keepDim); };
+P.reshape = function (shape) { return ops.reshape(this, shape); };
+P.flatten = function (startAxis) { return ops.flatten(this, startAxis); };
+P.permute = function (perm) { return ops.permute(this, perm); };
+P.transpose = function (a, b) { return ops.transpose(this, a, b); };
+P.expand = function (shape) { return ops.expand(this, shape); };
+P.slice = function (starts, ends) { return ops.slice(this, starts, ends); };
+P.narrow = function (axis, start, length) { return ops.narrow(this, axis, start, length); };
+P.pad = function (pads, value) { return ops.pad(this, pads, value); };
+P.matmul = function (b, opts) { return ops.matmul(this, b, opts); };
+P.conv2d = function (w, bias, opts) { return ops.conv2d(this, w, bias, opts); };
+P.groupNorm = function (groups, gamma, beta, opts) { return ops.groupNorm(this, groups, gamma, beta, opts); };
+P.softmax = function (axis) { return ops.softmax(this, axis); };
+P.logSoftmax = function (axis) { return ops.logSoftmax(this, axis); };

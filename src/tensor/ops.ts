@@ -1,0 +1,641 @@
+/**
+ * Differentiable operations. Each validates its arguments (so no bad input reaches a kernel), calls the
+ * current backend's kernel and records one backward rule.
+ */
+import type { BinaryOp, F32, UnaryOp } from '../backends/backend.js';
+import { Generator, defaultGenerator } from './random.js';
+import {
+  ShapeError, broadcastShapes, broadcastStrides, fmt, normalizeAxes, normalizeAxis, sizeOf, stridesOf,
+} from './shape.js';
+import { Tensor, backend, isGradEnabled, noGrad, recordOp, scalar } from './tensor.js';
+
+export type TensorLike = Tensor | number;
+
+const toTensor = (x: TensorLike): Tensor => (typeof x === 'number' ? scalar(x) : x);
+const same = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
+
+function checkNonEmpty(op: string, ...ts: Tensor[]): void {
+  for (const t of ts) {
+    if (t.size === 0) throw new ShapeError(`${op}: zero-size tensor of shape ${fmt(t.shape)}`);
+  }
+}
+
+// ---------------------------------------------------------------- elementwise, unary
+
+function unaryOp(op: UnaryOp, x: Tensor): Tensor {
+  const xd = x.f32(op);
+  return recordOp(op, backend().unary(op, xd), x.shape, [x], (g) => [
+    new Tensor(backend().unaryBackward(op, xd, g.f32(op)), x.shape),
+  ]);
+}
+
+export const neg = (x: Tensor) => unaryOp('neg', x);
+export const exp = (x: Tensor) => unaryOp('exp', x);
+export const log = (x: Tensor) => unaryOp('log', x);
+export const sqrt = (x: Tensor) => unaryOp('sqrt', x);
+export const rsqrt = (x: Tensor) => unaryOp('rsqrt', x);
+export const sin = (x: Tensor) => unaryOp('sin', x);
+export const cos = (x: Tensor) => unaryOp('cos', x);
+export const tanh = (x: Tensor) => unaryOp('tanh', x);
+export const sigmoid = (x: Tensor) => unaryOp('sigmoid', x);
+export const silu = (x: Tensor) => unaryOp('silu', x);
+/** GELU, exact (erf) form as PyTorch's default. */
+export const gelu = (x: Tensor) => unaryOp('gelu', x);
+export const relu = (x: Tensor) => unaryOp('relu', x);
+export const abs = (x: Tensor) => unaryOp('abs', x);
+export const square = (x: Tensor) => unaryOp('square', x);
+export const reciprocal = (x: Tensor) => unaryOp('reciprocal', x);
+
+/** y = x·scale + shift, one fused kernel for arithmetic with plain numbers. */
+export function affine(x: Tensor, scale: number, shift = 0): Tensor {
+  const xd = x.f32('affine');
+  return recordOp('affine', backend().affine(xd, scale, shift), x.shape, [x], (g) => [
+    scale === 1 ? g : new Tensor(backend().affine(g.f32('affine'), scale, 0), x.shape),
+  ]);
+}
+
+export function clamp(x: Tensor, lo = -Infinity, hi = Infinity): Tensor {
+  if (Number.isNaN(lo) || Number.isNaN(hi) || lo > hi) throw new RangeError(`clamp: invalid range [${lo}, ${hi}]`);
+  const xd = x.f32('clamp');
+  return recordOp('clamp', backend().clamp(xd, lo, hi), x.shape, [x], (g) => [
+    new Tensor(backend().clampBackward(xd, g.f32('clamp'), lo, hi), x.shape),
+  ]);
+}
+
+// ---------------------------------------------------------------- elementwise, binary
+
+/** Sums a broadcast gradient back to `shape`. */
+export function sumTo(g: Tensor, shape: readonly number[]): Tensor {
+  if (same(g.shape, shape)) return g;
+  const lead = g.ndim - shape.length;
+  const axes: number[] = [];
+  for (let i = 0; i < g.ndim; i++) if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) axes.push(i);
+  return reshape(sum(g, axes, false), shape);
+}
+
+function binaryOp(op: BinaryOp, a: Tensor, b: Tensor,
+  backwardRule: ((g: Tensor, out: Tensor) => [Tensor | null, Tensor | null]) | null): Tensor {
+  const ad = a.f32(op), bd = b.f32(op);
+  const outShape = broadcastShapes(op, a.shape, b.shape);
+  const data = backend().binary(op, ad, broadcastStrides(a.shape, outShape), bd, broadcastStrides(b.shape, outShape), outShape);
+  if (!backwardRule) return new Tensor(data, outShape);
+  const out: Tensor = recordOp(op, data, outShape, [a, b], (g) => {
+    const [ga, gb] = backwardRule(g, out);
+    return [ga && a.requiresGrad ? sumTo(ga, a.shape) : null, gb && b.requiresGrad ? sumTo(gb, b.shape) : null];
+  });
+  return out;
+}
+
+export function add(a: TensorLike, b: TensorLike): Tensor {
+  if (typeof b === 'number') return affine(toTensor(a), 1, b);
+  if (typeof a === 'number') return affine(b, 1, a);
+  return binaryOp('add', a, b, (g) => [g, g]);
+}
+
+export function sub(a: TensorLike, b: TensorLike): Tensor {
+  if (typeof b === 'number') return affine(toTensor(a), 1, -b);
+  if (typeof a === 'number') return affine(b, -1, a);
+  return binaryOp('sub', a, b, (g) => [g, neg(g)]);
+}
+
+export function mul(a: TensorLike, b: TensorLike): Tensor {
+  if (typeof b === 'number') return affine(toTensor(a), b, 0);
+  if (typeof a === 'number') return affine(b, a, 0);
+  const ta = a, tb = b;
+  return binaryOp('mul', ta, tb, (g) => [ta.requiresGrad ? mul(g, tb) : null, tb.requiresGrad ? mul(g, ta) : null]);
+}
+
+export function div(a: TensorLike, b: TensorLike): Tensor {
+  if (typeof b === 'number') return affine(toTensor(a), 1 / b, 0);
+  const ta = toTensor(a), tb = b;
+  return binaryOp('div', ta, tb, (g, out) => [
+    ta.requiresGrad ? div(g, tb) : null,
+    tb.requiresGrad ? neg(div(mul(g, out), tb)) : null,
+  ]);
+}
+
+/** a ** b; a scalar exponent uses a dedicated kernel. */
+export function pow(a: TensorLike, b: TensorLike): Tensor {
+  if (typeof b === 'number') {
+    const x = toTensor(a), xd = x.f32('pow');
+    return recordOp('pow', backend().powScalar(xd, b), x.shape, [x], (g) => [
+      b === 0 ? mul(g, 0) : mul(mul(g, new Tensor(backend().powScalar(xd, b - 1), x.shape)), b),
+    ]);
+  }
+  const ta = toTensor(a), tb = b;
+  return binaryOp('pow', ta, tb, (g, out) => [
+    ta.requiresGrad ? mul(mul(g, tb), pow(ta, sub(tb, 1))) : null,
+    tb.requiresGrad ? mul(mul(g, out), log(ta)) : null,
+  ]);
+}
+
+export function maximum(a: Tensor, b: Tensor): Tensor {
+  return binaryOp('maximum', a, b, (g) => {
+    const m = binaryOp('gt', a, b, null), eq = binaryOp('eq', a, b, null);
+    const wa = add(m, mul(eq, 0.5)); // ties split the gradient, as PyTorch does
+    return [mul(g, wa), mul(g, sub(1, wa))];
+  });
+}
+
+export function minimum(a: Tensor, b: Tensor): Tensor {
+  return binaryOp('minimum', a, b, (g) => {
+    const m = binaryOp('lt', a, b, null), eq = binaryOp('eq', a, b, null);
+    const wa = add(m, mul(eq, 0.5));
+    return [mul(g, wa), mul(g, sub(1, wa))];
+  });
+}
+
+/** Comparisons: 1 where true, 0 elsewhere; not differentiable. */
+export const eq = (a: TensorLike, b: TensorLike) => binaryOp('eq', toTensor(a), toTensor(b), null);
+export const gt = (a: TensorLike, b: TensorLike) => binaryOp('gt', toTensor(a), toTensor(b), null);
+export const lt = (a: TensorLike, b: TensorLike) => binaryOp('lt', toTensor(a), toTensor(b), null);
+
+/** cond ? a : b, with broadcasting; cond is a float tensor (nonzero = true). */
+export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
+  const ta = toTensor(a), tb = toTensor(b);
+  const cd = cond.f32('where'), ad = ta.f32('where'), bd = tb.f32('where');
+  const outShape = broadcastShapes('where', cond.shape, ta.shape, tb.shape);
+  const data = backend().where(cd, broadcastStrides(cond.shape, outShape), ad, broadcastStrides(ta.shape, outShape),
+    bd, broadcastStrides(tb.shape, outShape), outShape);
+  return recordOp('where', data, outShape, [ta, tb], (g) => {
+    const z = scalar(0);
+    return [ta.requiresGrad ? sumTo(where(cond, g, z), ta.shape) : null, tb.requiresGrad ? sumTo(where(cond, z, g), tb.shape) : null];
+  });
+}
+
+// ---------------------------------------------------------------- reductions
+
+/** Groups sorted axes into runs of adjacent axes, so each run is one [outer, size, inner] kernel call. */
+function axisRuns(axes: number[]): [number, number][] {
+  const runs: [number, number][] = [];
+  for (const a of axes) {
+    const last = runs[runs.length - 1];
+    if (last && last[1] === a) last[1] = a + 1;
+    else runs.push([a, a + 1]);
+  }
+  return runs;
+}
+
+function reduceRaw(op: 'sum' | 'max', x: Tensor, axes: number[]): { data: F32; keptShape: number[] } {
+  let data = x.f32(op);
+  const shape = [...x.shape];
+  for (const [lo, hi] of axisRuns(axes).reverse()) {
+    const outer = sizeOf(shape.slice(0, lo)), n = sizeOf(shape.slice(lo, hi)), inner = sizeOf(shape.slice(hi));
+    data = backend().reduce(op, data, outer, n, inner);
+    for (let i = lo; i < hi; i++) shape[i] = 1;
+  }
+  return { data, keptShape: shape };
+}
+
+function reducedShape(keptShape: number[], axes: number[], keepDim: boolean): number[] {
+  return keepDim ? keptShape : keptShape.filter((_, i) => !axes.includes(i));
+}
+
+/** Sum over the given axes (all by default). */
+export function sum(x: Tensor, axes?: number | readonly number[], keepDim = false): Tensor {
+  const ax = normalizeAxes('sum', axes, x.ndim);
+  if (ax.length === 0) return x;
+  const { data, keptShape } = reduceRaw('sum', x, ax);
+  return recordOp('sum', data, reducedShape(keptShape, ax, keepDim), [x], (g) => [
+    expand(reshape(g, keptShape), x.shape),
+  ]);
+}
+
+export function mean(x: Tensor, axes?: number | readonly number[], keepDim = false): Tensor {
+  const ax = normalizeAxes('mean', axes, x.ndim);
+  const n = ax.reduce((acc, a) => acc * x.shape[a], 1);
+  if (n === 0) throw new ShapeError(`mean: zero-size reduction over ${fmt(x.shape)}`);
+  return mul(sum(x, ax, keepDim), 1 / n);
+}
+
+/** Maximum over axes; the gradient is shared equally among tied maxima. */
+export function max(x: Tensor, axes?: number | readonly number[], keepDim = false): Tensor {
+  const ax = normalizeAxes('max', axes, x.ndim);
+  checkNonEmpty('max', x);
+  if (ax.length === 0) return x;
+  const { data, keptShape } = reduceRaw('max', x, ax);
+  const out = recordOp('max', data, reducedShape(keptShape, ax, keepDim), [x], (g) => {
+    const mask = eq(x, new Tensor(data, keptShape));
+    const count = sum(mask, ax, true);
+    return [mul(mask, div(reshape(g, keptShape), count))];
+  });
+  return out;
+}
+
+// ---------------------------------------------------------------- shape and movement
+
+/** Same data, new shape (one dimension may be -1). Shares storage: no copy. */
+export function reshape(x: Tensor, shape: readonly number[]): Tensor {
+  const sh = [...shape];
+  const infer = sh.indexOf(-1);
+  if (infer >= 0) {
+    if (sh.indexOf(-1, infer + 1) >= 0) throw new ShapeError(`reshape: more than one -1 in ${fmt(shape)}`);
+    const rest = sizeOf(sh.filter((_, i) => i !== infer));
+    if (rest === 0 || x.size % rest !== 0) throw new ShapeError(`reshape: cannot reshape ${fmt(x.shape)} to ${fmt(shape)}`);
+    sh[infer] = x.size / rest;
+  }
+  if (sh.some((d) => !Number.isInteger(d) || d < 0) || sizeOf(sh) !== x.size) {
+    throw new ShapeError(`reshape: cannot reshape ${fmt(x.shape)} (${x.size} elements) to ${fmt(shape)}`);
+  }
+  if (same(sh, x.shape)) return x;
+  return recordOp('reshape', x.data, sh, [x], (g) => [reshape(g, x.shape)]);
+}
+
+export function flatten(x: Tensor, startAxis = 0): Tensor {
+  const s = normalizeAxis('flatten', startAxis, x.ndim);
+  return reshape(x, [...x.shape.slice(0, s), -1]);
+}
+
+function strided(src: F32, srcOffset: number, srcStrides: number[], shape: number[]): F32 {
+  const out = new Float32Array(sizeOf(shape));
+  backend().stridedCopy(src, srcOffset, srcStrides, shape, out, 0, stridesOf(shape), false);
+  return out;
+}
+
+export function permute(x: Tensor, perm: readonly number[]): Tensor {
+  if (perm.length !== x.ndim || new Set(perm.map((p) => normalizeAxis('permute', p, x.ndim))).size !== x.ndim) {
+    throw new ShapeError(`permute: ${fmt(perm)} is not a permutation of the axes of ${fmt(x.shape)}`);
+  }
+  const p = perm.map((a) => normalizeAxis('permute', a, x.ndim));
+  if (p.every((a, i) => a === i)) return x;
+  const st = stridesOf(x.shape);
+  const outShape = p.map((a) => x.shape[a]);
+  const inv = new Array<number>(p.length);
+  p.forEach((a, i) => { inv[a] = i; });
+  return recordOp('permute', strided(x.f32('permute'), 0, p.map((a) => st[a]), outShape), outShape, [x], (g) => [permute(g, inv)]);
+}
+
+export function transpose(x: Tensor, a = -2, b = -1): Tensor {
+  const i = normalizeAxis('transpose', a, x.ndim), j = normalizeAxis('transpose', b, x.ndim);
+  const perm = x.shape.map((_, k) => k);
+  perm[i] = j; perm[j] = i;
+  return permute(x, perm);
+}
+
+/** Broadcasts x to `shape` (materialized). */
+export function expand(x: Tensor, shape: readonly number[]): Tensor {
+  const outShape = broadcastShapes('expand', x.shape, shape);
+  if (!same(outShape, shape)) throw new ShapeError(`expand: cannot expand ${fmt(x.shape)} to ${fmt(shape)}`);
+  if (same(x.shape, shape)) return x;
+  return recordOp('expand', strided(x.f32('expand'), 0, broadcastStrides(x.shape, outShape), outShape), outShape, [x],
+    (g) => [sumTo(g, x.shape)]);
+}
+
+/**
+ * x[start_0:end_0, start_1:end_1, …]; missing trailing axes are taken whole. Negative indices count from the end.
+ */
+export function slice(x: Tensor, starts: readonly number[], ends: readonly number[]): Tensor {
+  if (starts.length !== ends.length || starts.length > x.ndim) {
+    throw new ShapeError(`slice: ${starts.length} starts and ${ends.length} ends for a tensor of shape ${fmt(x.shape)}`);
+  }
+  const lo: number[] = [], outShape: number[] = [];
+  for (let i = 0; i < x.ndim; i++) {
+    const d = x.shape[i];
+    let s = i < starts.length ? starts[i] : 0, e = i < ends.length ? ends[i] : d;
+    if (s < 0) s += d;
+    if (e < 0) e += d;
+    if (!Number.isInteger(s) || !Number.isInteger(e) || s < 0 || e > d || s > e) {
+      throw new ShapeError(`slice: range [${starts[i]}, ${ends[i]}) is out of bounds for axis ${i} of ${fmt(x.shape)}`);
+    }
+    lo.push(s); outShape.push(e - s);
+  }
+  if (same(outShape, x.shape)) return x;
+  const st = stridesOf(x.shape);
+  const offset = lo.reduce((acc, s, i) => acc + s * st[i], 0);
+  return recordOp('slice', strided(x.f32('slice'), offset, st, outShape), outShape, [x], (g) => {
+    const dx = new Float32Array(x.size);
+    backend().stridedCopy(g.f32('slice'), 0, stridesOf(outShape), outShape, dx, offset, st, false);
+    return [new Tensor(dx, x.shape)];
+  });
+}
+
+/** x narrowed to [start, start + length) on one axis. */
+export function narrow(x: Tensor, axis: number, start: number, length: number): Tensor {
+  const a = normalizeAxis('narrow', axis, x.ndim);
+  const starts = x.shape.map((_, i) => (i === a ? start : 0));
+  const ends = x.shape.map((d, i) => (i === a ? start + length : d));
+  return slice(x, starts, ends);
+}
+
+export function concat(tensors: readonly Tensor[], axis = 0): Tensor {
+  if (tensors.length === 0) throw new ShapeError('concat: no tensors given');
+  const first = tensors[0];
+  const a = normalizeAxis('concat', axis, first.ndim);
+  for (const t of tensors) {
+    if (t.ndim !== first.ndim || t.shape.some((d, i) => i !== a && d !== first.shape[i])) {
+      throw new ShapeError(`concat: shapes ${tensors.map((u) => fmt(u.shape)).join(', ')} differ outside axis ${a}`);
+    }
+  }
+  const outShape = [...first.shape];
+  outShape[a] = tensors.reduce((acc, t) => acc + t.shape[a], 0);
+  const out = new Float32Array(sizeOf(outShape));
+  const ost = stridesOf(outShape);
+  const offsets: number[] = [];
+  let pos = 0;
+  for (const t of tensors) {
+    offsets.push(pos);
+    backend().stridedCopy(t.f32('concat'), 0, stridesOf(t.shape), [...t.shape], out, pos * ost[a], ost, false);
+    pos += t.shape[a];
+  }
+  return recordOp('concat', out, outShape, [...tensors], (g) =>
+    tensors.map((t, i) => (t.requiresGrad ? narrow(g, a, offsets[i], t.shape[a]) : null)));
+}
+
+/** Splits along an axis into pieces of the given sizes (or into `sections` equal pieces). */
+export function split(x: Tensor, sizes: number | readonly number[], axis = 0): Tensor[] {
+  const a = normalizeAxis('split', axis, x.ndim), d = x.shape[a];
+  let parts: number[];
+  if (typeof sizes === 'number') {
+    if (!Number.isInteger(sizes) || sizes <= 0 || d % sizes !== 0) {
+      throw new ShapeError(`split: axis ${a} of ${fmt(x.shape)} cannot be split into ${sizes} equal parts`);
+    }
+    parts = new Array<number>(sizes).fill(d / sizes);
+  } else {
+    parts = [...sizes];
+    if (parts.some((p) => !Number.isInteger(p) || p < 0) || parts.reduce((s, p) => s + p, 0) !== d) {
+      throw new ShapeError(`split: sizes ${fmt(parts)} do not add up to axis ${a} of ${fmt(x.shape)}`);
+    }
+  }
+  let pos = 0;
+  return parts.map((p) => { const t = narrow(x, a, pos, p); pos += p; return t; });
+}
+
+/** Stacks same-shape tensors along a new axis. */
+export function stack(tensors: readonly Tensor[], axis = 0): Tensor {
+  if (tensors.length === 0) throw new ShapeError('stack: no tensors given');
+  const a = normalizeAxis('stack', axis, tensors[0].ndim + 1);
+  return concat(tensors.map((t) => reshape(t, [...t.shape.slice(0, a), 1, ...t.shape.slice(a)])), a);
+}
+
+/**
+ * Constant padding, PyTorch's F.pad convention: `pads` lists (before, after) pairs starting from the LAST axis.
+ */
+export function pad(x: Tensor, pads: readonly number[], value = 0): Tensor {
+  if (pads.length % 2 !== 0 || pads.length / 2 > x.ndim || pads.some((p) => !Number.isInteger(p) || p < 0)) {
+    throw new ShapeError(`pad: invalid padding ${fmt(pads)} for a tensor of shape ${fmt(x.shape)} (non-negative (before, after) pairs from the last axis)`);
+  }
+  const before = new Array<number>(x.ndim).fill(0);
+  const outShape = [...x.shape];
+  for (let i = 0; i < pads.length / 2; i++) {
+    const ax = x.ndim - 1 - i;
+    before[ax] = pads[2 * i];
+    outShape[ax] += pads[2 * i] + pads[2 * i + 1];
+  }
+  const out = new Float32Array(sizeOf(outShape));
+  if (value !== 0) out.fill(value);
+  const ost = stridesOf(outShape);
+  const offset = before.reduce((acc, b, i) => acc + b * ost[i], 0);
+  backend().stridedCopy(x.f32('pad'), 0, stridesOf(x.shape), [...x.shape], out, offset, ost, false);
+  return recordOp('pad', out, outShape, [x], (g) => [slice(g, before, before.map((b, i) => b + x.shape[i]))]);
+}
+
+// ---------------------------------------------------------------- matrix products
+
+export interface MatmulOptions { transA?: boolean; transB?: boolean }
+
+/**
+ * Batched matrix product with broadcast batch dims: a [..., m, k] · b [..., k, n] (or their transposes
+ * with transA / transB, which cost nothing: the kernel reads them transposed).
+ */
+export function matmul(a: Tensor, b: Tensor, { transA = false, transB = false }: MatmulOptions = {}): Tensor {
+  if (a.ndim < 2 || b.ndim < 2) {
+    throw new ShapeError(`matmul: operands must have at least 2 dimensions, got ${fmt(a.shape)} and ${fmt(b.shape)}`);
+  }
+  const [ar, ac] = a.shape.slice(-2), [br, bc] = b.shape.slice(-2);
+  const m = transA ? ac : ar, k = transA ? ar : ac, kb = transB ? bc : br, n = transB ? br : bc;
+  if (k !== kb) {
+    throw new ShapeError(`matmul: inner dimensions differ: ${fmt(a.shape)}${transA ? 'ᵀ' : ''} · ${fmt(b.shape)}${transB ? 'ᵀ' : ''}`);
+  }
+  const aBatch = a.shape.slice(0, -2), bBatch = b.shape.slice(0, -2);
+  const batchShape = broadcastShapes('matmul', aBatch, bBatch);
+  const batch = sizeOf(batchShape);
+  // A batch that is one matrix is read with stride 0; a partially broadcast batch is materialized.
+  let A = a, B = b;
+  if (sizeOf(aBatch) !== 1 && !same(aBatch, batchShape)) A = expand(a, [...batchShape, ar, ac]);
+  if (sizeOf(bBatch) !== 1 && !same(bBatch, batchShape)) B = expand(b, [...batchShape, br, bc]);
+  const aStride = sizeOf(A.shape.slice(0, -2)) === 1 ? 0 : m * k;
+  const bStride = sizeOf(B.shape.slice(0, -2)) === 1 ? 0 : k * n;
+  const data = backend().matmul(A.f32('matmul'), B.f32('matmul'), batch, m, n, k, transA, transB, aStride, bStride);
+  const outShape = [...batchShape, m, n];
+  const inputs = [A, B];
+  const out = recordOp('matmul', data, outShape, inputs, (g) => {
+    let gA: Tensor | null = null, gB: Tensor | null = null;
+    if (A.requiresGrad) {
+      // dA = g · opB(B)ᵀ, laid out as A is stored (transposed back when transA).
+      gA = transA ? matmul(B, g, { transA: transB, transB: true }) : matmul(g, B, { transB: !transB });
+      gA = sumTo(gA, A.shape);
+    }
+    if (B.requiresGrad) {
+      if (bStride === 0 && aStride !== 0 && !transA && !transB) {
+        // One shared B (a linear layer over a batch): one GEMM over the flattened batch.
+        gB = matmul(reshape(A, [batch * m, k]), reshape(g, [batch * m, n]), { transA: true });
+      } else {
+        gB = transB ? matmul(g, A, { transA: true, transB: transA }) : matmul(A, g, { transA: !transA });
+        gB = sumTo(gB, B.shape);
+      }
+      gB = reshape(gB, B.shape);
+    }
+    return [gA, gB];
+  });
+  return out;
+}
+
+/** y = x · wᵀ + b with w [out, in] as torch.nn.Linear stores it; x [..., in]. */
+export function linear(x: Tensor, w: Tensor, b?: Tensor | null): Tensor {
+  if (w.ndim !== 2 || x.ndim < 1 || x.shape[x.ndim - 1] !== w.shape[1]) {
+    throw new ShapeError(`linear: input ${fmt(x.shape)} does not match weight ${fmt(w.shape)} ([out, in])`);
+  }
+  if (b && (b.ndim !== 1 || b.shape[0] !== w.shape[0])) {
+    throw new ShapeError(`linear: bias ${fmt(b.shape)} does not match weight ${fmt(w.shape)}`);
+  }
+  const lead = x.shape.slice(0, -1);
+  const x2 = reshape(x, [sizeOf(lead), w.shape[1]]);
+  let y = matmul(x2, w, { transB: true });
+  if (b) y = add(y, b);
+  return reshape(y, [...lead, w.shape[0]]);
+}
+
+// ---------------------------------------------------------------- convolution and resampling
+
+export interface Conv2dOptions { stride?: number | [number, number]; padding?: number | [number, number] }
+
+/** torch.nn.functional.conv2d: x [N, C, H, W], w [O, C, kh, kw], bias [O]. */
+export function conv2d(x: Tensor, w: Tensor, bias?: Tensor | null, opts: Conv2dOptions = {}): Tensor {
+  const [sh, sw] = typeof opts.stride === 'number' || opts.stride === undefined ? [opts.stride ?? 1, opts.stride ?? 1] : opts.stride;
+  const [ph, pw] = typeof opts.padding === 'number' || opts.padding === undefined ? [opts.padding ?? 0, opts.padding ?? 0] : opts.padding;
+  const desc = `input ${fmt(x.shape)}, weight ${fmt(w.shape)}`;
+  if (x.ndim !== 4 || w.ndim !== 4) throw new ShapeError(`conv2d: expected 4-D input and weight, got ${desc}`);
+  const [n, c, h, W] = x.shape, [o, wc, kh, kw] = w.shape;
+  if (wc !== c) throw new ShapeError(`conv2d: weight expects ${wc} input channels, input has ${c} (${desc})`);
+  if (![sh, sw, ph, pw].every((v) => Number.isInteger(v)) || sh < 1 || sw < 1 || ph < 0 || pw < 0) {
+    throw new ShapeError(`conv2d: invalid stride (${sh}, ${sw}) or padding (${ph}, ${pw})`);
+  }
+  if (bias && (bias.ndim !== 1 || bias.shape[0] !== o)) throw new ShapeError(`conv2d: bias ${fmt(bias.shape)} does not match ${o} output channels`);
+  const oh = Math.floor((h + 2 * ph - kh) / sh) + 1, ow = Math.floor((W + 2 * pw - kw) / sw) + 1;
+  if (oh < 1 || ow < 1) throw new ShapeError(`conv2d: kernel ${kh}×${kw} is larger than the padded input (${desc})`);
+  checkNonEmpty('conv2d', x, w);
+  const g = { n, c, h, w: W, o, kh, kw, sh, sw, ph, pw, oh, ow };
+  const xd = x.f32('conv2d'), wd = w.f32('conv2d');
+  const data = backend().conv2d(xd, wd, bias ? bias.f32('conv2d') : null, g);
+  const inputs = bias ? [x, w, bias] : [x, w];
+  return recordOp('conv2d', data, [n, o, oh, ow], inputs, (gy) => {
+    const gd = gy.f32('conv2d');
+    const dx = x.requiresGrad ? new Tensor(backend().conv2dBackwardInput(gd, wd, g), x.shape) : null;
+    const dw = w.requiresGrad ? new Tensor(backend().conv2dBackwardWeight(xd, gd, g), w.shape) : null;
+    let db: Tensor | null = null;
+    if (bias?.requiresGrad) {
+      const perBatch = backend().reduce('sum', gd, 1, n, o * oh * ow);
+      db = new Tensor(backend().reduce('sum', perBatch, o, oh * ow, 1), [o]);
+    }
+    return bias ? [dx, dw, db] : [dx, dw];
+  });
+}
+
+function planes(op: string, x: Tensor): [number, number, number] {
+  if (x.ndim < 3) throw new ShapeError(`${op}: expected a tensor [..., H, W] of rank ≥ 3, got ${fmt(x.shape)}`);
+  const [h, w] = x.shape.slice(-2);
+  return [sizeOf(x.shape.slice(0, -2)), h, w];
+}
+
+/** Nearest-neighbour upsampling by 2 on the last two axes. */
+export function upsampleNearest2x(x: Tensor): Tensor {
+  const [p, h, w] = planes('upsampleNearest2x', x);
+  const outShape = [...x.shape.slice(0, -2), 2 * h, 2 * w];
+  return recordOp('upsampleNearest2x', backend().upsampleNearest2x(x.f32('upsample'), p, h, w), outShape, [x], (g) => [
+    new Tensor(backend().affine(backend().avgPool2x2(g.f32('upsample'), p, 2 * h, 2 * w), 4, 0), x.shape),
+  ]);
+}
+
+/** 2×2 average pooling, stride 2, on the last two axes (which must be even). */
+export function avgPool2x2(x: Tensor): Tensor {
+  const [p, h, w] = planes('avgPool2x2', x);
+  if (h % 2 || w % 2) throw new ShapeError(`avgPool2x2: spatial size ${h}×${w} of ${fmt(x.shape)} is not even`);
+  const outShape = [...x.shape.slice(0, -2), h / 2, w / 2];
+  return recordOp('avgPool2x2', backend().avgPool2x2(x.f32('avgPool2x2'), p, h, w), outShape, [x], (g) => [
+    new Tensor(backend().affine(backend().upsampleNearest2x(g.f32('avgPool2x2'), p, h / 2, w / 2), 0.25, 0), x.shape),
+  ]);
+}
+
+// ---------------------------------------------------------------- normalization
+
+export interface GroupNormOptions { eps?: number; silu?: boolean }
+
+/**
+ * Group norm over x [N, C, ...] with per-channel gamma/beta [C]; `silu: true` applies SiLU in the same
+ * kernel (the UNet's norm → activation pair), identical to silu(groupNorm(x)).
+ */
+export function groupNorm(x: Tensor, groups: number, gamma?: Tensor | null, beta?: Tensor | null,
+  { eps = 1e-5, silu: fuseSilu = false }: GroupNormOptions = {}): Tensor {
+  if (x.ndim < 2) throw new ShapeError(`groupNorm: expected [N, C, ...], got ${fmt(x.shape)}`);
+  const [n, c] = x.shape, hw = sizeOf(x.shape.slice(2));
+  if (!Number.isInteger(groups) || groups < 1 || c % groups !== 0) {
+    throw new ShapeError(`groupNorm: ${c} channels of ${fmt(x.shape)} cannot be split into ${groups} groups`);
+  }
+  for (const [name, p] of [['gamma', gamma], ['beta', beta]] as const) {
+    if (p && (p.ndim !== 1 || p.shape[0] !== c)) throw new ShapeError(`groupNorm: ${name} ${fmt(p.shape)} does not match ${c} channels`);
+  }
+  checkNonEmpty('groupNorm', x);
+  const xd = x.f32('groupNorm'), gd = gamma ? gamma.f32('groupNorm') : null, bd = beta ? beta.f32('groupNorm') : null;
+  const r = backend().groupNorm(xd, gd, bd, n, c, hw, groups, eps, fuseSilu);
+  const inputs = [x, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
+  return recordOp(fuseSilu ? 'groupNormSilu' : 'groupNorm', r.y, x.shape, inputs, (g) => {
+    const gr = backend().groupNormBackward(g.f32('groupNorm'), xd, gd, bd, r.mean, r.rstd, n, c, hw, groups, fuseSilu);
+    const out: (Tensor | null)[] = [new Tensor(gr.dx, x.shape)];
+    if (gamma) out.push(gr.dgamma && new Tensor(gr.dgamma, [c]));
+    if (beta) out.push(gr.dbeta && new Tensor(gr.dbeta, [c]));
+    return out;
+  });
+}
+
+/** Layer norm over the last axis with gamma/beta [D]. */
+export function layerNorm(x: Tensor, gamma?: Tensor | null, beta?: Tensor | null, eps = 1e-5): Tensor {
+  if (x.ndim < 1) throw new ShapeError('layerNorm: scalar input');
+  const d = x.shape[x.ndim - 1], rows = x.size / Math.max(d, 1);
+  for (const [name, p] of [['gamma', gamma], ['beta', beta]] as const) {
+    if (p && (p.ndim !== 1 || p.shape[0] !== d)) throw new ShapeError(`layerNorm: ${name} ${fmt(p.shape)} does not match last axis of ${fmt(x.shape)}`);
+  }
+  checkNonEmpty('layerNorm', x);
+  const xd = x.f32('layerNorm'), gd = gamma ? gamma.f32('layerNorm') : null;
+  const r = backend().layerNorm(xd, gd, beta ? beta.f32('layerNorm') : null, rows, d, eps);
+  const inputs = [x, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
+  return recordOp('layerNorm', r.y, x.shape, inputs, (g) => {
+    const gr = backend().layerNormBackward(g.f32('layerNorm'), xd, gd, r.mean, r.rstd, rows, d, !!beta);
+    const out: (Tensor | null)[] = [new Tensor(gr.dx, x.shape)];
+    if (gamma) out.push(gr.dgamma && new Tensor(gr.dgamma, [d]));
+    if (beta) out.push(gr.dbeta && new Tensor(gr.dbeta, [d]));
+    return out;
+  });
+}
+
+// ---------------------------------------------------------------- softmax and attention
+
+function lastAxisOp(name: string, x: Tensor, axis: number,
+  fwd: (xd: F32, rows: number, d: number) => F32, bwd: (y: F32, dy: F32, rows: number, d: number) => F32): Tensor {
+  const a = normalizeAxis(name, axis, x.ndim);
+  checkNonEmpty(name, x);
+  if (a !== x.ndim - 1) {
+    const perm = x.shape.map((_, i) => i);
+    perm[a] = x.ndim - 1; perm[x.ndim - 1] = a;
+    return permute(lastAxisOp(name, permute(x, perm), -1, fwd, bwd), perm);
+  }
+  const d = x.shape[a], rows = x.size / d;
+  const y = fwd(x.f32(name), rows, d);
+  return recordOp(name, y, x.shape, [x], (g) => [new Tensor(bwd(y, g.f32(name), rows, d), x.shape)]);
+}
+
+export function softmax(x: Tensor, axis = -1): Tensor {
+  const be = backend();
+  return lastAxisOp('softmax', x, axis, (xd, r, d) => be.softmax(xd, r, d), (y, dy, r, d) => be.softmaxBackward(y, dy, r, d));
+}
+
+export function logSoftmax(x: Tensor, axis = -1): Tensor {
+  const be = backend();
+  return lastAxisOp('logSoftmax', x, axis, (xd, r, d) => be.logSoftmax(xd, r, d), (y, dy, r, d) => be.logSoftmaxBackward(y, dy, r, d));
+}
+
+/** softmax(q kᵀ · scale) v over q [..., Lq, d], k [..., Lk, d], v [..., Lk, dv]; scale defaults to 1/√d. */
+export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, scale?: number): Tensor {
+  if (q.ndim < 2 || k.ndim !== q.ndim || v.ndim !== q.ndim || q.shape[q.ndim - 1] !== k.shape[k.ndim - 1]
+    || k.shape[k.ndim - 2] !== v.shape[v.ndim - 2]) {
+    throw new ShapeError(`scaledDotProductAttention: q ${fmt(q.shape)}, k ${fmt(k.shape)}, v ${fmt(v.shape)} do not fit [..., L, d]`);
+  }
+  const s = scale ?? 1 / Math.sqrt(q.shape[q.ndim - 1]);
+  const scores = mul(matmul(q, k, { transB: true }), s);
+  return matmul(softmax(scores, -1), v);
+}
+
+// ---------------------------------------------------------------- lookup, dropout, losses
+
+/** table[idx]: idx int32 of any shape, table [rows, D] → [...idx.shape, D]. */
+export function embedding(idx: Tensor, table: Tensor): Tensor {
+  if (idx.dtype !== 'int32') throw new TypeError(`embedding: indices must be int32, got ${idx.dtype} ${fmt(idx.shape)}`);
+  if (table.ndim !== 2) throw new ShapeError(`embedding: table must be [rows, D], got ${fmt(table.shape)}`);
+  const [rows, d] = table.shape;
+  const id = idx.data as Int32Array;
+  for (let i = 0; i < id.length; i++) {
+    if (id[i] < 0 || id[i] >= rows) throw new RangeError(`embedding: index ${id[i]} is out of range for a table of ${rows} rows`);
+  }
+  return recordOp('embedding', backend().gatherRows(table.f32('embedding'), id, d), [...idx.shape, d], [table], (g) => [
+    new Tensor(backend().scatterAddRows(g.f32('embedding'), id, rows, d), table.shape),
+  ]);
+}
+
+/** Inverted dropout: zeroes with probability p and scales the rest by 1/(1−p); identity when not training. */
+export function dropout(x: Tensor, p: number, training = true, gen: Generator = defaultGenerator): Tensor {
+  if (!(p >= 0 && p < 1)) throw new RangeError(`dropout: probability ${p} must be in [0, 1)`);
+  if (!training || p === 0) return x;
+  const mask = new Float32Array(x.size);
+  const keep = 1 / (1 - p);
+  for (let i = 0; i < mask.length; i++) mask[i] = gen.uniform() >= p ? keep : 0;
+  return mul(x, new Tensor(mask, x.shape));
+}
+
+/** Mean squared error (mean over all elements), as F.mse_loss. */
+export function mseLoss(pred: Tensor, target: Tensor): Tensor {
+  if (!same(pred.shape, target.shape)) throw new ShapeError(`mseLoss: prediction ${fmt(pred.shape)} and target ${fmt(target.shape)} differ`);
+  checkNonEmpty('mseLoss', pred);
+  const d = sub(pred, target);
+  return mean(mul(d, d));
+}
+
+export { noGrad, isGradEnabled };

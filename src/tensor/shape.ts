@@ -1,0 +1,68 @@
+/** Shape arithmetic shared by every op. Errors name the operation and the shapes involved. */
+
+export class ShapeError extends Error {
+  override name = 'ShapeError';
+}
+
+export const fmt = (shape: readonly number[]) => `[${shape.join(', ')}]`;
+
+export function sizeOf(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/** Row-major element strides. */
+export function stridesOf(shape: readonly number[]): number[] {
+  const s = new Array<number>(shape.length);
+  let acc = 1;
+  for (let i = shape.length - 1; i >= 0; i--) { s[i] = acc; acc *= shape[i]; }
+  return s;
+}
+
+export function checkShape(op: string, shape: readonly number[]): void {
+  for (const d of shape) {
+    if (!Number.isInteger(d) || d < 0) throw new ShapeError(`${op}: invalid shape ${fmt(shape)} (dimensions must be non-negative integers)`);
+  }
+}
+
+/** NumPy broadcasting of any number of shapes. */
+export function broadcastShapes(op: string, ...shapes: (readonly number[])[]): number[] {
+  const nd = Math.max(...shapes.map((s) => s.length));
+  const out = new Array<number>(nd).fill(1);
+  for (let i = 0; i < nd; i++) {
+    for (const s of shapes) {
+      const d = s[s.length - nd + i] ?? 1;
+      if (d === 1) continue;
+      if (out[i] !== 1 && out[i] !== d) {
+        throw new ShapeError(`${op}: shapes ${shapes.map(fmt).join(' and ')} cannot be broadcast together`);
+      }
+      out[i] = d;
+    }
+  }
+  return out;
+}
+
+/** Strides that read a dense tensor of `shape` as if it had `outShape` (0 on broadcast dims). */
+export function broadcastStrides(shape: readonly number[], outShape: readonly number[]): number[] {
+  const st = stridesOf(shape), nd = outShape.length, off = nd - shape.length;
+  const out = new Array<number>(nd).fill(0);
+  for (let i = 0; i < shape.length; i++) out[off + i] = shape[i] === 1 ? 0 : st[i];
+  return out;
+}
+
+export function normalizeAxis(op: string, axis: number, ndim: number): number {
+  if (!Number.isInteger(axis) || axis < -ndim || axis >= ndim) {
+    throw new ShapeError(`${op}: axis ${axis} is out of range for a tensor of rank ${ndim}`);
+  }
+  return axis < 0 ? axis + ndim : axis;
+}
+
+/** Sorted, de-duplicated, non-negative axes; undefined means all axes. */
+export function normalizeAxes(op: string, axes: number | readonly number[] | undefined, ndim: number): number[] {
+  if (axes === undefined) return Array.from({ length: ndim }, (_, i) => i);
+  const list = typeof axes === 'number' ? [axes] : axes;
+  const out = [...new Set(list.map((a) => normalizeAxis(op, a, ndim)))].sort((a, b) => a - b);
+  if (out.length !== list.length) throw new ShapeError(`${op}: repeated axis in ${fmt(list)}`);
+  return out;
+}
