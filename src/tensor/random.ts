@@ -25,15 +25,18 @@ export class Generator {
     return this;
   }
 
-  /** The full state, for checkpoints; `setState` restores it exactly. */
-  getState(): number[] {
-    return [...this.s, this.spare === null ? NaN : this.spare];
+  /** The full state as JSON-safe numbers (null: no cached normal), for checkpoints; `setState` restores it exactly. */
+  getState(): (number | null)[] {
+    return [...this.s, this.spare];
   }
 
-  setState(state: readonly number[]): void {
-    if (state.length !== 5) throw new Error(`Generator.setState: expected 5 numbers, got ${state.length}`);
-    for (let i = 0; i < 4; i++) this.s[i] = state[i] >>> 0;
-    this.spare = Number.isNaN(state[4]) ? null : state[4];
+  setState(state: readonly (number | null)[]): void {
+    if (state.length !== 5 || state.slice(0, 4).some((v) => typeof v !== 'number')) {
+      throw new Error(`Generator.setState: expected 4 state words and a cached normal, got ${JSON.stringify(state)}`);
+    }
+    for (let i = 0; i < 4; i++) this.s[i] = (state[i] as number) >>> 0;
+    const spare = state[4];
+    this.spare = typeof spare === 'number' && !Number.isNaN(spare) ? spare : null;
   }
 
   nextUint32(): number {
