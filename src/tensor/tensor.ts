@@ -127,7 +127,9 @@ export class Tensor {
         if (!g) continue;
         grads.delete(t);
         if (!t.node) {
-          if (t.requiresGrad) t.grad = t.grad ? accumulate(t.grad, g) : g;
+          // A leaf's gradient gets its own storage: rules may hand one tensor to several inputs (add) or
+          // share data with a view (reshape), and callers may modify .grad in place.
+          if (t.requiresGrad) t.grad = t.grad ? accumulate(t.grad, g) : new Tensor(g.data.slice(), g.shape);
           continue;
         }
         const inputGrads = t.node.backward(g);

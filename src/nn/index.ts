@@ -1,0 +1,14 @@
+/** Neural-network modules: the Module tree, layers, the UNet and the MLP denoiser. */
+export { Module, Parameter, init } from './module.js';
+export type { StateDict, StateEntry, StateEntryLike, LoadStateDictOptions, LoadStateDictResult, UnaryModule } from './module.js';
+export {
+  Linear, Conv2d, GroupNorm, LayerNorm, Embedding, Dropout, SiLU, Identity, Sequential, ModuleList,
+} from './layers.js';
+export type { InitOptions, Conv2dLayerOptions } from './layers.js';
+export {
+  UNet, ResBlock, AttnBlock, Downsample, Upsample, DownLevel, UpLevel, MidBlock, UNET_PRESETS, unetPreset,
+  unetConfigFromJSON, validateUNetConfig, normGroupsFor, timestepEmbedding, describeModel,
+} from './unet.js';
+export type { UNetConfig, UNetPresetName, UNetInitOptions } from './unet.js';
+export { MLPDenoiser, mlpConfig } from './mlp.js';
+export type { MLPConfig } from './mlp.js';

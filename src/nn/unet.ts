@@ -1,0 +1,440 @@
+/**
+ * A UNet noise predictor in the DDPM / ADM (Ho et al. 2020; Dhariwal & Nichol 2021) layout, with the same
+ * module tree — hence the same parameter names and layouts — as its PyTorch transcription in
+ * bench/unet_torch.py, so state dicts load in either unchanged.
+ *
+ *   time_embed      Sequential(Linear(C, 4C), SiLU, Linear(4C, 4C)) over a sinusoidal embedding of t
+ *   label_emb       Embedding(numClasses + 1, 4C), optional; row numClasses is the null class (CFG)
+ *   conv_in         Conv2d(in, C, 3)
+ *   down.{i}        level i: block.{j} ResBlock ×numResBlocks, attn.{j} (levels in attentionLevels),
+ *                   downsample (conv 3×3 stride 2, or 2×2 average pooling) except on the last level
+ *   mid             block_1, attn_1 (midAttention), block_2
+ *   up.{i}          level i (up.0 is full resolution; run last): block.{j} ×(numResBlocks + 1), each taking
+ *                   the concat of the running features and one skip; attn.{j}; upsample (nearest ×2 + conv 3×3)
+ *                   except on level 0
+ *   norm_out, conv_out   GroupNorm + SiLU, Conv2d(C, out, 3); out = 2·in when the variance is learned
+ *
+ * ResBlock: norm1 (GroupNorm+SiLU, fused) → conv1 → + temb_proj(SiLU(emb)) → norm2 (GroupNorm+SiLU) →
+ * dropout → conv2, plus the input (through `skip`, a 1×1 conv, when the channel count changes).
+ * AttnBlock: norm → qkv (1×1 conv, C → 3C; channels [q | k | v], head h owning channels h·d … h·d+d−1 of
+ * each) → softmax(qᵀk/√d) per head → proj_out (1×1 conv) → + input.
+ *
+ * Initialization: PyTorch's defaults (kaiming-uniform a = √5 weights, U(±1/√fan_in) biases, norms 1/0,
+ * Embedding N(0,1)), except — as in DDPM/ADM — conv2 of every ResBlock, proj_out of every AttnBlock and
+ * conv_out are zero-initialized (each residual branch starts as the identity, the output starts at 0).
+ * Pass `zeroInit: false` to keep the default init everywhere.
+ *
+ * Group counts: normGroupsFor(C, maxGroups) = the largest divisor of C not above min(maxGroups, C/4), so
+ * each group has at least 4 channels (32 groups from 128 channels on; 8 groups at 32 channels).
+ */
+import {
+  Generator, Tensor, add, avgPool2x2, concat, full, matmul, mul, reshape, silu, softmax, split, tensor,
+  upsampleNearest2x,
+} from '../tensor/index.js';
+import { Conv2d, Dropout, Embedding, GroupNorm, Linear, ModuleList, SiLU, Sequential } from './layers.js';
+import { Module } from './module.js';
+
+export interface UNetConfig {
+  /** Nominal image side (28 for MNIST, 32 for CIFAR); any H, W divisible by 2^(levels−1) run. */
+  imageSize: number;
+  inChannels: number;
+  /** Base channel count C; level i has C·channelMult[i] channels. */
+  modelChannels: number;
+  channelMult: number[];
+  numResBlocks: number;
+  /** Level indices (0 = full resolution) whose blocks are followed by self-attention. */
+  attentionLevels: number[];
+  numHeads: number;
+  dropout: number;
+  /** 0: unconditional. Otherwise labels 0 … numClasses−1, and numClasses means "no class" (CFG). */
+  numClasses: number;
+  /** Output 2·inChannels channels: the noise prediction, then the variance interpolation v (iDDPM). */
+  learnSigma: boolean;
+  downsample: 'conv' | 'avgpool';
+  /** Upper bound on the GroupNorm group count (see normGroupsFor). */
+  normGroups: number;
+  midAttention: boolean;
+}
+
+const DEFAULTS: UNetConfig = {
+  imageSize: 28, inChannels: 1, modelChannels: 32, channelMult: [1, 2, 2], numResBlocks: 1,
+  attentionLevels: [2], numHeads: 1, dropout: 0, numClasses: 0, learnSigma: false, downsample: 'conv',
+  normGroups: 32, midAttention: true,
+};
+
+export type UNetPresetName = 'tiny' | 'small' | 'base';
+
+/**
+ * Presets for 28×28 (MNIST) and 32×32 (CIFAR) images; all three have 3 levels (28 → 14 → 7, 32 → 16 → 8).
+ * - tiny:  C=32,  mult [1,2,2], 1 block/level, attention at the lowest resolution (7×7), no dropout — sized
+ *          for short CPU runs (MNIST on 2 cores).
+ * - small: C=64,  mult [1,2,2], 2 blocks/level, attention at the lowest resolution, 4 heads.
+ * - base:  C=128, mult [1,2,2], 2 blocks/level, attention at 14×14 and 7×7, 4 heads.
+ */
+export const UNET_PRESETS: Record<UNetPresetName, Partial<UNetConfig>> = {
+  tiny: { modelChannels: 32, channelMult: [1, 2, 2], numResBlocks: 1, attentionLevels: [2], numHeads: 1, dropout: 0 },
+  small: { modelChannels: 64, channelMult: [1, 2, 2], numResBlocks: 2, attentionLevels: [2], numHeads: 4, dropout: 0.1 },
+  base: { modelChannels: 128, channelMult: [1, 2, 2], numResBlocks: 2, attentionLevels: [1, 2], numHeads: 4, dropout: 0.1 },
+};
+
+/** A full config from a preset, with overrides (inChannels, imageSize, numClasses, learnSigma, …). */
+export function unetPreset(name: UNetPresetName, overrides: Partial<UNetConfig> = {}): UNetConfig {
+  const p = UNET_PRESETS[name];
+  if (!p) throw new Error(`unetPreset: unknown preset '${String(name)}' (choose one of ${Object.keys(UNET_PRESETS).join(', ')})`);
+  return validateUNetConfig({ ...DEFAULTS, ...p, ...overrides });
+}
+
+/** Parses a config from JSON (a string or a parsed object); missing fields take the tiny preset's values. */
+export function unetConfigFromJSON(json: string | unknown): UNetConfig {
+  const obj = typeof json === 'string' ? JSON.parse(json) as unknown : json;
+  if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) throw new Error('UNetConfig: expected a JSON object');
+  const known = new Set(Object.keys(DEFAULTS));
+  const extra = Object.keys(obj).filter((k) => !known.has(k));
+  if (extra.length) throw new Error(`UNetConfig: unknown field(s) ${extra.join(', ')}`);
+  return validateUNetConfig({ ...DEFAULTS, ...(obj as Partial<UNetConfig>) });
+}
+
+/** Checks every field; returns a normalized copy (arrays copied). */
+export function validateUNetConfig(c: UNetConfig): UNetConfig {
+  const bad = (msg: string): never => { throw new Error(`UNetConfig: ${msg}`); };
+  const posInt = (k: keyof UNetConfig) => {
+    const v = c[k];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) bad(`${k} must be a positive integer, got ${JSON.stringify(v)}`);
+  };
+  (['imageSize', 'inChannels', 'modelChannels', 'numResBlocks', 'numHeads', 'normGroups'] as const).forEach(posInt);
+  if (!Array.isArray(c.channelMult) || c.channelMult.length < 1
+    || !c.channelMult.every((m) => Number.isInteger(m) && m >= 1)) bad(`channelMult must be a non-empty list of positive integers, got ${JSON.stringify(c.channelMult)}`);
+  const levels = c.channelMult.length;
+  if (!Array.isArray(c.attentionLevels) || !c.attentionLevels.every((l) => Number.isInteger(l) && l >= 0 && l < levels)) {
+    bad(`attentionLevels must list level indices in 0…${levels - 1}, got ${JSON.stringify(c.attentionLevels)}`);
+  }
+  if (typeof c.dropout !== 'number' || !(c.dropout >= 0 && c.dropout < 1)) bad(`dropout must be in [0, 1), got ${JSON.stringify(c.dropout)}`);
+  if (!Number.isInteger(c.numClasses) || c.numClasses < 0) bad(`numClasses must be a non-negative integer, got ${JSON.stringify(c.numClasses)}`);
+  if (typeof c.learnSigma !== 'boolean') bad(`learnSigma must be a boolean, got ${JSON.stringify(c.learnSigma)}`);
+  if (typeof c.midAttention !== 'boolean') bad(`midAttention must be a boolean, got ${JSON.stringify(c.midAttention)}`);
+  if (c.downsample !== 'conv' && c.downsample !== 'avgpool') bad(`downsample must be 'conv' or 'avgpool', got ${JSON.stringify(c.downsample)}`);
+  const withAttn = [...new Set([...c.attentionLevels, ...(c.midAttention ? [levels - 1] : [])])];
+  for (const l of withAttn) {
+    const ch = c.modelChannels * c.channelMult[l];
+    if (ch % c.numHeads !== 0) bad(`${ch} channels at level ${l} cannot be split into ${c.numHeads} heads`);
+  }
+  const div = 2 ** (levels - 1);
+  if (c.imageSize % div !== 0) bad(`imageSize ${c.imageSize} must be divisible by ${div} (${levels} levels)`);
+  return { ...c, channelMult: [...c.channelMult], attentionLevels: [...c.attentionLevels].sort((a, b) => a - b) };
+}
+
+/** The largest divisor of `channels` not above min(maxGroups, channels/4) (at least 1). */
+export function normGroupsFor(channels: number, maxGroups = 32): number {
+  let g = Math.max(1, Math.min(maxGroups, Math.floor(channels / 4)));
+  while (channels % g !== 0) g--;
+  return g;
+}
+
+/**
+ * Sinusoidal timestep embedding (ADM's): [cos(t·f_0) … cos(t·f_{h−1}), sin(t·f_0) … sin(t·f_{h−1})] with
+ * h = ⌊dim/2⌋, f_i = maxPeriod^(−i/h); a zero column is appended when dim is odd. Computed in float64 on the
+ * host (identical on every backend), then rounded to float32. t: float32 [B] → [B, dim].
+ */
+export function timestepEmbedding(t: Tensor, dim: number, maxPeriod = 10000): Tensor {
+  if (t.ndim !== 1) throw new Error(`timestepEmbedding: t must be [B], got [${t.shape.join(', ')}]`);
+  const b = t.shape[0], half = Math.floor(dim / 2), td = t.data;
+  const out = new Float32Array(b * dim);
+  for (let i = 0; i < half; i++) {
+    const f = Math.exp(-Math.log(maxPeriod) * i / half);
+    for (let r = 0; r < b; r++) {
+      const a = td[r] * f;
+      out[r * dim + i] = Math.cos(a);
+      out[r * dim + half + i] = Math.sin(a);
+    }
+  }
+  return tensor(out, [b, dim]);
+}
+
+export interface UNetInitOptions {
+  /** Seed of the initialization (and, by default, of dropout). Default 0. */
+  seed?: number;
+  /** Generator for the initial values (overrides seed). */
+  gen?: Generator;
+  /** Generator for dropout masks (default: seeded from seed + 1). */
+  dropoutGen?: Generator;
+  /** Zero-init the last conv of every residual branch and the output conv (default true). */
+  zeroInit?: boolean;
+}
+
+function zero(m: Conv2d): Conv2d {
+  m.weight.values.fill(0);
+  m.bias?.values.fill(0);
+  return m;
+}
+
+export class ResBlock extends Module {
+  readonly norm1: GroupNorm;
+  readonly conv1: Conv2d;
+  readonly tembProj: Linear;
+  readonly norm2: GroupNorm;
+  readonly dropout: Dropout;
+  readonly conv2: Conv2d;
+  readonly skip: Conv2d | null;
+
+  constructor(readonly inChannels: number, readonly outChannels: number, tembChannels: number, dropoutP: number,
+    maxGroups: number, gen: Generator, dropoutGen: Generator, zeroInit: boolean) {
+    super();
+    this.norm1 = this.registerModule('norm1', new GroupNorm(normGroupsFor(inChannels, maxGroups), inChannels, { silu: true }));
+    this.conv1 = this.registerModule('conv1', new Conv2d(inChannels, outChannels, 3, { padding: 1, gen }));
+    this.tembProj = this.registerModule('temb_proj', new Linear(tembChannels, outChannels, { gen }));
+    this.norm2 = this.registerModule('norm2', new GroupNorm(normGroupsFor(outChannels, maxGroups), outChannels, { silu: true }));
+    this.dropout = this.registerModule('dropout', new Dropout(dropoutP, dropoutGen));
+    this.conv2 = this.registerModule('conv2', new Conv2d(outChannels, outChannels, 3, { padding: 1, gen }));
+    if (zeroInit) zero(this.conv2);
+    this.skip = inChannels !== outChannels ? this.registerModule('skip', new Conv2d(inChannels, outChannels, 1, { gen })) : null;
+  }
+
+  /** x [B, Cin, H, W], embAct = SiLU(emb) [B, E] → [B, Cout, H, W]. */
+  forward(x: Tensor, embAct: Tensor): Tensor {
+    let h = this.conv1.forward(this.norm1.forward(x));
+    h = add(h, reshape(this.tembProj.forward(embAct), [x.shape[0], this.outChannels, 1, 1]));
+    h = this.conv2.forward(this.dropout.forward(this.norm2.forward(h)));
+    return add(this.skip ? this.skip.forward(x) : x, h);
+  }
+}
+
+export class AttnBlock extends Module {
+  readonly norm: GroupNorm;
+  readonly qkv: Conv2d;
+  readonly projOut: Conv2d;
+
+  constructor(readonly channels: number, readonly numHeads: number, maxGroups: number, gen: Generator, zeroInit: boolean) {
+    super();
+    if (channels % numHeads !== 0) throw new Error(`AttnBlock: ${channels} channels cannot be split into ${numHeads} heads`);
+    this.norm = this.registerModule('norm', new GroupNorm(normGroupsFor(channels, maxGroups), channels));
+    this.qkv = this.registerModule('qkv', new Conv2d(channels, 3 * channels, 1, { gen }));
+    this.projOut = this.registerModule('proj_out', new Conv2d(channels, channels, 1, { gen }));
+    if (zeroInit) zero(this.projOut);
+  }
+
+  forward(x: Tensor): Tensor {
+    const [b, c, h, w] = x.shape;
+    const heads = this.numHeads, d = c / heads, hw = h * w;
+    const qkv = reshape(this.qkv.forward(this.norm.forward(x)), [b, 3 * c, hw]);
+    // q, k, v: [B·heads, d, HW] (channel-major per head: no transposes needed).
+    const [q, k, v] = split(qkv, 3, 1).map((t) => reshape(t, [b * heads, d, hw]));
+    const scores = mul(matmul(q, k, { transA: true }), 1 / Math.sqrt(d)); // [B·heads, HW_q, HW_k]
+    const attn = softmax(scores, -1);
+    const out = matmul(v, attn, { transB: true }); // [B·heads, d, HW_q]
+    return add(x, this.projOut.forward(reshape(out, [b, c, h, w])));
+  }
+}
+
+export class Downsample extends Module {
+  readonly conv: Conv2d | null;
+
+  constructor(channels: number, withConv: boolean, gen: Generator) {
+    super();
+    this.conv = withConv ? this.registerModule('conv', new Conv2d(channels, channels, 3, { stride: 2, padding: 1, gen })) : null;
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.conv ? this.conv.forward(x) : avgPool2x2(x);
+  }
+}
+
+export class Upsample extends Module {
+  readonly conv: Conv2d;
+
+  constructor(channels: number, gen: Generator) {
+    super();
+    this.conv = this.registerModule('conv', new Conv2d(channels, channels, 3, { padding: 1, gen }));
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.conv.forward(upsampleNearest2x(x));
+  }
+}
+
+export class DownLevel extends Module {
+  readonly block: ModuleList<ResBlock>;
+  readonly attn: ModuleList<AttnBlock>;
+  downsample: Downsample | null = null;
+
+  constructor() {
+    super();
+    this.block = this.registerModule('block', new ModuleList<ResBlock>());
+    this.attn = this.registerModule('attn', new ModuleList<AttnBlock>());
+  }
+
+  setDownsample(d: Downsample): void {
+    this.downsample = this.registerModule('downsample', d);
+  }
+}
+
+export class UpLevel extends Module {
+  readonly block: ModuleList<ResBlock>;
+  readonly attn: ModuleList<AttnBlock>;
+  upsample: Upsample | null = null;
+
+  constructor() {
+    super();
+    this.block = this.registerModule('block', new ModuleList<ResBlock>());
+    this.attn = this.registerModule('attn', new ModuleList<AttnBlock>());
+  }
+
+  setUpsample(u: Upsample): void {
+    this.upsample = this.registerModule('upsample', u);
+  }
+}
+
+export class MidBlock extends Module {
+  readonly block1: ResBlock;
+  readonly attn1: AttnBlock | null;
+  readonly block2: ResBlock;
+
+  constructor(block1: ResBlock, attn1: AttnBlock | null, block2: ResBlock) {
+    super();
+    this.block1 = this.registerModule('block_1', block1);
+    this.attn1 = attn1 ? this.registerModule('attn_1', attn1) : null;
+    this.block2 = this.registerModule('block_2', block2);
+  }
+
+  forward(h: Tensor, embAct: Tensor): Tensor {
+    h = this.block1.forward(h, embAct);
+    if (this.attn1) h = this.attn1.forward(h);
+    return this.block2.forward(h, embAct);
+  }
+}
+
+export class UNet extends Module {
+  readonly config: UNetConfig;
+  readonly outChannels: number;
+  readonly timeEmbed: Sequential;
+  readonly labelEmb: Embedding | null;
+  readonly convIn: Conv2d;
+  readonly down: ModuleList<DownLevel>;
+  readonly mid: MidBlock;
+  readonly up: ModuleList<UpLevel>;
+  readonly normOut: GroupNorm;
+  readonly convOut: Conv2d;
+  /** Draws the dropout masks (its state belongs in a resumable checkpoint). */
+  readonly dropoutGen: Generator;
+
+  constructor(config: UNetConfig, { seed = 0, gen, dropoutGen, zeroInit = true }: UNetInitOptions = {}) {
+    super();
+    const cfg = this.config = validateUNetConfig(config);
+    const g = gen ?? new Generator(seed);
+    const dg = this.dropoutGen = dropoutGen ?? new Generator(seed + 1);
+    const ch = cfg.modelChannels, temb = 4 * ch, mg = cfg.normGroups, levels = cfg.channelMult.length;
+    this.outChannels = cfg.learnSigma ? 2 * cfg.inChannels : cfg.inChannels;
+    const res = (cin: number, cout: number) => new ResBlock(cin, cout, temb, cfg.dropout, mg, g, dg, zeroInit);
+    const attn = (c: number) => new AttnBlock(c, cfg.numHeads, mg, g, zeroInit);
+
+    this.timeEmbed = this.registerModule('time_embed', new Sequential(new Linear(ch, temb, { gen: g }), new SiLU(), new Linear(temb, temb, { gen: g })));
+    this.labelEmb = cfg.numClasses > 0 ? this.registerModule('label_emb', new Embedding(cfg.numClasses + 1, temb, { gen: g })) : null;
+    this.convIn = this.registerModule('conv_in', new Conv2d(cfg.inChannels, ch, 3, { padding: 1, gen: g }));
+
+    // Down path; skipChannels tracks what each pushed feature map holds.
+    this.down = this.registerModule('down', new ModuleList<DownLevel>());
+    const skipChannels = [ch];
+    let cur = ch;
+    for (let i = 0; i < levels; i++) {
+      const level = new DownLevel();
+      const out = ch * cfg.channelMult[i];
+      for (let j = 0; j < cfg.numResBlocks; j++) {
+        level.block.append(res(cur, out));
+        cur = out;
+        if (cfg.attentionLevels.includes(i)) level.attn.append(attn(cur));
+        skipChannels.push(cur);
+      }
+      if (i !== levels - 1) {
+        level.setDownsample(new Downsample(cur, cfg.downsample === 'conv', g));
+        skipChannels.push(cur);
+      }
+      this.down.append(level);
+    }
+
+    this.mid = this.registerModule('mid', new MidBlock(res(cur, cur), cfg.midAttention ? attn(cur) : null, res(cur, cur)));
+
+    // Up path, built deepest level first; stored so that up.{i} is level i (as DDPM's `up.insert(0, …)`).
+    const upLevels: UpLevel[] = [];
+    for (let i = levels - 1; i >= 0; i--) {
+      const level = new UpLevel();
+      const out = ch * cfg.channelMult[i];
+      for (let j = 0; j <= cfg.numResBlocks; j++) {
+        level.block.append(res(cur + skipChannels.pop()!, out));
+        cur = out;
+        if (cfg.attentionLevels.includes(i)) level.attn.append(attn(cur));
+      }
+      if (i !== 0) level.setUpsample(new Upsample(cur, g));
+      upLevels.unshift(level);
+    }
+    this.up = this.registerModule('up', new ModuleList(upLevels));
+
+    this.normOut = this.registerModule('norm_out', new GroupNorm(normGroupsFor(cur, mg), cur, { silu: true }));
+    this.convOut = this.registerModule('conv_out', new Conv2d(cur, this.outChannels, 3, { padding: 1, gen: g }));
+    if (zeroInit) zero(this.convOut);
+  }
+
+  /**
+   * x float32 [B, inChannels, H, W], t float32 [B] (timesteps, any real values), classes int32 [B] with
+   * values in 0…numClasses (numClasses = the null class; omitted: all null). → [B, outChannels, H, W].
+   */
+  forward(x: Tensor, t: Tensor, classes?: Tensor): Tensor {
+    const cfg = this.config, levels = cfg.channelMult.length;
+    const shp = (s: readonly number[]) => `[${s.join(', ')}]`;
+    if (x.ndim !== 4 || x.shape[1] !== cfg.inChannels) {
+      throw new Error(`UNet.forward: x must be [B, ${cfg.inChannels}, H, W], got ${shp(x.shape)}`);
+    }
+    const [b, , hh, ww] = x.shape, div = 2 ** (levels - 1);
+    if (hh % div !== 0 || ww % div !== 0) {
+      throw new Error(`UNet.forward: spatial size ${hh}×${ww} must be divisible by ${div} (${levels} levels)`);
+    }
+    if (t.ndim !== 1 || t.shape[0] !== b || t.dtype !== 'float32') {
+      throw new Error(`UNet.forward: t must be float32 [${b}], got ${t.dtype} ${shp(t.shape)}`);
+    }
+    let emb = this.timeEmbed.forward(timestepEmbedding(t, cfg.modelChannels));
+    if (classes && !this.labelEmb) throw new Error('UNet.forward: classes given to an unconditional model (numClasses = 0)');
+    if (this.labelEmb) {
+      if (classes && (classes.dtype !== 'int32' || classes.ndim !== 1 || classes.shape[0] !== b)) {
+        throw new Error(`UNet.forward: classes must be int32 [${b}], got ${classes.dtype} ${shp(classes.shape)}`);
+      }
+      const labels = classes ?? full([b], cfg.numClasses, { dtype: 'int32' });
+      emb = add(emb, this.labelEmb.forward(labels));
+    }
+    const embAct = silu(emb);
+
+    let h = this.convIn.forward(x);
+    const hs: Tensor[] = [h];
+    for (const level of this.down) {
+      for (let j = 0; j < level.block.length; j++) {
+        h = level.block.at(j).forward(h, embAct);
+        if (level.attn.length) h = level.attn.at(j).forward(h);
+        hs.push(h);
+      }
+      if (level.downsample) {
+        h = level.downsample.forward(h);
+        hs.push(h);
+      }
+    }
+    h = this.mid.forward(h, embAct);
+    for (let i = levels - 1; i >= 0; i--) {
+      const level = this.up.at(i);
+      for (let j = 0; j < level.block.length; j++) {
+        h = level.block.at(j).forward(concat([h, hs.pop()!], 1), embAct);
+        if (level.attn.length) h = level.attn.at(j).forward(h);
+      }
+      if (level.upsample) h = level.upsample.forward(h);
+    }
+    return this.convOut.forward(this.normOut.forward(h));
+  }
+}
+
+/** Parameter counts, total and per top-level child, with the config when the model has one. */
+export function describeModel(model: Module, name = model.constructor.name): string {
+  const n = (x: number) => x.toLocaleString('en-US');
+  const lines = [`${name}: ${n(model.numParameters())} parameters`];
+  const cfg = (model as { config?: unknown }).config;
+  if (cfg) lines.push(`  config ${JSON.stringify(cfg)}`);
+  for (const [child, m] of model.namedChildren()) {
+    const c = m.numParameters();
+    if (c > 0) lines.push(`  ${child.padEnd(12)} ${n(c).padStart(12)}`);
+  }
+  return lines.join('\n');
+}
