@@ -2,3 +2,10 @@
 export * from './tensor/index.js';
 export { setBackend, getBackend, availableBackends, backendByName } from './backends/index.js';
 export type { Backend, BackendName } from './backends/index.js';
+export * from './nn/index.js';
+export * from './train/index.js';
+export * from './diffusion/index.js';
+export * from './data/index.js';
+export * from './io/safetensors.js';
+export * from './io/png.js';
+export * from './io/plot.js';
