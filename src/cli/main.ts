@@ -1,0 +1,393 @@
+/**
+ * The `diffuse` command: train, sample, forward, eval, info. Uses only the public API plus Node I/O.
+ * Bad input gets one line naming the option or file and a non-zero exit; nothing existing is overwritten
+ * unless asked (`--resume` continues a run in place; `--force` starts over in a used folder).
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import cliProgress from 'cli-progress';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import {
+  CHECKPOINT_JSON, NonFiniteLossError, Trainer, checkpointDir, loadModelFromCheckpoint, readCheckpointJson,
+  sampleImages, type RunConfig, type TrainerConfig,
+} from '../train/index.js';
+import { SAMPLER_KINDS, makeSchedule, normalizeScheduleConfig, qSample, type SamplerConfig, type SamplerKind } from '../diffusion/index.js';
+import { loadImageDataset } from '../data/index.js';
+import { saveImageGrid, saveImage } from '../io/png.js';
+import { savePlot } from '../io/plot.js';
+import { readImage } from '../io/image.js';
+import { formatJudgeResult, frechetToHeldOut, judgeSamples, realDataReference } from '../eval/index.js';
+import { UNET_PRESETS, describeModel, unetPreset, type UNetPresetName } from '../nn/unet.js';
+import { Generator, Tensor, availableBackends, getBackend, randn, setBackend, type BackendName } from '../index.js';
+
+class UsageError extends Error {}
+
+// ---------------------------------------------------------------- option parsers (one-line errors)
+
+const int = (name: string, min = 0) => (v: string): number => {
+  const n = Number(v);
+  if (!/^-?\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}, got '${v}'`);
+  return n;
+};
+const num = (name: string, lo = -Infinity, hi = Infinity) => (v: string): number => {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n < lo || n > hi) throw new InvalidArgumentError(`${name} must be a number in [${lo}, ${hi}], got '${v}'`);
+  return n;
+};
+const duration = (v: string): number => {
+  const m = /^(\d+(?:\.\d+)?)(s|m|h)?$/.exec(v.trim());
+  if (!m) throw new InvalidArgumentError(`--time must look like 90s, 25m or 1.5h, got '${v}'`);
+  return Number(m[1]) * ({ s: 1, m: 60, h: 3600 }[(m[2] ?? 's') as 's' | 'm' | 'h']);
+};
+
+function useBackend(name?: string): void {
+  if (!name) return;
+  if (!['js', 'native'].includes(name)) throw new UsageError(`--backend: unknown backend '${name}' (choose one of js, native)`);
+  if (!availableBackends().includes(name as BackendName)) throw new UsageError(`--backend ${name}: not available here (available: ${availableBackends().join(', ')})`);
+  setBackend(name as BackendName);
+}
+
+function samplerConfig(kind: string, steps: number | undefined): SamplerConfig {
+  if (!SAMPLER_KINDS.includes(kind as SamplerKind)) throw new UsageError(`--sampler: unknown sampler '${kind}' (choose one of ${SAMPLER_KINDS.join(', ')})`);
+  const k = kind as SamplerKind;
+  if (k === 'ddpm') return { kind: 'ddpm', ...(steps ? { steps } : {}) } as SamplerConfig;
+  return { kind: k, steps: steps ?? (k === 'heun' ? 18 : k === 'predictorCorrector' ? 100 : 20) } as SamplerConfig;
+}
+
+function progressBar(label: string, extra = ''): cliProgress.SingleBar {
+  return new cliProgress.SingleBar({
+    format: `${label} |{bar}| {value}/{total} ${extra}| {rate} it/s | ETA {eta_formatted}`,
+    hideCursor: true, clearOnComplete: false, etaBuffer: 50, noTTYOutput: true, notTTYSchedule: 10_000,
+  }, cliProgress.Presets.shades_classic);
+}
+
+// ---------------------------------------------------------------- train
+
+interface TrainFlags {
+  dataset: string; preset: string; imageSize?: number; schedule: string; prediction: string; variance: string;
+  minSnr?: number; steps: number; time?: number; batchSize: number; accumulate: number; lr: number; warmup: number;
+  ema: number; gradClip: number; seed: number; out: string; sampleEvery: number; checkpointEvery: number;
+  classCond: boolean; resume: boolean; force: boolean; backend?: string; limit?: number;
+}
+
+function train(f: TrainFlags): void {
+  useBackend(f.backend);
+  const out = resolve(f.out);
+  const hasCheckpoint = existsSync(join(out, CHECKPOINT_JSON));
+  let config: RunConfig;
+  let resumeFrom: ConstructorParameters<typeof Trainer>[2];
+  if (f.resume) {
+    if (!hasCheckpoint) throw new UsageError(`--resume: no checkpoint in ${out} (expected ${CHECKPOINT_JSON})`);
+    const json = readCheckpointJson<RunConfig, never>(out);
+    config = json.config;
+    if (f.steps !== config.trainer.steps && f.steps !== DEFAULT_STEPS) config = { ...config, trainer: { ...config.trainer, steps: f.steps } };
+    resumeFrom = { dir: out, json: json as never };
+  } else {
+    if (existsSync(out) && readdirSync(out).length > 0 && !f.force) {
+      throw new UsageError(`--out ${out} is not empty: pass --resume to continue that run or --force to start over there`);
+    }
+    if (!(f.preset in UNET_PRESETS)) throw new UsageError(`--preset: unknown preset '${f.preset}' (choose one of ${Object.keys(UNET_PRESETS).join(', ')})`);
+    if (!['epsilon', 'x0', 'v'].includes(f.prediction)) throw new UsageError(`--prediction must be epsilon, x0 or v, got '${f.prediction}'`);
+    if (!['fixedLarge', 'fixedSmall', 'learnedRange'].includes(f.variance)) throw new UsageError(`--variance must be fixedLarge, fixedSmall or learnedRange, got '${f.variance}'`);
+    if (!['linear', 'cosine', 'sigmoid', 'scaledLinear'].includes(f.schedule)) throw new UsageError(`--schedule must be linear, cosine, sigmoid or scaledLinear, got '${f.schedule}'`);
+    config = {
+      dataset: f.dataset,
+      datasetLimit: f.limit,
+      model: { kind: 'unet', preset: f.preset, config: unetPreset(f.preset as UNetPresetName, {}) },
+      schedule: normalizeScheduleConfig({ kind: f.schedule, T: 1000 }),
+      objective: {
+        prediction: f.prediction as RunConfig['objective']['prediction'],
+        variance: f.variance as RunConfig['objective']['variance'],
+        weighting: f.minSnr !== undefined ? { kind: 'minSnr', gamma: f.minSnr } : { kind: 'none' },
+      },
+      trainer: {
+        steps: f.steps, batchSize: f.batchSize, accumulate: f.accumulate, lr: f.lr, minLr: f.lr * 0.05,
+        warmupSteps: f.warmup, weightDecay: 0, gradClip: f.gradClip, emaDecay: f.ema, condDropout: 0.1, seed: f.seed,
+        sampleEvery: f.sampleEvery, checkpointEvery: f.checkpointEvery,
+        previewSampler: { kind: 'dpmSolverPlusPlus', steps: 20 }, previewCount: 100,
+      } satisfies TrainerConfig,
+    };
+  }
+  const dataset = loadImageDataset(config.dataset, config.dataset === 'mnist' || config.dataset.startsWith('fashion')
+    ? { split: 'train', limit: config.datasetLimit } : { size: f.imageSize ?? config.model.config.imageSize, limit: config.datasetLimit });
+  if (!f.resume) {
+    const size = dataset.height;
+    if (dataset.height !== dataset.width) throw new UsageError(`dataset ${config.dataset}: images are ${dataset.height}×${dataset.width}, expected square`);
+    config.model.config = unetPreset(f.preset as UNetPresetName, {
+      imageSize: size, inChannels: dataset.channels,
+      numClasses: f.classCond && dataset.numClasses > 0 ? dataset.numClasses : 0,
+      learnSigma: f.variance === 'learnedRange',
+    });
+  }
+  mkdirSync(out, { recursive: true });
+  const trainer = new Trainer(config, dataset, resumeFrom);
+  console.log(`diffuse train: ${config.dataset} (${dataset.n} images ${dataset.channels}×${dataset.height}×${dataset.width}), ` +
+    `${describeModel(trainer.model, `UNet/${config.model.preset ?? 'custom'}`)}, backend ${getBackend().name}, ` +
+    `${config.trainer.steps} steps of batch ${config.trainer.batchSize}${f.resume ? `, resuming at step ${trainer.step}` : ''} → ${out}`);
+
+  let stop = false;
+  const onSigint = () => {
+    if (stop) process.exit(130);
+    stop = true;
+    console.error('\ninterrupted: saving a checkpoint before exiting (Ctrl-C again to quit without it)');
+  };
+  process.on('SIGINT', onSigint);
+  process.on('SIGTERM', onSigint);
+  const bar = progressBar('train', 'loss {loss} ');
+  bar.start(config.trainer.steps, trainer.step, { loss: '-', rate: '-' });
+  let result;
+  try {
+    result = trainer.train({
+      outDir: out, resume: f.resume, timeBudgetSec: f.time,
+      onStep: (s) => bar.update(s.step, { loss: s.loss.toFixed(4), rate: s.itPerSec.toFixed(2) }),
+      onEvent: (m) => { if (!process.stdout.isTTY) console.log(m); },
+      shouldStop: () => stop,
+    });
+  } finally {
+    bar.stop();
+    process.off('SIGINT', onSigint);
+    process.off('SIGTERM', onSigint);
+  }
+  console.log(`step ${result.step}/${config.trainer.steps}, loss ${result.lastLoss?.toFixed(4)}, ${(result.elapsedSec / 60).toFixed(1)} min of training; ` +
+    `checkpoint ${join(out, CHECKPOINT_JSON)}, loss curve ${join(out, 'loss.png')}`);
+  if (stop) process.exit(130);
+}
+
+// ---------------------------------------------------------------- sample
+
+interface SampleFlags {
+  checkpoint: string; sampler: string; steps?: number; count: number; seed: number; class?: number; guidance: number;
+  out: string; single: boolean; strip: boolean; weights: string; backend?: string;
+}
+
+function sample(f: SampleFlags): void {
+  useBackend(f.backend);
+  if (f.weights !== 'ema' && f.weights !== 'model') throw new UsageError(`--weights must be ema or model, got '${f.weights}'`);
+  const { model, config, schedule } = loadModelFromCheckpoint(f.checkpoint, f.weights);
+  const sampler = samplerConfig(f.sampler, f.steps);
+  const nc = model.config.numClasses;
+  if (f.class !== undefined && (nc === 0 || f.class >= nc)) {
+    throw new UsageError(`--class ${f.class}: the model ${nc === 0 ? 'is unconditional' : `has classes 0…${nc - 1}`}`);
+  }
+  const classes = nc > 0 ? Array.from({ length: f.count }, (_, i) => f.class ?? i % nc) : undefined;
+  const out = resolve(f.out);
+  mkdirSync(out, { recursive: true });
+  const bar = progressBar('sample');
+  const batches = Math.ceil(f.count / 100);
+  let total = 0, done = 0, started = 0;
+  const frames: Tensor[] = [];
+  const images = sampleImages(model, schedule, config.objective, {
+    count: f.count, sampler, seed: f.seed, classes, guidanceScale: nc > 0 ? f.guidance : undefined,
+    onStep: (step, steps) => {
+      if (total === 0) { total = steps * batches; started = performance.now(); bar.start(total, 0, { rate: '-' }); }
+      done++;
+      bar.update(done, { rate: ((done * 1000) / (performance.now() - started)).toFixed(2) });
+      void step;
+    },
+    onFrame: f.strip ? (step, _xt, x0) => { if (frames.length < 1000) frames.push(new Tensor((x0.data as Float32Array).slice(0, x0.size / x0.shape[0]), [1, ...x0.shape.slice(1)])); void step; } : undefined,
+  });
+  bar.stop();
+  const grid = join(out, 'samples.png');
+  saveImageGrid(grid, images, { nrow: Math.ceil(Math.sqrt(f.count)), scale: 2 });
+  if (f.single) {
+    const per = images.size / f.count;
+    for (let i = 0; i < f.count; i++) {
+      saveImage(join(out, `sample-${String(i).padStart(4, '0')}.png`), new Tensor((images.data as Float32Array).slice(i * per, (i + 1) * per), images.shape.slice(1)), { scale: 2 });
+    }
+  }
+  if (f.strip && frames.length) {
+    const keep = frames.filter((_, i) => i % Math.max(1, Math.floor(frames.length / 10)) === 0 || i === frames.length - 1);
+    const data = new Float32Array(keep.reduce((s, t) => s + t.size, 0));
+    keep.forEach((t, i) => data.set(t.data as Float32Array, i * t.size));
+    saveImageGrid(join(out, 'strip.png'), new Tensor(data, [keep.length, ...keep[0].shape.slice(1)]), { nrow: keep.length, scale: 3 });
+  }
+  console.log(`${f.count} samples (${sampler.kind}${'steps' in sampler && sampler.steps ? `, ${sampler.steps} steps` : ''}${nc > 0 ? `, guidance ${f.guidance}` : ''}) → ${grid}`);
+}
+
+// ---------------------------------------------------------------- forward
+
+function forward(f: { image?: string; dataset: string; index: number; schedule: string; t: string; out: string; seed: number }): void {
+  const schedule = makeSchedule(normalizeScheduleConfig({ kind: f.schedule, T: 1000 }));
+  const ts = f.t.split(',').map((s) => {
+    const n = Number(s);
+    if (!Number.isInteger(n) || n < 0 || n >= schedule.T) throw new UsageError(`--t: each timestep must be an integer in 0…${schedule.T - 1}, got '${s}'`);
+    return n;
+  });
+  let x0: Tensor;
+  if (f.image) {
+    const img = readImage(f.image);
+    const c = img.channels, hw = img.height * img.width;
+    const data = new Float32Array(c * hw);
+    for (let ch = 0; ch < c; ch++) for (let i = 0; i < hw; i++) data[ch * hw + i] = img.rgba[i * 4 + ch] / 127.5 - 1;
+    x0 = new Tensor(data, [1, c, img.height, img.width]);
+  } else {
+    const ds = loadImageDataset(f.dataset, { split: 'test' });
+    if (f.index < 0 || f.index >= ds.n) throw new UsageError(`--index must be in 0…${ds.n - 1}, got ${f.index}`);
+    const per = ds.channels * ds.height * ds.width;
+    x0 = new Tensor(ds.images.slice(f.index * per, (f.index + 1) * per), [1, ds.channels, ds.height, ds.width]);
+  }
+  const gen = new Generator(f.seed);
+  const noise = randn(x0.shape, gen);
+  const frames = ts.map((t) => qSample(schedule, x0, t, noise));
+  const data = new Float32Array(frames.reduce((s, t) => s + t.size, 0));
+  frames.forEach((t, i) => data.set(t.data as Float32Array, i * t.size));
+  const out = resolve(f.out);
+  mkdirSync(out, { recursive: true });
+  saveImageGrid(join(out, 'forward.png'), new Tensor(data, [frames.length, ...x0.shape.slice(1)]), { nrow: frames.length, scale: 4 });
+  const steps = Array.from({ length: schedule.T }, (_, i) => i);
+  savePlot(join(out, 'schedule.png'), [
+    { name: 'ᾱ_t', x: steps, y: schedule.alphasCumprod },
+    { name: 'marked t', x: ts, y: ts.map((t) => schedule.alphasCumprod[t]), style: 'points', width: 7 },
+  ], { title: `${f.schedule} schedule: ᾱ_t`, xLabel: 't', yLabel: 'ᾱ_t' });
+  savePlot(join(out, 'snr.png'), [{ name: 'SNR', x: steps, y: schedule.snr }], { title: `${f.schedule} schedule: SNR`, xLabel: 't', yLabel: 'SNR', logY: true });
+  console.log(`x_t at t = ${ts.join(', ')} → ${join(out, 'forward.png')}; ᾱ curve → ${join(out, 'schedule.png')}; SNR → ${join(out, 'snr.png')}`);
+}
+
+// ---------------------------------------------------------------- eval
+
+interface EvalFlags { checkpoint: string; sampler: string; steps?: number; count: number; seed: number; guidance: number; out: string; backend?: string; unconditional: boolean }
+
+function evaluate(f: EvalFlags): void {
+  useBackend(f.backend);
+  const { model, config, schedule } = loadModelFromCheckpoint(f.checkpoint, 'ema');
+  if (config.dataset !== 'mnist' || model.config.inChannels !== 1 || model.config.imageSize !== 28) {
+    throw new UsageError(`eval: the judge scores 28×28 MNIST digits; this checkpoint was trained on ${config.dataset}`);
+  }
+  const sampler = samplerConfig(f.sampler, f.steps);
+  const nc = model.config.numClasses;
+  // A conditional model is asked for each class equally often; --unconditional samples the null class.
+  const classes = nc > 0 && !f.unconditional ? Array.from({ length: f.count }, (_, i) => i % nc) : undefined;
+  const bar = progressBar('eval');
+  const batches = Math.ceil(f.count / 100);
+  let done = 0, started = 0;
+  const t0 = performance.now();
+  const images = sampleImages(model, schedule, config.objective, {
+    count: f.count, sampler, seed: f.seed, classes, guidanceScale: nc > 0 && !f.unconditional ? f.guidance : undefined,
+    onStep: (_step, steps) => {
+      if (done === 0) { started = performance.now(); bar.start(steps * batches, 0, { rate: '-' }); }
+      done++;
+      bar.update(done, { rate: ((done * 1000) / (performance.now() - started)).toFixed(2) });
+    },
+  });
+  bar.stop();
+  const seconds = (performance.now() - t0) / 1000;
+  const judge = judgeSamples(images);
+  const fd = frechetToHeldOut(judge.features);
+  const ref = realDataReference();
+  const out = resolve(f.out);
+  mkdirSync(out, { recursive: true });
+  saveImageGrid(join(out, 'eval-samples.png'), new Tensor((images.data as Float32Array).slice(0, Math.min(100, f.count) * 784), [Math.min(100, f.count), 1, 28, 28]), { nrow: 10, scale: 2 });
+  const report = {
+    checkpoint: resolve(f.checkpoint), sampler, count: f.count, seed: f.seed, guidance: f.guidance, conditional: !!classes,
+    samplingSeconds: +seconds.toFixed(1), confidentFraction: judge.confidentFraction, classHistogram: judge.classHistogram,
+    perClassOk: judge.perClassOk, passes: judge.passes, frechetToHeldOut: fd, reference: ref,
+  };
+  writeFileSync(join(out, 'eval.json'), JSON.stringify(report, null, 2));
+  console.log(formatJudgeResult(judge));
+  console.log(`Fréchet distance (judge features) samples vs held-out digits: ${fd.toFixed(2)}; real vs real: ` +
+    `held-out halves ${ref.heldOutHalves.toFixed(2)}, 1,000 train vs held-out ${ref.train1000VsHeldOut.toFixed(2)}`);
+  console.log(`sampling: ${seconds.toFixed(1)} s; report → ${join(out, 'eval.json')}`);
+}
+
+// ---------------------------------------------------------------- info
+
+function info(f: { checkpoint: string }): void {
+  const dir = checkpointDir(f.checkpoint);
+  const json = readCheckpointJson<RunConfig, { step: number; elapsedSec: number }>(dir);
+  const { model } = loadModelFromCheckpoint(dir, 'model');
+  console.log(JSON.stringify({
+    checkpoint: join(dir, CHECKPOINT_JSON), step: json.state.step, trainingMinutes: +(json.state.elapsedSec / 60).toFixed(1),
+    parameters: model.numParameters(), dataset: json.config.dataset, model: json.config.model, schedule: json.config.schedule,
+    objective: json.config.objective, trainer: json.config.trainer, files: json.files,
+  }, null, 2));
+}
+
+// ---------------------------------------------------------------- program
+
+const DEFAULT_STEPS = 4000;
+
+export function program(): Command {
+  const p = new Command('diffuse').description('Diffusion models: train, sample and inspect.').showHelpAfterError(false);
+  p.command('train').description('Train a diffusion model (default: class-conditional tiny UNet on MNIST).')
+    .option('--dataset <name>', "'mnist', 'fashion-mnist' or a folder of PNG/JPEG images", 'mnist')
+    .option('--preset <name>', `model preset (${Object.keys(UNET_PRESETS).join(', ')})`, 'tiny')
+    .option('--image-size <n>', 'image size for a folder dataset', int('--image-size', 8))
+    .option('--schedule <kind>', 'noise schedule: linear, cosine, sigmoid, scaledLinear', 'linear')
+    .option('--prediction <type>', 'what the model predicts: epsilon, x0, v', 'epsilon')
+    .option('--variance <type>', 'fixedLarge, fixedSmall or learnedRange (hybrid loss)', 'fixedLarge')
+    .option('--min-snr <gamma>', 'min-SNR-γ loss weighting', num('--min-snr', 0))
+    .option('--steps <n>', 'optimizer steps', int('--steps', 1), DEFAULT_STEPS)
+    .option('--time <budget>', 'stop after this long (e.g. 25m), checkpointing', duration)
+    .option('--batch-size <n>', 'batch size', int('--batch-size', 1), 64)
+    .option('--accumulate <n>', 'micro-batches per step (gradient accumulation)', int('--accumulate', 1), 1)
+    .option('--lr <lr>', 'peak learning rate', num('--lr', 0, 1), 2e-3)
+    .option('--warmup <n>', 'warmup steps', int('--warmup', 0), 200)
+    .option('--ema <decay>', 'EMA decay', num('--ema', 0, 1), 0.999)
+    .option('--grad-clip <norm>', 'clip the gradient norm (0: off)', num('--grad-clip', 0), 1)
+    .option('--seed <n>', 'random seed', int('--seed', 0), 0)
+    .option('--out <dir>', 'output folder', 'runs/mnist')
+    .option('--sample-every <n>', 'sample grid every N steps (0: never)', int('--sample-every', 0), 1000)
+    .option('--checkpoint-every <n>', 'checkpoint every N steps', int('--checkpoint-every', 0), 250)
+    .option('--no-class-cond', 'train unconditionally')
+    .option('--limit <n>', 'use only the first N training images', int('--limit', 1))
+    .option('--resume', 'continue the run in --out', false)
+    .option('--force', 'start over in a non-empty --out', false)
+    .addOption(new Option('--backend <name>', 'js or native (default: native when built)'))
+    .action((o) => train(o as TrainFlags));
+  p.command('sample').description('Sample images from a checkpoint.')
+    .requiredOption('--checkpoint <path>', 'run folder (or its checkpoint.json)')
+    .option('--sampler <kind>', SAMPLER_KINDS.join(', '), 'dpmSolverPlusPlus')
+    .option('--steps <n>', 'sampler steps', int('--steps', 1))
+    .option('--count <n>', 'number of samples', int('--count', 1), 64)
+    .option('--seed <n>', 'random seed', int('--seed', 0), 0)
+    .option('--class <n>', 'class label (conditional models; default: cycle through classes)', int('--class', 0))
+    .option('--guidance <scale>', 'classifier-free guidance scale (1: none)', num('--guidance', 0, 100), 1)
+    .option('--weights <which>', 'ema or model', 'ema')
+    .option('--out <dir>', 'output folder', 'runs/samples')
+    .option('--single', 'also write one PNG per sample', false)
+    .option('--strip', 'also write a strip of the predicted x_0 over the steps (first sample)', false)
+    .addOption(new Option('--backend <name>', 'js or native'))
+    .action((o) => sample(o as SampleFlags));
+  p.command('forward').description('Show the forward (noising) process on an image or a dataset sample.')
+    .option('--image <file>', 'a PNG or JPEG image (default: a dataset sample)')
+    .option('--dataset <name>', 'dataset for the sample', 'mnist')
+    .option('--index <n>', 'dataset index (test split)', int('--index', 0), 0)
+    .option('--schedule <kind>', 'linear, cosine, sigmoid, scaledLinear', 'linear')
+    .option('--t <list>', 'comma-separated timesteps', '0,50,100,200,300,500,700,999')
+    .option('--seed <n>', 'noise seed', int('--seed', 0), 0)
+    .option('--out <dir>', 'output folder', 'runs/forward')
+    .action((o) => forward(o));
+  p.command('eval').description('Judge samples with the MNIST classifier: confidence, class balance, Fréchet distance.')
+    .requiredOption('--checkpoint <path>', 'run folder (or its checkpoint.json)')
+    .option('--sampler <kind>', SAMPLER_KINDS.join(', '), 'dpmSolverPlusPlus')
+    .option('--steps <n>', 'sampler steps', int('--steps', 1))
+    .option('--count <n>', 'number of samples', int('--count', 1), 1000)
+    .option('--seed <n>', 'random seed', int('--seed', 0), 0)
+    .option('--guidance <scale>', 'classifier-free guidance scale (1: none)', num('--guidance', 0, 100), 1)
+    .option('--unconditional', 'sample the null class of a conditional model', false)
+    .option('--out <dir>', 'output folder', 'runs/eval')
+    .addOption(new Option('--backend <name>', 'js or native'))
+    .action((o) => evaluate(o as EvalFlags));
+  p.command('info').description("A checkpoint's config and parameter count.")
+    .requiredOption('--checkpoint <path>', 'run folder (or its checkpoint.json)')
+    .action((o) => info(o));
+  return p;
+}
+
+export async function main(argv = process.argv): Promise<number> {
+  const p = program();
+  p.exitOverride();
+  p.configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  try {
+    await p.parseAsync(argv);
+    return 0;
+  } catch (e) {
+    const err = e as Error & { code?: string; exitCode?: number };
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+    if (err.code?.startsWith('commander.')) return err.exitCode ?? 2;
+    if (err instanceof NonFiniteLossError) { console.error(`diffuse: ${err.message}`); return 3; }
+    console.error(`diffuse: ${(err.message || String(err)).split('\n')[0]}`);
+    if (process.env.DIFFUSE_DEBUG) console.error(err.stack);
+    return err instanceof UsageError ? 2 : 1;
+  }
+}

@@ -1,0 +1,351 @@
+/**
+ * The diffusion trainer: AdamW with warmup + cosine decay, gradient clipping and accumulation, an EMA of the
+ * weights, periodic sample grids, a JSON-lines metrics log with a loss-curve picture, and resumable,
+ * crash-safe checkpoints.
+ *
+ * Reproducibility: every random choice (data order, timesteps, noise, label dropout, dropout masks) comes from
+ * generators whose states the checkpoint stores, so a run interrupted and resumed ends with the same weights
+ * as an uninterrupted run with the same seed.
+ */
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  makeSchedule, runSampler, trainingLoss, type NoiseSchedule, type PredictionType, type SamplerConfig,
+  type ScheduleConfig, type VarianceType, type LossWeighting, type Model,
+} from '../diffusion/index.js';
+import { classifierFreeGuidance } from '../diffusion/guidance.js';
+import { batchIterator, type BatchIteratorState, type ImageDataset } from '../data/index.js';
+import { saveImageGrid } from '../io/png.js';
+import { savePlot, emaSmooth } from '../io/plot.js';
+import { UNet, unetConfigFromJSON, type UNetConfig } from '../nn/unet.js';
+import { Generator, Tensor, noGrad, randn, tensor } from '../tensor/index.js';
+import {
+  CHECKPOINT_JSON, checkpointDir, loadCheckpointGroup, readCheckpointJson, saveCheckpoint, type CheckpointJson,
+} from './checkpoint.js';
+import { EMA } from './ema.js';
+import { AdamW, clipGradNorm, warmupCosine } from './optim.js';
+
+export interface ObjectiveConfig {
+  prediction: PredictionType;
+  variance: VarianceType;
+  weighting: LossWeighting;
+}
+
+export interface TrainerConfig {
+  /** Optimizer steps to run in total. */
+  steps: number;
+  batchSize: number;
+  /** Micro-batches per optimizer step (gradient accumulation). */
+  accumulate: number;
+  lr: number;
+  minLr: number;
+  warmupSteps: number;
+  weightDecay: number;
+  gradClip: number;
+  emaDecay: number;
+  /** Probability of replacing a label by the null class (classifier-free guidance training). */
+  condDropout: number;
+  seed: number;
+  /** Sample grid every N steps (0: never). */
+  sampleEvery: number;
+  /** Checkpoint every N steps (0: only at the end). */
+  checkpointEvery: number;
+  /** The sampler for preview grids. */
+  previewSampler: SamplerConfig;
+  previewCount: number;
+}
+
+/** Everything a checkpoint's JSON holds as configuration. */
+export interface RunConfig {
+  dataset: string;
+  /** Only the first N training images (undefined: all). */
+  datasetLimit?: number;
+  model: { kind: 'unet'; preset?: string; config: UNetConfig };
+  schedule: ScheduleConfig;
+  objective: ObjectiveConfig;
+  trainer: TrainerConfig;
+}
+
+export interface TrainerState {
+  step: number;
+  elapsedSec: number;
+  trainGen: (number | null)[];
+  dropoutGen: (number | null)[];
+  data: BatchIteratorState;
+  emaUpdates: number;
+  optimizerSteps: Record<string, number>;
+  optimizerHyper: { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number };
+  lastLoss: number | null;
+}
+
+export interface StepInfo {
+  step: number;
+  totalSteps: number;
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  itPerSec: number;
+  elapsedSec: number;
+}
+
+export class NonFiniteLossError extends Error {
+  override name = 'NonFiniteLossError';
+}
+
+export interface TrainOptions {
+  outDir: string;
+  /** Continue the run in outDir from its checkpoint. */
+  resume?: boolean;
+  /** Stop (and checkpoint) after this many seconds of this session. */
+  timeBudgetSec?: number;
+  onStep?: (info: StepInfo) => void;
+  onEvent?: (message: string) => void;
+  /** Polled after each step; when true the trainer checkpoints and returns (Ctrl-C). */
+  shouldStop?: () => boolean;
+}
+
+export interface TrainResult {
+  step: number;
+  stoppedEarly: boolean;
+  elapsedSec: number;
+  lastLoss: number | null;
+}
+
+export type Checkpoint = CheckpointJson<RunConfig, TrainerState>;
+
+/** Builds the model a run config describes. */
+export function buildModel(cfg: RunConfig, seed = cfg.trainer.seed): UNet {
+  if (cfg.model.kind !== 'unet') throw new Error(`unknown model kind '${String(cfg.model.kind)}'`);
+  return new UNet(unetConfigFromJSON(cfg.model.config), { seed });
+}
+
+/** The function (x_t, t, class) → output that the diffusion layer sees. */
+export function modelFunction(model: UNet): Model {
+  return (xt, t, cond) => model.forward(xt, t, cond);
+}
+
+/** Labels with a fraction replaced by the null class (index numClasses). */
+function dropLabels(y: Tensor, numClasses: number, p: number, gen: Generator): Tensor {
+  const src = y.data as Int32Array, out = new Int32Array(src.length);
+  for (let i = 0; i < src.length; i++) out[i] = gen.uniform() < p ? numClasses : src[i];
+  return tensor(out, [src.length], { dtype: 'int32' });
+}
+
+const groupFromEntries = (m: Map<string, { shape: readonly number[]; data: Float32Array }>) =>
+  new Map([...m].map(([k, v]) => [k, { dtype: 'F32' as const, shape: [...v.shape], data: v.data }]));
+
+export class Trainer {
+  readonly model: UNet;
+  readonly schedule: NoiseSchedule;
+  readonly optimizer: AdamW;
+  readonly ema: EMA;
+  readonly trainGen: Generator;
+  private readonly data: ReturnType<typeof batchIterator>;
+  private readonly lrAt: (step: number) => number;
+  step = 0;
+  private elapsedBefore = 0;
+  private lastLoss: number | null = null;
+
+  constructor(readonly config: RunConfig, readonly dataset: ImageDataset, resumeFrom?: { dir: string; json: Checkpoint }) {
+    const t = config.trainer;
+    this.model = buildModel(config);
+    this.schedule = makeSchedule(config.schedule);
+    this.optimizer = new AdamW(this.model, {
+      lr: t.lr, weightDecay: t.weightDecay,
+      // No weight decay on biases and norm gains, as is usual.
+      decay: (name, p) => p.ndim > 1 && !name.includes('norm'),
+    });
+    this.ema = new EMA(this.model, { decay: t.emaDecay, warmup: true });
+    this.trainGen = new Generator(t.seed * 7919 + 1);
+    this.data = batchIterator(dataset, t.batchSize, new Generator(t.seed * 7919 + 2));
+    this.lrAt = warmupCosine({ baseLr: t.lr, warmupSteps: t.warmupSteps, totalSteps: t.steps, minLr: t.minLr });
+    if (resumeFrom) this.restore(resumeFrom.dir, resumeFrom.json);
+  }
+
+  private restore(dir: string, json: Checkpoint): void {
+    const s = json.state;
+    this.model.loadStateDict(loadCheckpointGroup(dir, json as CheckpointJson, 'model'));
+    this.optimizer.loadStateDict({ hyper: s.optimizerHyper, steps: s.optimizerSteps, tensors: loadCheckpointGroup(dir, json as CheckpointJson, 'optimizer') });
+    this.ema.loadStateDict({ decay: this.config.trainer.emaDecay, warmup: true, numUpdates: s.emaUpdates, tensors: loadCheckpointGroup(dir, json as CheckpointJson, 'ema') });
+    this.trainGen.setState(s.trainGen);
+    this.model.dropoutGen.setState(s.dropoutGen);
+    this.data.setState(s.data);
+    this.step = s.step;
+    this.elapsedBefore = s.elapsedSec;
+    this.lastLoss = s.lastLoss;
+  }
+
+  /** Writes the checkpoint for the current step. */
+  saveCheckpoint(outDir: string, elapsedSec: number): void {
+    const opt = this.optimizer.stateDict(), ema = this.ema.stateDict();
+    const state: TrainerState = {
+      step: this.step, elapsedSec, trainGen: this.trainGen.getState(), dropoutGen: this.model.dropoutGen.getState(),
+      data: this.data.getState(), emaUpdates: ema.numUpdates, optimizerSteps: opt.steps, optimizerHyper: opt.hyper,
+      lastLoss: this.lastLoss,
+    };
+    saveCheckpoint(outDir, this.step, this.config, state, {
+      model: groupFromEntries(this.model.stateDict()),
+      ema: groupFromEntries(ema.tensors),
+      optimizer: groupFromEntries(opt.tensors),
+    });
+  }
+
+  /** One optimizer step over `accumulate` micro-batches; returns the mean loss and the gradient norm. */
+  trainStep(): { loss: number; gradNorm: number; lr: number } {
+    const t = this.config.trainer, obj = this.config.objective, numClasses = this.model.config.numClasses;
+    const lr = this.lrAt(this.step);
+    let total = 0;
+    this.model.train();
+    for (let micro = 0; micro < t.accumulate; micro++) {
+      const batch = this.data.nextBatch();
+      const cond = numClasses > 0 ? dropLabels(batch.y, numClasses, t.condDropout, this.trainGen) : undefined;
+      const { loss } = trainingLoss(modelFunction(this.model), this.schedule, batch.x, {
+        prediction: obj.prediction, variance: obj.variance, weighting: obj.weighting, cond, gen: this.trainGen,
+      });
+      const value = loss.item();
+      if (!Number.isFinite(value)) {
+        throw new NonFiniteLossError(`training loss is ${value} at step ${this.step + 1}: stopping; the last checkpoint is kept`);
+      }
+      total += value;
+      (t.accumulate > 1 ? loss.mul(1 / t.accumulate) : loss).backward();
+    }
+    const gradNorm = clipGradNorm(this.model, t.gradClip > 0 ? t.gradClip : Infinity);
+    if (!Number.isFinite(gradNorm)) {
+      throw new NonFiniteLossError(`gradient norm is ${gradNorm} at step ${this.step + 1}: stopping; the last checkpoint is kept`);
+    }
+    this.optimizer.step(lr);
+    this.optimizer.zeroGrad();
+    this.ema.update();
+    this.step++;
+    this.lastLoss = total / t.accumulate;
+    return { loss: this.lastLoss, gradNorm, lr };
+  }
+
+  /** Samples a preview grid with the EMA weights (classes cycle 0…9 when the model is conditional). */
+  sampleGrid(path: string, count = this.config.trainer.previewCount, sampler = this.config.trainer.previewSampler, seed = 1234): Tensor {
+    const m = this.model;
+    const out = this.ema.withWeights(() => sampleImages(m, this.schedule, this.config.objective, {
+      count, sampler, seed, classes: m.config.numClasses > 0 ? Array.from({ length: count }, (_, i) => i % m.config.numClasses) : undefined,
+    }));
+    saveImageGrid(path, out, { nrow: Math.ceil(Math.sqrt(count)), scale: 2 });
+    return out;
+  }
+
+  /** The training loop. */
+  train(opts: TrainOptions): TrainResult {
+    const t = this.config.trainer;
+    const start = performance.now();
+    const elapsed = () => this.elapsedBefore + (performance.now() - start) / 1000;
+    const metricsPath = join(opts.outDir, 'metrics.jsonl');
+    if (!opts.resume) writeFileSync(metricsPath, '');
+    let stoppedEarly = false, lastSaved = this.step, windowStart = performance.now(), windowSteps = 0;
+    while (this.step < t.steps) {
+      const { loss, gradNorm, lr } = this.trainStep();
+      windowSteps++;
+      const now = performance.now();
+      const itPerSec = (windowSteps * 1000) / Math.max(now - windowStart, 1);
+      if (now - windowStart > 20_000) { windowStart = now; windowSteps = 0; }
+      const info: StepInfo = { step: this.step, totalSteps: t.steps, loss, lr, gradNorm, itPerSec, elapsedSec: elapsed() };
+      appendFileSync(metricsPath, `${JSON.stringify(info)}\n`);
+      opts.onStep?.(info);
+      if (t.sampleEvery > 0 && this.step % t.sampleEvery === 0) {
+        const p = join(opts.outDir, `samples-${String(this.step).padStart(6, '0')}.png`);
+        this.sampleGrid(p);
+        opts.onEvent?.(`samples → ${p}`);
+      }
+      const stop = opts.shouldStop?.() ?? false;
+      const outOfTime = opts.timeBudgetSec !== undefined && (performance.now() - start) / 1000 >= opts.timeBudgetSec;
+      if ((t.checkpointEvery > 0 && this.step % t.checkpointEvery === 0) || stop || outOfTime || this.step === t.steps) {
+        this.saveCheckpoint(opts.outDir, elapsed());
+        this.plotLoss(opts.outDir);
+        lastSaved = this.step;
+        opts.onEvent?.(`checkpoint at step ${this.step} → ${join(opts.outDir, CHECKPOINT_JSON)}`);
+      }
+      if (stop || outOfTime) { stoppedEarly = this.step < t.steps; break; }
+    }
+    if (lastSaved !== this.step) this.saveCheckpoint(opts.outDir, elapsed());
+    return { step: this.step, stoppedEarly, elapsedSec: elapsed(), lastLoss: this.lastLoss };
+  }
+
+  /** loss.png from metrics.jsonl: raw loss and a smoothed curve, log scale. */
+  plotLoss(outDir: string): void {
+    const path = join(outDir, 'metrics.jsonl');
+    if (!existsSync(path)) return;
+    const rows = readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as StepInfo);
+    if (rows.length < 2) return;
+    const x = rows.map((r) => r.step), y = rows.map((r) => r.loss);
+    savePlot(join(outDir, 'loss.png'), [
+      { name: 'loss', x, y, color: [180, 200, 230] },
+      { name: 'smoothed', x, y: emaSmooth(y, 0.02) },
+    ], { title: 'training loss', xLabel: 'step', yLabel: 'loss', logY: true });
+  }
+}
+
+export interface SampleImagesOptions {
+  count: number;
+  sampler: SamplerConfig;
+  seed: number;
+  /** Class per sample (conditional models); omitted: the null class. */
+  classes?: number[];
+  guidanceScale?: number;
+  onStep?: (step: number, total: number) => void;
+  /** Called with every sampler event's x0 prediction / x_t, for strips of intermediate steps. */
+  onFrame?: (step: number, xt: Tensor, x0Pred: Tensor) => void;
+  batchSize?: number;
+}
+
+/** Draws `count` images from a model with a sampler, in batches, without recording gradients. */
+export function sampleImages(model: UNet, schedule: NoiseSchedule, objective: ObjectiveConfig, o: SampleImagesOptions): Tensor {
+  const c = model.config, gen = new Generator(o.seed);
+  const bs = o.batchSize ?? 100;
+  const wasTraining = model.training;
+  model.eval();
+  const parts: Tensor[] = [];
+  try {
+    noGrad(() => {
+      for (let start = 0; start < o.count; start += bs) {
+        const n = Math.min(bs, o.count - start);
+        const noise = randn([n, c.inChannels, c.imageSize, c.imageSize], gen);
+        let fn = modelFunction(model);
+        let cond: Tensor | undefined;
+        if (c.numClasses > 0) {
+          const labels = Int32Array.from({ length: n }, (_, i) => o.classes?.[start + i] ?? c.numClasses);
+          cond = tensor(labels, [n], { dtype: 'int32' });
+          if (o.guidanceScale !== undefined && o.guidanceScale !== 1) {
+            fn = classifierFreeGuidance(fn, { scale: o.guidanceScale, nullCond: tensor(new Int32Array(n).fill(c.numClasses), [n], { dtype: 'int32' }) });
+          }
+        }
+        const run = runSampler(o.sampler, fn, schedule, noise, {
+          prediction: objective.prediction, learnedVariance: objective.variance === 'learnedRange', cond, gen,
+          clip: { kind: 'clip', min: -1, max: 1 },
+        });
+        for (;;) {
+          const r = run.next();
+          if (r.done) { parts.push(r.value); break; }
+          o.onStep?.(r.value.step, r.value.totalSteps);
+          o.onFrame?.(r.value.step, r.value.xt, r.value.x0Pred);
+        }
+      }
+    });
+  } finally {
+    model.train(wasTraining);
+  }
+  if (parts.length === 1) return parts[0];
+  const total = parts.reduce((s, p) => s + p.size, 0), data = new Float32Array(total);
+  let off = 0;
+  for (const p of parts) { data.set(p.data as Float32Array, off); off += p.size; }
+  return new Tensor(data, [o.count, c.inChannels, c.imageSize, c.imageSize]);
+}
+
+/** Loads a checkpoint's model with its EMA (default) or raw weights, for sampling. */
+export function loadModelFromCheckpoint(path: string, weights: 'ema' | 'model' = 'ema'): { model: UNet; config: RunConfig; schedule: NoiseSchedule; json: Checkpoint } {
+  const dir = checkpointDir(path);
+  const json = readCheckpointJson<RunConfig, TrainerState>(dir);
+  const model = buildModel(json.config);
+  model.loadStateDict(loadCheckpointGroup(dir, json as CheckpointJson, weights));
+  return { model, config: json.config, schedule: makeSchedule(json.config.schedule), json };
+}
+
+export function ensureDir(dir: string): void {
+  mkdirSync(dir, { recursive: true });
+}

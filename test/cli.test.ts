@@ -1,0 +1,136 @@
+// The `diffuse` command end to end on tiny runs: resume reproduces an uninterrupted run bit for bit, bad input
+// gets one line and a non-zero exit, and nothing existing is overwritten or lost.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { loadMnist } from '../src/data/index.js';
+import { NonFiniteLossError, Trainer, readCheckpointJson, type RunConfig } from '../src/train/index.js';
+import { Tensor } from '../src/index.js';
+
+const tiny = ['--steps', '4', '--batch-size', '4', '--limit', '40', '--sample-every', '0', '--warmup', '1', '--checkpoint-every', '2'];
+
+function diffuse(...args: string[]): { code: number; out: string; err: string } {
+  const r = spawnSync(process.execPath, ['bin/diffuse.mjs', ...args], { encoding: 'utf8', timeout: 120_000 });
+  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
+}
+
+const tmp = () => mkdtempSync(join(tmpdir(), 'diffuse-cli-'));
+const snapshot = (dir: string) => Object.fromEntries(readdirSync(dir).map((f) => [f, readFileSync(join(dir, f)).toString('base64')]));
+
+describe('diffuse train', () => {
+  test('an interrupted and resumed run ends with the same weights as an uninterrupted one', () => {
+    const a = join(tmp(), 'a'), b = join(tmp(), 'b');
+    assert.equal(diffuse('train', '--out', a, ...tiny).code, 0);
+    // --time 0s stops after the first step, checkpointing, as Ctrl-C does.
+    assert.equal(diffuse('train', '--out', b, ...tiny, '--time', '0s').code, 0);
+    assert.equal(readCheckpointJson<unknown, { step: number }>(b).state.step, 1);
+    const r = diffuse('train', '--out', b, '--resume');
+    assert.equal(r.code, 0, r.err);
+    for (const role of ['model', 'ema', 'optimizer']) {
+      const fa = readdirSync(a).find((f) => f.startsWith(`${role}-`))!, fb = readdirSync(b).find((f) => f.startsWith(`${role}-`))!;
+      assert.equal(fa, `${role}-00000004.safetensors`);
+      assert.ok(readFileSync(join(a, fa)).equals(readFileSync(join(b, fb))), `${role} weights differ after resuming`);
+    }
+    assert.ok(statSync(join(a, 'loss.png')).size > 1000);
+    assert.equal(readFileSync(join(a, 'metrics.jsonl'), 'utf8').trim().split('\n').length, 4);
+  });
+
+  test('bad options get one line naming the option and a non-zero exit', () => {
+    const out = join(tmp(), 'x');
+    for (const [args, pattern] of [
+      [['--steps', 'abc'], /--steps must be an integer ≥ 1, got 'abc'/],
+      [['--lr', 'fast'], /--lr must be a number/],
+      [['--preset', 'huge'], /--preset: unknown preset 'huge'/],
+      [['--prediction', 'noise'], /--prediction must be epsilon, x0 or v/],
+      [['--dataset', '/nonexistent/folder', '--image-size', '16'], /nonexistent\/folder/],
+    ] as [string[], RegExp][]) {
+      const r = diffuse('train', '--out', out, ...args);
+      assert.notEqual(r.code, 0, args.join(' '));
+      assert.match(r.err, pattern);
+      assert.equal(r.err.trim().split('\n').length, 1, `one line for ${args.join(' ')}: ${r.err}`);
+    }
+  });
+
+  test('a used output folder is neither overwritten nor resumed without asking', () => {
+    const dir = join(tmp(), 'run');
+    assert.equal(diffuse('train', '--out', dir, ...tiny).code, 0);
+    const before = snapshot(dir);
+    const r = diffuse('train', '--out', dir, ...tiny);
+    assert.notEqual(r.code, 0);
+    assert.match(r.err, /is not empty: pass --resume/);
+    assert.deepEqual(snapshot(dir), before);
+  });
+});
+
+describe('diffuse sample and info with damaged checkpoints', () => {
+  const dir = join(tmp(), 'ck');
+  test('setup: a small checkpoint', () => {
+    assert.equal(diffuse('train', '--out', dir, ...tiny).code, 0);
+  });
+
+  test('sampling writes a grid', () => {
+    const out = join(tmp(), 's');
+    const r = diffuse('sample', '--checkpoint', dir, '--count', '4', '--steps', '3', '--out', out, '--single');
+    assert.equal(r.code, 0, r.err);
+    assert.ok(statSync(join(out, 'samples.png')).size > 100);
+    assert.equal(readdirSync(out).filter((f) => f.startsWith('sample-')).length, 4);
+  });
+
+  test('a truncated weight file is named', () => {
+    const d = join(tmp(), 'trunc');
+    assert.equal(diffuse('train', '--out', d, ...tiny).code, 0);
+    const f = readdirSync(d).find((n) => n.startsWith('ema-'))!;
+    const bytes = readFileSync(join(d, f));
+    writeFileSync(join(d, f), bytes.subarray(0, bytes.length - 100));
+    const r = diffuse('sample', '--checkpoint', d, '--count', '1', '--steps', '2', '--out', join(tmp(), 'o'));
+    assert.notEqual(r.code, 0);
+    assert.match(r.err, new RegExp(`${f}: \\d+ bytes, checkpoint.json says \\d+ \\(truncated or replaced\\)`));
+  });
+
+  test('a tampered weight file is named', () => {
+    const d = join(tmp(), 'tamper');
+    assert.equal(diffuse('train', '--out', d, ...tiny).code, 0);
+    const f = readdirSync(d).find((n) => n.startsWith('model-'))!;
+    const bytes = readFileSync(join(d, f));
+    bytes[bytes.length - 5] ^= 0xff;
+    writeFileSync(join(d, f), bytes);
+    const r = diffuse('info', '--checkpoint', d);
+    assert.notEqual(r.code, 0);
+    assert.match(r.err, new RegExp(`${f}: checksum does not match`));
+  });
+
+  test('a checkpoint whose config does not match its weights is refused', () => {
+    const d = join(tmp(), 'mismatch');
+    assert.equal(diffuse('train', '--out', d, ...tiny).code, 0);
+    const json = JSON.parse(readFileSync(join(d, 'checkpoint.json'), 'utf8'));
+    json.config.model.config.modelChannels = 64;
+    writeFileSync(join(d, 'checkpoint.json'), JSON.stringify(json));
+    const r = diffuse('sample', '--checkpoint', d, '--count', '1', '--out', join(tmp(), 'o'));
+    assert.notEqual(r.code, 0);
+    assert.match(r.err, /size mismatch for [\w.]+: the state dict has shape \[\d+(, \d+)*\], the model has/);
+  });
+
+  test('a missing checkpoint is named', () => {
+    const r = diffuse('info', '--checkpoint', join(tmp(), 'none'));
+    assert.notEqual(r.code, 0);
+    assert.match(r.err, /no checkpoint here/);
+  });
+});
+
+describe('non-finite loss', () => {
+  test('stops training and keeps the last good checkpoint', () => {
+    const dir = join(tmp(), 'nan');
+    assert.equal(diffuse('train', '--out', dir, ...tiny).code, 0);
+    const before = snapshot(dir);
+    const json = readCheckpointJson<RunConfig, never>(dir);
+    const trainer = new Trainer({ ...json.config, trainer: { ...json.config.trainer, steps: 8 } }, loadMnist({ split: 'train', limit: 40 }),
+      { dir, json: json as never });
+    trainer.model.forward = (x: Tensor) => new Tensor(new Float32Array(x.size).fill(NaN), x.shape);
+    assert.throws(() => trainer.train({ outDir: dir, resume: true }), (e: Error) => e instanceof NonFiniteLossError && /training loss is NaN at step 5/.test(e.message));
+    const after = snapshot(dir);
+    for (const f of Object.keys(before)) if (f !== 'metrics.jsonl') assert.equal(after[f], before[f], `${f} changed`);
+  });
+});
