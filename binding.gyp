@@ -1,0 +1,44 @@
+{
+  # Builds native/src/*.cc into build/Release/diffuse_native.node (plain N-API, no node-addon-api).
+  # Portable flags only: no -march, no -ffast-math (kernels must keep IEEE behaviour for parity with
+  # the js backend). Hot loops carry their own target attributes / target_clones and dispatch at run time.
+  "targets": [
+    {
+      "target_name": "diffuse_native",
+      "sources": [
+        "native/src/addon.cc",
+        "native/src/pool.cc",
+        "native/src/elementwise.cc",
+        "native/src/norm.cc",
+        "native/src/gemm.cc",
+        "native/src/conv.cc",
+        "native/src/conv_direct.cc"
+      ],
+      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
+      "cflags_cc!": ["-std=gnu++17", "-std=gnu++1y", "-std=gnu++14"],
+      "cflags": ["-O3", "-fno-math-errno", "-fopenmp-simd", "-Wall", "-Wno-unused-function"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fno-math-errno", "-fopenmp-simd", "-Wall", "-Wno-unused-function"],
+      "conditions": [
+        ["OS=='mac'", {
+          "defines": ["DIFFUSE_ACCELERATE", "ACCELERATE_NEW_LAPACK"],
+          "libraries": ["-framework Accelerate"],
+          "xcode_settings": {
+            "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
+            "GCC_OPTIMIZATION_LEVEL": "3",
+            "MACOSX_DEPLOYMENT_TARGET": "11.0",
+            "OTHER_CFLAGS": ["-fno-math-errno", "-fopenmp-simd"],
+            "OTHER_CPLUSPLUSFLAGS": ["-std=c++17", "-fno-math-errno", "-fopenmp-simd"]
+          }
+        }],
+        ["OS=='linux'", {
+          "include_dirs": ["/usr/include/openblas"],
+          "libraries": ["-lopenblas", "-lpthread"],
+          "ldflags": ["-Wl,-z,now"]
+        }],
+        ["OS!='mac' and OS!='linux'", {
+          "libraries": ["-lopenblas"]
+        }]
+      ]
+    }
+  ]
+}

@@ -1,0 +1,445 @@
+// Direct convolution for x86-64 CPUs with AVX-512F or AVX2+FMA (kernels compiled in target regions,
+// chosen at run time; other CPUs use the im2col + GEMM path in conv.cc).
+//
+// Output channels are the vector lanes (tiles of 2 vectors, a 1-vector tail), input pixels are broadcast
+// from a zero-padded copy of one image, so there is no im2col matrix at all:
+//   forward      acc[o-lanes][NP pixels of one output row] += W[c,u,v][o-lanes] · Xpad[c][oy·sh+u][ox·sw+v]
+//   backward-in  the same kernel on dY with the flipped, transposed weights (stride 1)
+//   backward-w   acc[o-lanes][3×3 taps] += dYᵀ[p][o-lanes] · Xpad[c][oy·sh+u][ox·sw+v], summed over p
+// A k-step is 2·NP FMAs for 2 vector loads and NP broadcasts: FMA bound on Zen 4 / Skylake-X / Haswell.
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <utility>
+
+#include "common.h"
+#include "conv_impl.h"
+#include "pool.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define DN_HAVE_DIRECT 1
+#include <immintrin.h>
+#endif
+
+namespace dn {
+
+#if !defined(DN_HAVE_DIRECT)
+
+const char* direct_isa() { return nullptr; }
+bool direct_prefer_avx2(int) { return false; }
+bool direct_conv2d(const float*, const float*, const float*, const ConvGeom&, float*, bool*) { return false; }
+bool direct_conv2d_backward_input(const float*, const float*, const ConvGeom&, float*, bool*) { return false; }
+bool direct_conv2d_backward_weight(const float*, const float*, const ConvGeom&, float*, bool*) { return false; }
+
+#else
+
+namespace {
+
+constexpr int kMaxNPAll = 14;
+
+using FwdFn = void (*)(const float*, int64_t, int64_t, int64_t, int64_t, int64_t, const float*, float*);
+using BwwFn = void (*)(const float*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, const float*, float*);
+
+struct KernelSet {
+  int W = 0;       // lanes per vector
+  int max_np = 0;  // pixels per forward tile
+  int bww_nv = 0;  // vectors per backward-weight tile
+  FwdFn fwd[2][2][kMaxNPAll] = {};  // [nv − 1][sw − 1][np − 1]
+  BwwFn bww[2][2] = {};             // [nv − 1][sw − 1]
+};
+
+}  // namespace
+
+// ---- AVX-512F: 32 zmm → 2 × 14 accumulators
+namespace cd_avx512 {
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f"))), apply_to = function)
+#else
+#pragma GCC push_options
+// predictive commoning would carry broadcast values across taps through the stack (no registers left)
+#pragma GCC target("avx512f")
+#pragma GCC optimize("no-predictive-commoning")
+#endif
+#define CD_W 16
+#define CD_MAX_NP 14
+#define CD_BWW_NV 2
+#include "conv_direct_kernels.inc"
+#undef CD_W
+#undef CD_MAX_NP
+#undef CD_BWW_NV
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+}  // namespace cd_avx512
+
+// ---- AVX2 + FMA: 16 ymm → 2 × 6 accumulators
+namespace cd_avx2 {
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#pragma GCC optimize("no-predictive-commoning")
+#endif
+#define CD_W 8
+#define CD_MAX_NP 6
+#define CD_BWW_NV 1
+#include "conv_direct_kernels.inc"
+#undef CD_W
+#undef CD_MAX_NP
+#undef CD_BWW_NV
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+}  // namespace cd_avx2
+
+namespace {
+
+/** The kernel set for this CPU: AVX-512 where available, else AVX2+FMA, else none. With prefer_avx2
+ *  (convImpl('avx2') / DIFFUSE_CONV_ISA=avx2: testing) the AVX2 kernels even on AVX-512 CPUs. */
+bool g_prefer_avx2 = [] {
+  const char* s = std::getenv("DIFFUSE_CONV_ISA");
+  return s && std::strcmp(s, "avx2") == 0;
+}();
+
+const KernelSet* kernels() {
+  static const bool has512 = [] { __builtin_cpu_init(); return __builtin_cpu_supports("avx512f") != 0; }();
+  static const bool has2 = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") != 0 && __builtin_cpu_supports("fma") != 0;
+  }();
+  static const KernelSet k512 = [] { KernelSet k; cd_avx512::fill_kernel_set(k); return k; }();
+  static const KernelSet k2 = [] { KernelSet k; cd_avx2::fill_kernel_set(k); return k; }();
+  if (has512 && !g_prefer_avx2) return &k512;
+  if (has2) return &k2;
+  return nullptr;
+}
+
+/** Zero-padded copy of channels [c0, c1) of one image: xp[(c − c0)·cstride + i·Wp + j] = x[c][i − pt][j − pl]
+ *  (0 outside), i < Hp, j < Wp; cstride = Hp·Wp by default. pt / pl may be negative (rows / columns skipped). */
+void pad_image(const float* x, int64_t c0, int64_t c1, int64_t H, int64_t W, int64_t pt, int64_t pl, int64_t Hp,
+               int64_t Wp, float* xp, int64_t cstride = -1) {
+  if (cstride < 0) cstride = Hp * Wp;
+  const int64_t j_lo = std::max<int64_t>(0, pl), j_hi = std::min<int64_t>(Wp, W + pl);  // copied column range
+  for (int64_t c = c0; c < c1; c++) {
+    const float* xc = x + c * H * W;
+    float* pc = xp + (c - c0) * cstride;
+    for (int64_t i = 0; i < Hp; i++) {
+      float* d = pc + i * Wp;
+      const int64_t si = i - pt;
+      if (si < 0 || si >= H || j_lo >= j_hi) {
+        std::memset(d, 0, size_t(Wp) * sizeof(float));
+        continue;
+      }
+      if (j_lo > 0) std::memset(d, 0, size_t(j_lo) * sizeof(float));
+      std::memcpy(d + j_lo, xc + si * W + (j_lo - pl), size_t(j_hi - j_lo) * sizeof(float));
+      if (j_hi < Wp) std::memset(d + j_hi, 0, size_t(Wp - j_hi) * sizeof(float));
+    }
+  }
+}
+
+/** Output-channel tiles: 2 vectors (2W lanes) each, and a 1-vector tail when W lanes suffice. */
+struct Tiles {
+  int64_t count = 0;
+  int64_t lanes_total = 0;
+  int64_t start[2048];
+  int64_t lanes_before[2048];  // Σ lanes of the tiles before
+  int lanes[2048];
+  Tiles(int64_t O, int W, int max_nv) {
+    for (int64_t o = 0; o < O;) {
+      const int64_t rem = O - o;
+      const int l = (rem <= W || max_nv == 1) ? W : 2 * W;
+      start[count] = o;
+      lanes[count] = l;
+      lanes_before[count] = lanes_total;
+      lanes_total += l;
+      count++;
+      o += l;
+    }
+  }
+};
+constexpr int64_t kMaxChannels = 8192;  // ≤ 2048 tiles (and more than any real layer)
+
+/** Packs weights for the forward form: for every tile, [C][KH][KW][lanes] (zero past O), tile t at
+ *  C·KH·KW·lanes_before[t]. */
+void pack_forward(const float* w, int64_t O, int64_t C, int64_t KH, int64_t KW, const Tiles& tiles, float* pk) {
+  for (int64_t t = 0; t < tiles.count; t++) {
+    const int L = tiles.lanes[t];
+    const int64_t o0 = tiles.start[t];
+    float* dst = pk + C * KH * KW * tiles.lanes_before[t];
+    for (int64_t c = 0; c < C; c++)
+      for (int64_t q = 0; q < KH * KW; q++) {
+        float* d = dst + (c * KH * KW + q) * L;
+        for (int l = 0; l < L; l++) d[l] = o0 + l < O ? w[((o0 + l) * C + c) * KH * KW + q] : 0.0f;
+      }
+  }
+}
+
+/** Packs the weights of one backward-input phase (a, b) of a stride (sh, sw) convolution: the forward-form
+ *  kernel over dY has input channels o, output channels (lanes) c and taps (j, k) ∈ [0, Ja) × [0, Kb),
+ *  tap (j, k) = W[o][c][a + sh·(Ja−1−j)][b + sw·(Kb−1−k)]. */
+void pack_backward_phase(const float* w, int64_t O, int64_t C, int64_t KH, int64_t KW, int64_t sh, int64_t sw,
+                         int64_t a, int64_t b, int64_t Ja, int64_t Kb, const Tiles& tiles, float* pk) {
+  for (int64_t t = 0; t < tiles.count; t++) {
+    const int L = tiles.lanes[t];
+    const int64_t c0 = tiles.start[t];
+    float* dst = pk + O * Ja * Kb * tiles.lanes_before[t];
+    for (int64_t o = 0; o < O; o++)
+      for (int64_t j = 0; j < Ja; j++)
+        for (int64_t k = 0; k < Kb; k++) {
+          const int64_t u = a + sh * (Ja - 1 - j), v = b + sw * (Kb - 1 - k);
+          float* d = dst + ((o * Ja + j) * Kb + k) * L;
+          for (int l = 0; l < L; l++) d[l] = c0 + l < C ? w[((o * C + c0 + l) * KH + u) * KW + v] : 0.0f;
+        }
+  }
+}
+
+/** One output grid of a direct convolution in forward form:
+ *  y[img][o][y0 + sy·oy][x0 + sx·ox] = bias[o] + Σ_{c,u,v} wk[c][u][v][o] · xpad[c][oy·sh + u][ox·sw + v]
+ *  for oy < OH, ox < OW, where xpad[c][i][j] = x[c][i − pt][j − pl] (zero outside). KH·KW = 0: zeros. */
+struct Phase {
+  int64_t KH = 0, KW = 0, pt = 0, pl = 0, OH = 0, OW = 0, y0 = 0, x0 = 0;
+  const float* wpk = nullptr;  // packed weights of this phase (tile t at C·KH·KW·lanes_before[t])
+};
+
+struct DirectFwd {
+  const float* x;
+  int64_t n, C, H, W;  // input [n][C][H][W]
+  int64_t O, sh, sw;   // output channels; input strides
+  int64_t YH, YW, sy, sx;  // output plane [n][O][YH][YW]; output strides of the phase grids
+  const Tiles* tiles;
+  const float* bias;  // [O] or null
+  float* y;
+  int nphases;
+  Phase phase[16];
+};
+
+bool run_direct_fwd(const KernelSet& ks, const DirectFwd& d) {
+  const int64_t nt = d.tiles->count, YP = d.YH * d.YW;
+  const int T = pool_threads();
+  int64_t maxOH = 0;
+  for (int f = 0; f < d.nphases; f++) maxOH = std::max(maxOH, d.phase[f].OH);
+  // units = (image, phase, block of output rows), all channel tiles; handed out dynamically. Row blocks only
+  // when there are few images (each unit pads its image once).
+  int64_t rb = 1;
+  while (d.n * d.nphases * rb < 4 * T && rb < maxOH) rb++;
+  const int64_t units = d.n * d.nphases * rb;
+  const int swi = int(d.sw) - 1;
+  double fmas = 0;  // small convolutions run on the calling thread
+  for (int f = 0; f < d.nphases; f++)
+    fmas += double(d.n) * double(d.O) * double(d.C) * double(d.phase[f].KH * d.phase[f].KW) * double(d.phase[f].OH * d.phase[f].OW);
+  bool ok = true;
+  parallel_dynamic(units, [&](int tid, int64_t u) {
+    const int64_t img = u / (d.nphases * rb), f = (u / rb) % d.nphases, blk = u % rb;
+    const Phase& ph = d.phase[f];
+    const int64_t oy0 = ph.OH * blk / rb, oy1 = ph.OH * (blk + 1) / rb;
+    if (oy0 >= oy1 || ph.OW <= 0) return;
+    float* ybase = d.y + img * d.O * YP + ph.y0 * d.YW + ph.x0;
+    if (ph.KH * ph.KW == 0) {  // no tap reaches these outputs
+      for (int64_t o = 0; o < d.O; o++)
+        for (int64_t oy = oy0; oy < oy1; oy++) {
+          float* yr = ybase + o * YP + oy * d.sy * d.YW;
+          const float bv = d.bias ? d.bias[o] : 0.0f;
+          for (int64_t ox = 0; ox < ph.OW; ox++) yr[ox * d.sx] = bv;
+        }
+      return;
+    }
+    // padded rows needed by output rows [oy0, oy1) only
+    const int64_t Hp = (oy1 - oy0 - 1) * d.sh + ph.KH, Wp = (ph.OW - 1) * d.sw + ph.KW, plane = Hp * Wp;
+    float* xp = scratch(0, tid, size_t(d.C * plane));
+    float* tmp = scratch(2, tid, size_t((ph.OW + 1) * 2 * ks.W));
+    if (!xp || !tmp) { ok = false; return; }
+    pad_image(d.x + img * d.C * d.H * d.W, 0, d.C, d.H, d.W, ph.pt - oy0 * d.sh, ph.pl, Hp, Wp, xp);
+    // pixel tiles of one output row: as few as possible, evenly split (e.g. 28 = 14 + 14 on AVX-512)
+    const int64_t ntx = (ph.OW + ks.max_np - 1) / ks.max_np;
+    for (int64_t t = 0; t < nt; t++) {
+      const int L = d.tiles->lanes[t];
+      const int nvi = L / ks.W - 1;
+      const int64_t o0 = d.tiles->start[t], on = std::min<int64_t>(L, d.O - o0);
+      const float* wk = ph.wpk + d.C * ph.KH * ph.KW * d.tiles->lanes_before[t];
+      for (int64_t oy = oy0; oy < oy1; oy++) {
+        // the whole output row into tmp[OW][L], then written transposed
+        const float* xr = xp + (oy - oy0) * d.sh * Wp;
+        int64_t ox0 = 0;
+        for (int64_t tx = 0; tx < ntx; tx++) {
+          const int64_t ox1 = ph.OW * (tx + 1) / ntx;
+          ks.fwd[nvi][swi][ox1 - ox0 - 1](xr + ox0 * d.sw, plane, Wp, d.C, ph.KH, ph.KW, wk, tmp + ox0 * L);
+          ox0 = ox1;
+        }
+        float* yb = ybase + o0 * YP + oy * d.sy * d.YW;
+        for (int64_t l = 0; l < on; l++) {
+          float* yr = yb + l * YP;
+          const float bv = d.bias ? d.bias[o0 + l] : 0.0f;
+          const float* src = tmp + l;
+          if (d.sx == 1) for (int64_t ox = 0; ox < ph.OW; ox++) yr[ox] = src[ox * L] + bv;
+          else for (int64_t ox = 0; ox < ph.OW; ox++) yr[ox * d.sx] = src[ox * L] + bv;
+        }
+      }
+    }
+  }, fmas > 1e6);
+  return ok;
+}
+
+int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
+int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+}  // namespace
+
+bool direct_prefer_avx2(int prefer) {
+  if (prefer >= 0) g_prefer_avx2 = prefer != 0;
+  return g_prefer_avx2;
+}
+
+const char* direct_isa() {
+  const KernelSet* ks = kernels();
+  return ks ? (ks->W == 16 ? "avx512" : "avx2") : nullptr;
+}
+
+bool direct_conv2d(const float* x, const float* w, const float* bias, const ConvGeom& g, float* y, bool* oom) {
+  const KernelSet* ks = kernels();
+  if (!ks || g.sh > 2 || g.sw > 2 || g.o > kMaxChannels) return false;
+  Tiles tiles(g.o, ks->W, 2);
+  float* pk = scratch(3, kShared, size_t(g.c * g.kh * g.kw * tiles.lanes_total));
+  if (!pk) { *oom = true; return false; }
+  pack_forward(w, g.o, g.c, g.kh, g.kw, tiles, pk);
+  DirectFwd d{x, g.n, g.c, g.h, g.w, g.o, g.sh, g.sw, g.oh, g.ow, 1, 1, &tiles, bias, y, 1, {}};
+  d.phase[0] = Phase{g.kh, g.kw, g.ph, g.pw, g.oh, g.ow, 0, 0, pk};
+  if (!run_direct_fwd(*ks, d)) { *oom = true; return false; }
+  return true;
+}
+
+bool direct_conv2d_backward_input(const float* dy, const float* w, const ConvGeom& g, float* dx, bool* oom) {
+  // dX = Σ over phases (a, b) = (iy + ph) mod sh, (ix + pw) mod sw of stride-1 convolutions of dY with
+  // the phase's flipped sub-kernel: dX[c][sh·q + a − ph][sw·r + b − pw] = Σ W[o][c][a + sh·j][b + sw·k] ·
+  // dY[o][q − j][r − k]. Stride 1 is the single phase (0, 0): the full flipped, transposed kernel.
+  const KernelSet* ks = kernels();
+  // few input channels (a first layer): most lanes would be idle; im2col + GEMM does better
+  if (!ks || g.sh > 4 || g.sw > 4 || g.c < 8 || g.c > kMaxChannels) return false;
+  Tiles tiles(g.c, ks->W, 2);
+  DirectFwd d{dy, g.n, g.o, g.oh, g.ow, g.c, 1, 1, g.h, g.w, g.sh, g.sw, &tiles, nullptr, dx, 0, {}};
+  int64_t total = 0, offs[16];
+  for (int64_t a = 0; a < g.sh; a++)
+    for (int64_t b = 0; b < g.sw; b++) {
+      Phase& p = d.phase[d.nphases];
+      const int64_t Ja = a < g.kh ? ceil_div(g.kh - a, g.sh) : 0, Kb = b < g.kw ? ceil_div(g.kw - b, g.sw) : 0;
+      const int64_t q0 = ceil_div(g.ph - a, g.sh), q1 = floor_div(g.h - 1 + g.ph - a, g.sh) + 1;
+      const int64_t r0 = ceil_div(g.pw - b, g.sw), r1 = floor_div(g.w - 1 + g.pw - b, g.sw) + 1;
+      if (q1 <= q0 || r1 <= r0) continue;  // no input position in this phase
+      p.KH = Ja;
+      p.KW = Kb;
+      p.pt = Ja - 1 - q0;
+      p.pl = Kb - 1 - r0;
+      p.OH = q1 - q0;
+      p.OW = r1 - r0;
+      p.y0 = g.sh * q0 + a - g.ph;
+      p.x0 = g.sw * r0 + b - g.pw;
+      offs[d.nphases] = total;
+      total += g.o * Ja * Kb * tiles.lanes_total;
+      d.nphases++;
+    }
+  float* pk = scratch(3, kShared, size_t(std::max<int64_t>(total, 1)));
+  if (!pk) { *oom = true; return false; }
+  for (int f = 0; f < d.nphases; f++) {
+    Phase& p = d.phase[f];
+    p.wpk = pk + offs[f];
+    const int64_t a = ((p.y0 + g.ph) % g.sh + g.sh) % g.sh, b = ((p.x0 + g.pw) % g.sw + g.sw) % g.sw;
+    if (p.KH * p.KW > 0) pack_backward_phase(w, g.o, g.c, g.kh, g.kw, g.sh, g.sw, a, b, p.KH, p.KW, tiles, pk + offs[f]);
+  }
+  if (!run_direct_fwd(*ks, d)) { *oom = true; return false; }
+  return true;
+}
+
+bool direct_conv2d_backward_weight(const float* x, const float* dy, const ConvGeom& g, float* dw, bool* oom) {
+  const KernelSet* ks = kernels();
+  if (!ks || g.kh != 3 || g.kw != 3 || g.sh > 2 || g.sw > 2 || g.sh != g.sw || g.o > kMaxChannels) return false;
+  const int64_t Hp = (g.oh - 1) * g.sh + 3, Wp = (g.ow - 1) * g.sw + 3, plane = Hp * Wp, P = g.oh * g.ow;
+  Tiles tiles(g.o, ks->W, ks->bww_nv);
+  const int64_t nt = tiles.count, lanes_total = tiles.lanes_total;
+  // Work items: image groups × channel ranges, handed out dynamically. Each image group accumulates into
+  // its own partial dW (channel ranges write disjoint parts of it), and the partials are summed in group
+  // order: the result does not depend on the thread count or on scheduling.
+  const int T = pool_threads();
+  // (enough pixels per group that the partial buffers cost little next to the arithmetic)
+  const int64_t groups = std::max<int64_t>(1, std::min<int64_t>({g.n, 8, g.n * P / 512}));
+  const int64_t cgroups = groups >= 2 * T ? 1 : std::min<int64_t>(g.c, 4 * T);
+  const int64_t psize = lanes_total * g.c * 9;  // partial layout: per tile [C][9][L]
+  float* partial = scratch(1, kShared, size_t(groups * psize));
+  if (!partial) { *oom = true; return false; }
+  std::memset(partial, 0, size_t(groups * psize) * sizeof(float));
+  const int swi = int(g.sw) - 1;
+  bool ok = true;
+  // small images are processed several at a time (one kernel call runs over ≥ 256 pixels)
+  const int64_t batch = std::max<int64_t>(1, std::min<int64_t>(8, 256 / std::max<int64_t>(P, 1)));
+  parallel_dynamic(groups * cgroups, [&](int tid, int64_t item) {
+    const int64_t gi = item / cgroups, cg = item % cgroups;
+    const int64_t i0 = g.n * gi / groups, i1 = g.n * (gi + 1) / groups;
+    const int64_t c0 = g.c * cg / cgroups, c1 = g.c * (cg + 1) / cgroups;
+    if (i0 >= i1 || c0 >= c1) return;
+    const int64_t nb_max = std::min(batch, i1 - i0);
+    float* xp = scratch(0, tid, size_t((c1 - c0) * nb_max * plane));
+    float* dyt = scratch(2, tid, size_t(lanes_total * P * nb_max + 16));
+    if (!xp || !dyt) { ok = false; return; }
+    float* pdw = partial + gi * psize;
+    for (int64_t ib = i0; ib < i1; ib += nb_max) {
+      const int64_t nb = std::min(nb_max, i1 - ib);
+      // padded inputs [c][img][Hp][Wp] and transposed gradients per tile [img][P][L] (lanes past O zero)
+      for (int64_t k = 0; k < nb; k++)
+        pad_image(x + (ib + k) * g.c * g.h * g.w, c0, c1, g.h, g.w, g.ph, g.pw, Hp, Wp, xp + k * plane, nb * plane);
+      int64_t toff = 0;
+      for (int64_t t = 0; t < nt; t++) {
+        const int L = tiles.lanes[t];
+        const int64_t o0 = tiles.start[t], on = std::min<int64_t>(L, g.o - o0);
+        for (int64_t k = 0; k < nb; k++) {
+          const float* dyi = dy + (ib + k) * g.o * P;
+          float* d = dyt + toff + k * P * L;
+          for (int64_t p0 = 0; p0 < P; p0 += 16) {  // blocks of 16 pixels: the 16 destination rows stay in L1
+            const int64_t p1 = std::min<int64_t>(P, p0 + 16);
+            for (int64_t l = 0; l < on; l++) {
+              const float* s = dyi + (o0 + l) * P;
+              for (int64_t p = p0; p < p1; p++) d[p * L + l] = s[p];
+            }
+            for (int64_t l = on; l < L; l++)
+              for (int64_t p = p0; p < p1; p++) d[p * L + l] = 0.0f;
+          }
+        }
+        toff += nb * P * L;
+      }
+      toff = 0;
+      int64_t poff = 0;
+      for (int64_t t = 0; t < nt; t++) {
+        const int L = tiles.lanes[t];
+        const BwwFn fn = ks->bww[L / ks->W - 1][swi];
+        for (int64_t c = c0; c < c1; c++)
+          fn(xp + (c - c0) * nb * plane, Wp, g.sh, g.oh, g.ow, nb, plane, dyt + toff, pdw + poff + c * 9 * L);
+        toff += nb * P * L;
+        poff += g.c * 9 * L;
+      }
+    }
+  }, double(g.n) * double(g.o) * double(g.c) * 9.0 * double(P) > 1e6);
+  if (!ok) { *oom = true; return false; }
+  // sum the partials (group order) and transpose to dW[o][c][3][3], split over channels
+  parallel_for(g.c, std::max<int64_t>(1, 4096 / (9 * lanes_total + 1)), [&](int64_t cb, int64_t ce) {
+    int64_t poff = 0;
+    for (int64_t t = 0; t < nt; t++) {
+      const int L = tiles.lanes[t];
+      const int64_t o0 = tiles.start[t], on = std::min<int64_t>(L, g.o - o0);
+      for (int64_t c = cb; c < ce; c++)
+        for (int64_t q = 0; q < 9; q++)
+          for (int64_t l = 0; l < on; l++) {
+            float s = 0.0f;
+            for (int64_t gi = 0; gi < groups; gi++) s += partial[gi * psize + poff + (c * 9 + q) * L + l];
+            dw[((o0 + l) * g.c + c) * 9 + q] = s;
+          }
+      poff += g.c * 9 * L;
+    }
+  });
+  return true;
+}
+
+#endif  // DN_HAVE_DIRECT
+
+}  // namespace dn

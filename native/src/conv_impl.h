@@ -1,0 +1,18 @@
+// Internal interface between conv.cc (dispatch + portable im2col/GEMM path) and conv_direct.cc (direct kernels).
+#pragma once
+#include "kernels.h"
+
+namespace dn {
+
+/** "avx512" or "avx2" when the CPU can run the direct kernels (and they were compiled in), else nullptr. */
+const char* direct_isa();
+/** Sets (prefer = 0 / 1) or reads (prefer = −1) the preference for the AVX2 kernels on AVX-512 CPUs. */
+bool direct_prefer_avx2(int prefer);
+
+/** Direct convolutions. Each returns false when it does not handle the geometry (the caller then falls
+ *  back to im2col + GEMM) or when scratch memory could not be allocated (*oom set). */
+bool direct_conv2d(const float* x, const float* w, const float* bias, const ConvGeom& g, float* y, bool* oom);
+bool direct_conv2d_backward_input(const float* dy, const float* w, const ConvGeom& g, float* dx, bool* oom);
+bool direct_conv2d_backward_weight(const float* x, const float* dy, const ConvGeom& g, float* dw, bool* oom);
+
+}  // namespace dn

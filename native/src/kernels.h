@@ -1,0 +1,76 @@
+// Kernel entry points behind the N-API layer. Arguments are trusted here: addon.cc validates every
+// shape and buffer length before calling. Outputs are written in full (they may be uninitialized memory).
+#pragma once
+#include <cstdint>
+
+namespace dn {
+
+enum UnaryOp {
+  U_NEG, U_EXP, U_LOG, U_SQRT, U_RSQRT, U_SIN, U_COS, U_TANH, U_SIGMOID,
+  U_SILU, U_GELU, U_RELU, U_ABS, U_SIGN, U_SQUARE, U_RECIPROCAL, U_COUNT
+};
+enum BinaryOp { B_ADD, B_SUB, B_MUL, B_DIV, B_POW, B_MAX, B_MIN, B_EQ, B_GT, B_LT, B_COUNT };
+
+constexpr int kMaxDims = 16;
+
+void unary(int op, const float* x, float* y, int64_t n);
+void unary_backward(int op, const float* x, const float* dy, float* dx, int64_t n);
+/** out over shape[nd] (dense), operands walked with element strides (0 on broadcast dims). */
+void binary(int op, const float* a, const int64_t* as, const float* b, const int64_t* bs,
+            const int64_t* shape, int nd, float* out);
+void where(const float* c, const int64_t* cs, const float* a, const int64_t* as, const float* b,
+           const int64_t* bs, const int64_t* shape, int nd, float* out);
+void affine(const float* x, float* y, int64_t n, double scale, double shift);
+void pow_scalar(const float* x, float* y, int64_t n, double p);
+void clamp(const float* x, float* y, int64_t n, double lo, double hi);
+void clamp_backward(const float* x, const float* dy, float* dx, int64_t n, double lo, double hi);
+void reduce(int op /*0 sum, 1 max*/, const float* x, float* out, int64_t outer, int64_t size, int64_t inner);
+void strided_copy(const float* src, int64_t srcOff, const int64_t* ss, const int64_t* shape, int nd,
+                  float* dst, int64_t dstOff, const int64_t* ds, bool accumulate);
+void upsample_nearest2x(const float* x, float* y, int64_t planes, int64_t h, int64_t w);
+void avg_pool2x2(const float* x, float* y, int64_t planes, int64_t h, int64_t w);
+void gather_rows(const float* table, const int32_t* idx, int64_t n, int64_t d, float* out);
+void scatter_add_rows(const float* dy, const int32_t* idx, int64_t n, int64_t rows, int64_t d, float* out);
+void adamw(float* p, const float* g, float* m, float* v, int64_t n, double lr, double b1, double b2, double eps,
+           double wd, double step);
+
+// norm.cc
+void group_norm(const float* x, const float* gamma, const float* beta, int64_t n, int64_t c, int64_t hw,
+                int64_t groups, double eps, bool silu, float* y, float* mean, float* rstd);
+/** dgamma / dbeta may be null (not wanted). Returns false when scratch memory could not be allocated. */
+bool group_norm_backward(const float* dy, const float* x, const float* gamma, const float* beta, const float* mean,
+                         const float* rstd, int64_t n, int64_t c, int64_t hw, int64_t groups, bool silu, float* dx,
+                         float* dgamma, float* dbeta);
+void layer_norm(const float* x, const float* gamma, const float* beta, int64_t rows, int64_t d, double eps, float* y,
+                float* mean, float* rstd);
+bool layer_norm_backward(const float* dy, const float* x, const float* gamma, const float* mean, const float* rstd,
+                         int64_t rows, int64_t d, float* dx, float* dgamma, float* dbeta);
+void softmax(const float* x, float* y, int64_t rows, int64_t d);
+void softmax_backward(const float* y, const float* dy, float* dx, int64_t rows, int64_t d);
+void log_softmax(const float* x, float* y, int64_t rows, int64_t d);
+void log_softmax_backward(const float* y, const float* dy, float* dx, int64_t rows, int64_t d);
+
+// gemm.cc
+void blas_init();
+const char* blas_info();
+/** out[bi] = op(A[bi]) · op(B[bi]) (row-major), split over the pool. */
+void matmul(const float* a, const float* b, float* out, int64_t batch, int64_t m, int64_t n, int64_t k, bool ta,
+            bool tb, int64_t aBatchStride, int64_t bBatchStride);
+/** Single-threaded row-major sgemm: C = alpha·op(A)·op(B) + beta·C. */
+void sgemm1(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+            const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+
+// conv.cc
+struct ConvGeom {
+  int64_t n, c, h, w, o, kh, kw, sh, sw, ph, pw, oh, ow;
+};
+/** Return false when scratch memory could not be allocated. */
+bool conv2d(const float* x, const float* w, const float* bias, const ConvGeom& g, float* y);
+bool conv2d_backward_input(const float* dy, const float* w, const ConvGeom& g, float* dx);
+bool conv2d_backward_weight(const float* x, const float* dy, const ConvGeom& g, float* dw);
+/** Which conv implementation runs here ("direct-avx512", "direct-avx2" or "im2col+blas"). */
+const char* conv_impl();
+/** Forces the portable im2col + GEMM path (true) or restores automatic selection (false). */
+void set_conv_im2col(bool force);
+
+}  // namespace dn

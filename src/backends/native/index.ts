@@ -1,0 +1,158 @@
+/**
+ * The native CPU backend: the N-API addon build/Release/diffuse_native.node (sources in native/src,
+ * built by `npm install` / `npm run build:native`), adapted to the `Backend` interface.
+ *
+ * - `loadNativeBackend()` loads the addon once and returns the backend, or `{ error }` saying why it is
+ *   unavailable (never throws). The registry (../index.ts) calls it lazily.
+ * - `nativeBackend()` returns the backend or throws that error.
+ * - `nativeThreads(n?)` gets / sets the size of the addon's thread pool (the calling thread included;
+ *   default: the number of CPUs, or DIFFUSE_NUM_THREADS). OpenBLAS is kept single-threaded inside it.
+ * - `nativeInfo()` says which BLAS and which convolution implementation the addon runs.
+ *
+ * The addon's functions take the Backend arguments in the same order, so the backend's methods are the
+ * addon's functions themselves: no wrapper frame per kernel call. The addon validates every call (types,
+ * integer sizes, buffer lengths against shapes) and throws an Error naming the kernel instead of crashing.
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Backend } from '../backend.js';
+
+/** What the addon exports: the Backend kernels (same signatures) plus pool / diagnostic helpers. */
+export interface NativeAddon extends Omit<Backend, 'name'> {
+  /** Pool size; with an argument (1..256) resizes the pool first. */
+  threads(n?: number): number;
+  info(): NativeInfo;
+  /** Convolution implementation: 'auto' (direct AVX-512 / AVX2 kernels where the CPU has them), 'im2col'
+   *  (im2col + BLAS everywhere) or 'avx2' (the AVX2 kernels even on AVX-512 CPUs; for tests). Returns the
+   *  implementation in effect. */
+  convImpl(mode?: 'auto' | 'im2col' | 'avx2'): string;
+}
+
+export interface NativeInfo {
+  /** BLAS library and its configuration (e.g. the OpenBLAS core type). */
+  blas: string;
+  /** 'direct-avx512', 'direct-avx2' or 'im2col+blas'. */
+  conv: string;
+  threads: number;
+}
+
+const ADDON_RELATIVE = join('build', 'Release', 'diffuse_native.node');
+
+/** The package root: the nearest ancestor of this file holding package.json (works from src/ and dist/src/). */
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  let fallback: string | undefined;
+  for (let i = 0; i < 8; i++) {
+    if (existsSync(join(dir, ADDON_RELATIVE))) return dir;
+    if (fallback === undefined && existsSync(join(dir, 'package.json'))) fallback = dir;
+    const up = dirname(dir);
+    if (up === dir) break;
+    dir = up;
+  }
+  return fallback ?? resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+}
+
+/** Absolute path of the addon (DIFFUSE_NATIVE_ADDON overrides it). */
+export function nativeAddonPath(): string {
+  const env = typeof process !== 'undefined' ? process.env?.DIFFUSE_NATIVE_ADDON : undefined;
+  return env ? resolve(env) : join(packageRoot(), ADDON_RELATIVE);
+}
+
+let loaded: { addon: NativeAddon; backend: Backend } | { error: string } | undefined;
+
+function load(): { addon: NativeAddon; backend: Backend } | { error: string } {
+  if (loaded) return loaded;
+  if (typeof process === 'undefined' || !process.versions?.node) {
+    loaded = { error: 'not running in Node.js' };
+    return loaded;
+  }
+  const path = nativeAddonPath();
+  if (!existsSync(path)) {
+    loaded = { error: `addon not built (${path} is missing; run \`npm run build:native\`)` };
+    return loaded;
+  }
+  // OpenBLAS starts its own thread pool when it is loaded unless told otherwise (Accelerate: on first use);
+  // the addon has its own pool and runs BLAS single-threaded inside it, so keep those pools from starting.
+  // The variables are set only while the library loads and restored right after.
+  const vars = ['OPENBLAS_NUM_THREADS', 'VECLIB_MAXIMUM_THREADS'];
+  const prev = vars.map((v) => process.env[v]);
+  for (const v of vars) process.env[v] = '1';
+  try {
+    const addon = createRequire(import.meta.url)(path) as NativeAddon;
+    loaded = { addon, backend: adapt(addon) };
+  } catch (e) {
+    const msg = e instanceof Error ? e.message.split('\n')[0] : String(e);
+    loaded = { error: `could not load ${path}: ${msg}` };
+  } finally {
+    vars.forEach((v, i) => {
+      if (prev[i] === undefined) delete process.env[v];
+      else process.env[v] = prev[i];
+    });
+  }
+  return loaded;
+}
+
+function adapt(a: NativeAddon): Backend {
+  return {
+    name: 'native',
+    unary: a.unary,
+    unaryBackward: a.unaryBackward,
+    binary: a.binary,
+    where: a.where,
+    affine: a.affine,
+    powScalar: a.powScalar,
+    clamp: a.clamp,
+    clampBackward: a.clampBackward,
+    reduce: a.reduce,
+    stridedCopy: a.stridedCopy,
+    matmul: a.matmul,
+    conv2d: a.conv2d,
+    conv2dBackwardInput: a.conv2dBackwardInput,
+    conv2dBackwardWeight: a.conv2dBackwardWeight,
+    upsampleNearest2x: a.upsampleNearest2x,
+    avgPool2x2: a.avgPool2x2,
+    groupNorm: a.groupNorm,
+    groupNormBackward: a.groupNormBackward,
+    layerNorm: a.layerNorm,
+    layerNormBackward: a.layerNormBackward,
+    softmax: a.softmax,
+    softmaxBackward: a.softmaxBackward,
+    logSoftmax: a.logSoftmax,
+    logSoftmaxBackward: a.logSoftmaxBackward,
+    gatherRows: a.gatherRows,
+    scatterAddRows: a.scatterAddRows,
+    adamW: a.adamW,
+  };
+}
+
+/** The native backend, or `{ error }` when the addon is missing or cannot load here. Never throws. */
+export function loadNativeBackend(): Backend | { error: string } {
+  const r = load();
+  return 'error' in r ? { error: r.error } : r.backend;
+}
+
+/** The native backend; throws when it is unavailable. */
+export function nativeBackend(): Backend {
+  const r = load();
+  if ('error' in r) throw new Error(`diffuse: native backend unavailable: ${r.error}`);
+  return r.backend;
+}
+
+/** The raw addon (pool and diagnostic helpers included); throws when it is unavailable. */
+export function nativeAddon(): NativeAddon {
+  const r = load();
+  if ('error' in r) throw new Error(`diffuse: native backend unavailable: ${r.error}`);
+  return r.addon;
+}
+
+/** Gets (no argument) or sets the native thread pool size (1..256); returns the size in effect. */
+export function nativeThreads(n?: number): number {
+  return n === undefined ? nativeAddon().threads() : nativeAddon().threads(n);
+}
+
+/** BLAS, convolution implementation and thread count of the loaded addon. */
+export function nativeInfo(): NativeInfo {
+  return nativeAddon().info();
+}
