@@ -1,5 +1,7 @@
-// Batched matmul on single-threaded CBLAS calls, split across the addon's pool.
-// OpenBLAS is told to use one thread: its own pool must never run beside ours.
+// Batched matmul on CBLAS, split across the addon's pool. OpenBLAS runs single-threaded inside our pool's
+// workers, except for one big matrix, which OpenBLAS threads itself (it shares its packed panels between
+// threads, which splitting the matrix across our workers cannot): our pool's workers are parked then, and the
+// loader sets OPENBLAS_THREAD_TIMEOUT so OpenBLAS's threads park right after, so two pools never run at once.
 #include <algorithm>
 #include <cstring>
 #include <numeric>
@@ -68,6 +70,14 @@ void matmul(const float* a, const float* b, float* out, int64_t batch, int64_t m
     parallel_dynamic(batch, [&](int, int64_t bi) { item(bi, 0, m, 0, n); });
     return;
   }
+#if !defined(DIFFUSE_ACCELERATE)
+  if (batch == 1 && fmas >= double(1 << 24)) {
+    openblas_set_num_threads(T);
+    item(0, 0, m, 0, n);
+    openblas_set_num_threads(1);
+    return;
+  }
+#endif
   int64_t s = T / std::gcd<int64_t>(batch, T);
   const bool splitN = n >= m;
   const int64_t dim = splitN ? n : m;

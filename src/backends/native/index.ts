@@ -76,6 +76,9 @@ function load(): { addon: NativeAddon; backend: Backend } | { error: string } {
   // OpenBLAS starts its own thread pool when it is loaded unless told otherwise (Accelerate: on first use);
   // the addon has its own pool and runs BLAS single-threaded inside it, so keep those pools from starting.
   // The variables are set only while the library loads and restored right after.
+  // OpenBLAS threads one big GEMM itself while our pool is parked (see native/src/gemm.cc); a short timeout
+  // parks its threads right after, before our pool runs the next kernel. Kept set: OpenBLAS may read it late.
+  process.env.OPENBLAS_THREAD_TIMEOUT ??= '4';
   const vars = ['OPENBLAS_NUM_THREADS', 'VECLIB_MAXIMUM_THREADS'];
   const prev = vars.map((v) => process.env[v]);
   for (const v of vars) process.env[v] = '1';
