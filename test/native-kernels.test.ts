@@ -5,6 +5,7 @@
  *   npx tsx --test test/native-kernels.test.ts
  */
 import { test } from 'node:test';
+import { rng } from './helpers/compare.js';
 import assert from 'node:assert/strict';
 import type { Backend, BinaryOp, Conv2dGeometry, F32, UnaryOp } from '../src/backends/backend.js';
 import { jsBackend } from '../src/backends/js/index.js';
@@ -19,17 +20,6 @@ const addon = (skip ? undefined : nativeAddon()) as NativeAddon;
 const js = jsBackend;
 
 // ------------------------------------------------------------------ helpers
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 let seedCounter = 1;
 function randn(n: number, scale = 1, offset = 0): F32 {

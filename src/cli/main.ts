@@ -304,7 +304,7 @@ function info(f: { checkpoint: string }): void {
 
 // ---------------------------------------------------------------- program
 
-const DEFAULT_STEPS = 4000;
+const DEFAULT_STEPS = 2000;
 
 export function program(): Command {
   const p = new Command('diffuse').description('Diffusion models: train, sample and inspect.').showHelpAfterError(false);

@@ -187,3 +187,16 @@ export function alphaBarOrOne(schedule: NoiseSchedule, t: number): number {
 export function sigmaVE(alphaBar: number): number {
   return Math.sqrt((1 - alphaBar) / alphaBar);
 }
+
+/**
+ * The start shared by the discrete-time samplers (DDPM, DDIM, predictor–corrector): the spaced timesteps (cut
+ * for image-to-image), ᾱ at step i (1 past the last step) and the initial x_T, blended for inpainting.
+ */
+export function discreteStart(fn: string, schedule: NoiseSchedule, noise: Tensor, r: Resolved, steps: number, spacing: Spacing):
+  { ts: number[]; ab: (i: number) => number; x: Tensor } {
+  const all = spacedTimesteps(fn, schedule.T, steps, spacing);
+  const ts = all.slice(img2imgStart(fn, all.length, r.init));
+  const ab = (i: number) => (i < ts.length ? schedule.alphasCumprod[ts[i]] : 1);
+  const x0 = r.init ? noiseTo(r.init.x0, ab(0), 'vp', randn(noise.shape, r.gen)) : noise;
+  return { ts, ab, x: noGrad(() => inpaintBlend(x0, ab(0), 'vp', r)) };
+}

@@ -13,8 +13,8 @@ import { Generator, Tensor, add, mul, noGrad, randn } from '../../tensor/index.j
 import type { NoiseSchedule } from '../schedules.js';
 import { rangeFail } from '../util.js';
 import {
-  type Model, type SampleOptions, type SamplerEvent, type SamplerRun, type Spacing, img2imgStart, inpaintBlend, noiseTo, predict,
-  resolveOptions, sigmaVE, spacedTimesteps,
+  type Model, type SampleOptions, type SamplerEvent, type SamplerRun, type Spacing, inpaintBlend, predict,
+  resolveOptions, sigmaVE, spacedTimesteps, discreteStart,
 } from './common.js';
 
 export interface DdimOptions extends SampleOptions {
@@ -32,11 +32,9 @@ export function* ddim(model: Model, schedule: NoiseSchedule, noise: Tensor, opts
   const r = resolveOptions(fn, noise, opts);
   const eta = opts.eta ?? 0;
   if (!(eta >= 0 && Number.isFinite(eta))) rangeFail(fn, `eta must be a finite number ≥ 0, got ${eta}`);
-  const all = spacedTimesteps(fn, schedule.T, opts.steps ?? Math.min(50, schedule.T), opts.spacing ?? 'trailing');
-  const ts = all.slice(img2imgStart(fn, all.length, r.init));
-  const ab = (i: number) => (i < ts.length ? schedule.alphasCumprod[ts[i]] : 1);
-  let x = r.init ? noiseTo(r.init.x0, ab(0), 'vp', randn(noise.shape, r.gen)) : noise;
-  x = noGrad(() => inpaintBlend(x, ab(0), 'vp', r));
+  const start = discreteStart(fn, schedule, noise, r, opts.steps ?? Math.min(50, schedule.T), opts.spacing ?? 'trailing');
+  const { ts, ab } = start;
+  let x = start.x;
   for (let i = 0; i < ts.length; i++) {
     const abT = ab(i), abPrev = ab(i + 1);
     const p = predict(fn, model, x, ts[i], abT, r);

@@ -16,8 +16,8 @@ import { Tensor, add, exp, mul, noGrad, randn } from '../../tensor/index.js';
 import type { NoiseSchedule } from '../schedules.js';
 import { type VarianceType, checkVariance, learnedRangeLogVariance } from '../reverse.js';
 import {
-  type Model, type SampleOptions, type SamplerRun, type Spacing, img2imgStart, inpaintBlend, noiseTo, predict, resolveOptions,
-  sigmaVE, spacedTimesteps,
+  type Model, type SampleOptions, type SamplerRun, type Spacing, inpaintBlend, predict, resolveOptions,
+  sigmaVE, discreteStart,
 } from './common.js';
 
 export interface DdpmOptions extends SampleOptions {
@@ -35,11 +35,9 @@ export function* ddpm(model: Model, schedule: NoiseSchedule, noise: Tensor, opts
   const r = resolveOptions(fn, noise, opts);
   const variance = checkVariance(fn, opts.variance ?? 'fixedLarge');
   const learned = variance === 'learnedRange' || r.learnedVariance;
-  const all = spacedTimesteps(fn, schedule.T, opts.steps ?? schedule.T, opts.spacing ?? 'linspace');
-  const ts = all.slice(img2imgStart(fn, all.length, r.init));
-  const ab = (i: number) => (i < ts.length ? schedule.alphasCumprod[ts[i]] : 1);
-  let x = r.init ? noiseTo(r.init.x0, ab(0), 'vp', randn(noise.shape, r.gen)) : noise;
-  x = noGrad(() => inpaintBlend(x, ab(0), 'vp', r));
+  const start = discreteStart(fn, schedule, noise, r, opts.steps ?? schedule.T, opts.spacing ?? 'linspace');
+  const { ts, ab } = start;
+  let x = start.x;
   let nfe = 0;
   for (let i = 0; i < ts.length; i++) {
     const t = ts[i], abT = ab(i), abPrev = ab(i + 1);

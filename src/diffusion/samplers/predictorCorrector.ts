@@ -15,8 +15,8 @@ import { Tensor, add, mul, noGrad, randn } from '../../tensor/index.js';
 import type { NoiseSchedule } from '../schedules.js';
 import { rangeFail } from '../util.js';
 import {
-  type Model, type SampleOptions, type SamplerRun, type Spacing, img2imgStart, inpaintBlend, noiseTo, predict, resolveOptions,
-  sigmaVE, spacedTimesteps,
+  type Model, type SampleOptions, type SamplerRun, type Spacing, inpaintBlend, predict, resolveOptions,
+  sigmaVE, discreteStart,
 } from './common.js';
 
 export interface PredictorCorrectorOptions extends SampleOptions {
@@ -48,11 +48,9 @@ export function* predictorCorrector(model: Model, schedule: NoiseSchedule, noise
   const snr = opts.snr ?? 0.16, nCorr = opts.correctorSteps ?? 1;
   if (!(snr > 0 && Number.isFinite(snr))) rangeFail(fn, `snr must be a positive number, got ${snr}`);
   if (!Number.isInteger(nCorr) || nCorr < 0) rangeFail(fn, `correctorSteps must be a non-negative integer, got ${nCorr}`);
-  const all = spacedTimesteps(fn, schedule.T, opts.steps ?? schedule.T, opts.spacing ?? 'linspace');
-  const ts = all.slice(img2imgStart(fn, all.length, r.init));
-  const ab = (i: number) => (i < ts.length ? schedule.alphasCumprod[ts[i]] : 1);
-  let x = r.init ? noiseTo(r.init.x0, ab(0), 'vp', randn(noise.shape, r.gen)) : noise;
-  x = noGrad(() => inpaintBlend(x, ab(0), 'vp', r));
+  const start = discreteStart(fn, schedule, noise, r, opts.steps ?? schedule.T, opts.spacing ?? 'linspace');
+  const { ts, ab } = start;
+  let x = start.x;
   let nfe = 0;
   for (let i = 0; i < ts.length; i++) {
     const t = ts[i], abT = ab(i), abPrev = ab(i + 1);
