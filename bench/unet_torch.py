@@ -266,26 +266,41 @@ def main():
     cfg = unet_preset(args.preset, imageSize=args.size, inChannels=args.channels, numClasses=args.classes)
     model = UNet(cfg).train()
     opt = torch.optim.AdamW(model.parameters(), lr=2e-4, weight_decay=0.0)
+    ema = [p.detach().clone() for p in model.parameters()]
     x = torch.randn(args.batch, args.channels, args.size, args.size)
     t = torch.randint(0, 1000, (args.batch,)).float()
     y = torch.randint(0, args.classes + 1, (args.batch,)) if args.classes else None
     noise = torch.randn_like(x)
 
-    def step():
+    def train_step():
+        # forward, backward, AdamW, EMA: what diffuse's trainer does per step
         opt.zero_grad(set_to_none=True)
         loss = F.mse_loss(model(x, t, y), noise)
         loss.backward()
         opt.step()
+        with torch.no_grad():
+            params = [p.detach() for p in model.parameters()]
+            torch._foreach_mul_(ema, 0.999)
+            torch._foreach_add_(ema, params, alpha=0.001)
 
-    step()  # warm-up
-    times = []
-    for _ in range(args.reps):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    times.sort()
+    def sample_step():
+        # one sampler step is one network evaluation without gradients
+        with torch.no_grad():
+            model.eval()
+            model(x, t, y)
+            model.train()
+
+    def timed(fn):
+        fn()  # warm-up
+        times = []
+        for _ in range(args.reps):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return times
+
     print(json.dumps({'preset': args.preset, 'params': num_parameters(model), 'batch': args.batch, 'size': args.size,
-                      'threads': args.threads, 'median_s': times[len(times) // 2], 'times_s': times,
+                      'threads': args.threads, 'train_s': timed(train_step), 'sample_s': timed(sample_step),
                       'torch': torch.__version__}))
 
 

@@ -1,8 +1,8 @@
 // The `diffuse` command end to end on tiny runs: resume reproduces an uninterrupted run bit for bit, bad input
 // gets one line and a non-zero exit, and nothing existing is overwritten or lost.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -36,6 +36,28 @@ describe('diffuse train', () => {
     }
     assert.ok(statSync(join(a, 'loss.png')).size > 1000);
     assert.equal(readFileSync(join(a, 'metrics.jsonl'), 'utf8').trim().split('\n').length, 4);
+  });
+
+  test('Ctrl-C saves a checkpoint before exiting, and the run resumes from it', async () => {
+    const dir = join(tmp(), 'int');
+    const child = spawn(process.execPath, ['bin/diffuse.mjs', 'train', '--out', dir, ...tiny, '--steps', '10000', '--checkpoint-every', '0'],
+      { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d) => { err += String(d); });
+    const metrics = join(dir, 'metrics.jsonl');
+    const deadline = Date.now() + 60_000;
+    while (!(existsSync(metrics) && readFileSync(metrics, 'utf8').split('\n').length > 3) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((r) => child.on('exit', r));
+    assert.equal(code, 130, err);
+    assert.match(err, /interrupted: saving a checkpoint/);
+    const step = readCheckpointJson<unknown, { step: number }>(dir).state.step;
+    assert.ok(step >= 3, `checkpoint at step ${step}`);
+    const r = diffuse('train', '--out', dir, '--resume', '--steps', String(step + 1));
+    assert.equal(r.code, 0, r.err);
+    assert.equal(readCheckpointJson<unknown, { step: number }>(dir).state.step, step + 1);
   });
 
   test('bad options get one line naming the option and a non-zero exit', () => {
@@ -121,7 +143,7 @@ describe('diffuse sample and info with damaged checkpoints', () => {
 });
 
 describe('non-finite loss', () => {
-  test('stops training and keeps the last good checkpoint', () => {
+  test('stops training and keeps the last good checkpoint', async () => {
     const dir = join(tmp(), 'nan');
     assert.equal(diffuse('train', '--out', dir, ...tiny).code, 0);
     const before = snapshot(dir);
@@ -129,7 +151,7 @@ describe('non-finite loss', () => {
     const trainer = new Trainer({ ...json.config, trainer: { ...json.config.trainer, steps: 8 } }, loadMnist({ split: 'train', limit: 40 }),
       { dir, json: json as never });
     trainer.model.forward = (x: Tensor) => new Tensor(new Float32Array(x.size).fill(NaN), x.shape);
-    assert.throws(() => trainer.train({ outDir: dir, resume: true }), (e: Error) => e instanceof NonFiniteLossError && /training loss is NaN at step 5/.test(e.message));
+    await assert.rejects(trainer.train({ outDir: dir, resume: true }), (e: Error) => e instanceof NonFiniteLossError && /training loss is NaN at step 5/.test(e.message));
     const after = snapshot(dir);
     for (const f of Object.keys(before)) if (f !== 'metrics.jsonl') assert.equal(after[f], before[f], `${f} changed`);
   });

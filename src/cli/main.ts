@@ -70,7 +70,7 @@ interface TrainFlags {
   classCond: boolean; resume: boolean; force: boolean; backend?: string; limit?: number;
 }
 
-function train(f: TrainFlags): void {
+async function train(f: TrainFlags): Promise<void> {
   useBackend(f.backend);
   const out = resolve(f.out);
   const hasCheckpoint = existsSync(join(out, CHECKPOINT_JSON));
@@ -137,7 +137,7 @@ function train(f: TrainFlags): void {
   bar.start(config.trainer.steps, trainer.step, { loss: '-', rate: '-' });
   let result;
   try {
-    result = trainer.train({
+    result = await trainer.train({
       outDir: out, resume: f.resume, timeBudgetSec: f.time,
       onStep: (s) => bar.update(s.step, { loss: s.loss.toFixed(4), rate: s.itPerSec.toFixed(2) }),
       onEvent: (m) => { if (!process.stdout.isTTY) console.log(m); },
@@ -333,7 +333,7 @@ export function program(): Command {
     .option('--resume', 'continue the run in --out', false)
     .option('--force', 'start over in a non-empty --out', false)
     .addOption(new Option('--backend <name>', 'js or native (default: native when built)'))
-    .action((o) => train(o as TrainFlags));
+    .action(async (o) => train(o as TrainFlags));
   p.command('sample').description('Sample images from a checkpoint.')
     .requiredOption('--checkpoint <path>', 'run folder (or its checkpoint.json)')
     .option('--sampler <kind>', SAMPLER_KINDS.join(', '), 'dpmSolverPlusPlus')

@@ -231,8 +231,11 @@ export class Trainer {
     return out;
   }
 
-  /** The training loop. */
-  train(opts: TrainOptions): TrainResult {
+  /**
+   * The training loop. It yields to the event loop after every step, so signal handlers (Ctrl-C) and timers
+   * run while it trains.
+   */
+  async train(opts: TrainOptions): Promise<TrainResult> {
     const t = this.config.trainer;
     const start = performance.now();
     const elapsed = () => this.elapsedBefore + (performance.now() - start) / 1000;
@@ -240,6 +243,7 @@ export class Trainer {
     if (!opts.resume) writeFileSync(metricsPath, '');
     let stoppedEarly = false, lastSaved = this.step, windowStart = performance.now(), windowSteps = 0;
     while (this.step < t.steps) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
       const { loss, gradNorm, lr } = this.trainStep();
       windowSteps++;
       const now = performance.now();

@@ -1,0 +1,64 @@
+/**
+ * The speed bar of the command-line issue: one training step (forward, backward, AdamW, EMA) and one sampling
+ * step (a no-grad network evaluation) of the default UNet at the default batch size, in diffuse (native backend)
+ * and in PyTorch (bench/unet_torch.py, the same UNet), side by side in one run, alternating rounds.
+ * PyTorch gets its fair setting: OPENBLAS_NUM_THREADS=1 and torch.set_num_threads(threads).
+ *
+ * Usage: npx tsx bench/unet.ts [--preset tiny] [--batch 64] [--threads 2] [--reps 5] [--rounds 3]
+ */
+import { execFileSync } from 'node:child_process';
+import { parseArgs } from 'node:util';
+
+const { values: o } = parseArgs({
+  options: {
+    preset: { type: 'string', default: 'tiny' }, batch: { type: 'string', default: '64' },
+    threads: { type: 'string', default: '2' }, reps: { type: 'string', default: '5' }, rounds: { type: 'string', default: '3' },
+    python: { type: 'string', default: '/usr/bin/python3' }, ours: { type: 'boolean', default: false },
+  },
+});
+
+if (o.ours) {
+  // Child mode: our side, printing JSON like the PyTorch script.
+  const { AdamW, EMA, Generator, UNet, mseLoss, noGrad, randn, tensor, unetPreset } = await import('../src/index.js');
+  const B = Number(o.batch), reps = Number(o.reps);
+  const model = new UNet(unetPreset(o.preset as 'tiny', { numClasses: 10 }), { seed: 0 });
+  const opt = new AdamW(model, { lr: 2e-4, weightDecay: 0 }), ema = new EMA(model, { decay: 0.999 });
+  const g = new Generator(0);
+  const x = randn([B, 1, 28, 28], g), noise = randn([B, 1, 28, 28], g);
+  const t = tensor(Array.from({ length: B }, () => g.int(1000)), [B]);
+  const y = tensor(Array.from({ length: B }, () => g.int(11)), [B], { dtype: 'int32' });
+  const trainStep = () => {
+    mseLoss(model.forward(x, t, y), noise).backward();
+    opt.step();
+    opt.zeroGrad();
+    ema.update();
+  };
+  const sampleStep = () => noGrad(() => { model.eval(); model.forward(x, t, y); model.train(); });
+  const timed = (fn: () => void) => {
+    fn();
+    const ts: number[] = [];
+    for (let i = 0; i < reps; i++) { const t0 = performance.now(); fn(); ts.push((performance.now() - t0) / 1000); }
+    return ts;
+  };
+  console.log(JSON.stringify({ params: model.numParameters(), train_s: timed(trainStep), sample_s: timed(sampleStep) }));
+} else {
+  const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+  const ours = { train: [] as number[], sample: [] as number[] }, torch = { train: [] as number[], sample: [] as number[] };
+  const env = { ...process.env, DIFFUSE_BACKEND: 'native', DIFFUSE_NUM_THREADS: o.threads!, OPENBLAS_NUM_THREADS: '1' };
+  let params = 0;
+  for (let r = 0; r < Number(o.rounds); r++) {
+    const a = JSON.parse(execFileSync(process.execPath, ['--import', 'tsx', 'bench/unet.ts', '--ours', '--preset', o.preset!, '--batch', o.batch!, '--reps', o.reps!],
+      { env, encoding: 'utf8' }).trim().split('\n').pop()!);
+    const b = JSON.parse(execFileSync(o.python!, ['bench/unet_torch.py', '--preset', o.preset!, '--batch', o.batch!, '--threads', o.threads!, '--reps', o.reps!],
+      { env, encoding: 'utf8' }).trim().split('\n').pop()!);
+    ours.train.push(...a.train_s); ours.sample.push(...a.sample_s); torch.train.push(...b.train_s); torch.sample.push(...b.sample_s);
+    params = a.params;
+  }
+  console.log(`# UNet step benchmark — preset ${o.preset} (${params.toLocaleString('en-US')} parameters), batch ${o.batch}, 28×28, ` +
+    `${o.threads} threads, ${o.rounds} rounds × ${o.reps} reps, medians; OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE ?? 'unset'}`);
+  console.log('| step | ours (s) | PyTorch (s) | ratio ours/PyTorch |\n|---|---:|---:|---:|');
+  for (const k of ['train', 'sample'] as const) {
+    const a = median(ours[k]), b = median(torch[k]);
+    console.log(`| ${k === 'train' ? 'training step (fwd + bwd + AdamW + EMA)' : 'sampling step (one network evaluation)'} | ${a.toFixed(3)} | ${b.toFixed(3)} | ${(a / b).toFixed(3)} |`);
+  }
+}
