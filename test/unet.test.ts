@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import * as D from '../src/index.js';
 import { parseSafetensors, serializeSafetensors, type SafetensorsContents } from '../src/io/safetensors.js';
 import {
-  UNet, describeModel, normGroupsFor, unetConfigFromJSON, unetPreset, type UNetConfig,
+  UNet, describeModel, normGroupsFor, unetConfigFromJSON, unetPreset,
 } from '../src/nn/index.js';
 import { normalizedMaxError, worstElement } from './helpers/compare.js';
 

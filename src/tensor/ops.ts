@@ -7,7 +7,7 @@ import { Generator, defaultGenerator } from './random.js';
 import {
   ShapeError, broadcastShapes, broadcastStrides, fmt, normalizeAxes, normalizeAxis, sizeOf, stridesOf,
 } from './shape.js';
-import { Tensor, backend, isGradEnabled, noGrad, recordOp, scalar } from './tensor.js';
+import { Tensor, backend, recordOp, scalar } from './tensor.js';
 
 export type TensorLike = Tensor | number;
 
@@ -638,4 +638,3 @@ export function mseLoss(pred: Tensor, target: Tensor): Tensor {
   return mean(mul(d, d));
 }
 
-export { noGrad, isGradEnabled };
