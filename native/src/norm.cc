@@ -206,6 +206,19 @@ void group_norm(const float* x, const float* gamma, const float* beta, int64_t n
   });
 }
 
+// Adds per-chunk partial [chunks][2n] (dgamma | dbeta) in chunk order, so results do not depend on threads.
+static void sum_param_partials(const double* partial, int64_t chunks, int64_t n, float* dgamma, float* dbeta) {
+  for (int64_t i = 0; i < n; i++) {
+    double sg = 0.0, sb = 0.0;
+    for (int64_t t = 0; t < chunks; t++) {
+      sg += partial[size_t(t) * 2 * size_t(n) + size_t(i)];
+      sb += partial[size_t(t) * 2 * size_t(n) + size_t(n) + size_t(i)];
+    }
+    if (dgamma) dgamma[i] = float(sg);
+    if (dbeta) dbeta[i] = float(sb);
+  }
+}
+
 bool group_norm_backward(const float* dy, const float* x, const float* gamma, const float* beta, const float* mean,
                          const float* rstd, int64_t n, int64_t c, int64_t hw, int64_t groups, bool silu, float* dx,
                          float* dgamma, float* dbeta) {
@@ -253,17 +266,7 @@ bool group_norm_backward(const float* dy, const float* x, const float* gamma, co
     }
   });
   if (!ok) return false;
-  if (want_params) {
-    for (int64_t ch = 0; ch < c; ch++) {
-      double sg = 0.0, sb = 0.0;
-      for (int64_t t = 0; t < T; t++) {
-        sg += partial[size_t(t) * 2 * size_t(c) + size_t(ch)];
-        sb += partial[size_t(t) * 2 * size_t(c) + size_t(c) + size_t(ch)];
-      }
-      if (dgamma) dgamma[ch] = float(sg);
-      if (dbeta) dbeta[ch] = float(sb);
-    }
-  }
+  if (want_params) sum_param_partials(partial, T, c, dgamma, dbeta);
   return true;
 }
 
@@ -295,17 +298,7 @@ bool layer_norm_backward(const float* dy, const float* x, const float* gamma, co
     for (int64_t r = r0; r < r1; r++)
       ln_bwd_row(dy + r * d, x + r * d, gamma, dx + r * d, d, mean[r], rstd[r], pg, pb);
   });
-  if (want) {
-    for (int64_t i = 0; i < d; i++) {
-      double sg = 0.0, sb = 0.0;
-      for (int64_t t = 0; t < T; t++) {
-        sg += partial[size_t(t) * 2 * size_t(d) + size_t(i)];
-        sb += partial[size_t(t) * 2 * size_t(d) + size_t(d) + size_t(i)];
-      }
-      if (dgamma) dgamma[i] = float(sg);
-      if (dbeta) dbeta[i] = float(sb);
-    }
-  }
+  if (want) sum_param_partials(partial, T, d, dgamma, dbeta);
   return true;
 }
 
