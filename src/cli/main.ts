@@ -18,7 +18,7 @@ import { savePlot } from '../io/plot.js';
 import { readImage } from '../io/image.js';
 import { formatJudgeResult, frechetToHeldOut, judgeSamples, realDataReference } from '../eval/index.js';
 import { UNET_PRESETS, describeModel, unetPreset, type UNetPresetName } from '../nn/unet.js';
-import { Generator, Tensor, availableBackends, getBackend, randn, setBackend, type BackendName } from '../index.js';
+import { Generator, Tensor, availableBackends, concat, getBackend, narrow, randn, setBackend, type BackendName } from '../index.js';
 
 class UsageError extends Error {}
 
@@ -184,22 +184,17 @@ function sample(f: SampleFlags): void {
       bar.update(done, { rate: ((done * 1000) / (performance.now() - started)).toFixed(2) });
       void step;
     },
-    onFrame: f.strip ? (step, _xt, x0) => { if (frames.length < 1000) frames.push(new Tensor((x0.data as Float32Array).slice(0, x0.size / x0.shape[0]), [1, ...x0.shape.slice(1)])); void step; } : undefined,
+    onFrame: f.strip ? (_step, _xt, x0) => { if (frames.length < 1000) frames.push(narrow(x0, 0, 0, 1)); } : undefined,
   });
   bar.stop();
   const grid = join(out, 'samples.png');
   saveImageGrid(grid, images, { nrow: Math.ceil(Math.sqrt(f.count)), scale: 2 });
   if (f.single) {
-    const per = images.size / f.count;
-    for (let i = 0; i < f.count; i++) {
-      saveImage(join(out, `sample-${String(i).padStart(4, '0')}.png`), new Tensor((images.data as Float32Array).slice(i * per, (i + 1) * per), images.shape.slice(1)), { scale: 2 });
-    }
+    for (let i = 0; i < f.count; i++) saveImage(join(out, `sample-${String(i).padStart(4, '0')}.png`), narrow(images, 0, i, 1), { scale: 2 });
   }
   if (f.strip && frames.length) {
     const keep = frames.filter((_, i) => i % Math.max(1, Math.floor(frames.length / 10)) === 0 || i === frames.length - 1);
-    const data = new Float32Array(keep.reduce((s, t) => s + t.size, 0));
-    keep.forEach((t, i) => data.set(t.data as Float32Array, i * t.size));
-    saveImageGrid(join(out, 'strip.png'), new Tensor(data, [keep.length, ...keep[0].shape.slice(1)]), { nrow: keep.length, scale: 3 });
+    saveImageGrid(join(out, 'strip.png'), concat(keep, 0), { nrow: keep.length, scale: 3 });
   }
   console.log(`${f.count} samples (${sampler.kind}${'steps' in sampler && sampler.steps ? `, ${sampler.steps} steps` : ''}${nc > 0 ? `, guidance ${f.guidance}` : ''}) → ${grid}`);
 }
@@ -229,11 +224,9 @@ function forward(f: { image?: string; dataset: string; index: number; schedule: 
   const gen = new Generator(f.seed);
   const noise = randn(x0.shape, gen);
   const frames = ts.map((t) => qSample(schedule, x0, t, noise));
-  const data = new Float32Array(frames.reduce((s, t) => s + t.size, 0));
-  frames.forEach((t, i) => data.set(t.data as Float32Array, i * t.size));
   const out = resolve(f.out);
   mkdirSync(out, { recursive: true });
-  saveImageGrid(join(out, 'forward.png'), new Tensor(data, [frames.length, ...x0.shape.slice(1)]), { nrow: frames.length, scale: 4 });
+  saveImageGrid(join(out, 'forward.png'), concat(frames, 0), { nrow: frames.length, scale: 4 });
   const steps = Array.from({ length: schedule.T }, (_, i) => i);
   savePlot(join(out, 'schedule.png'), [
     { name: 'ᾱ_t', x: steps, y: schedule.alphasCumprod },
@@ -276,7 +269,7 @@ function evaluate(f: EvalFlags): void {
   const ref = realDataReference();
   const out = resolve(f.out);
   mkdirSync(out, { recursive: true });
-  saveImageGrid(join(out, 'eval-samples.png'), new Tensor((images.data as Float32Array).slice(0, Math.min(100, f.count) * 784), [Math.min(100, f.count), 1, 28, 28]), { nrow: 10, scale: 2 });
+  saveImageGrid(join(out, 'eval-samples.png'), narrow(images, 0, 0, Math.min(100, f.count)), { nrow: 10, scale: 2 });
   const report = {
     checkpoint: resolve(f.checkpoint), sampler, count: f.count, seed: f.seed, guidance: f.guidance, conditional: !!classes,
     samplingSeconds: +seconds.toFixed(1), confidentFraction: judge.confidentFraction, classHistogram: judge.classHistogram,

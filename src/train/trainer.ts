@@ -7,7 +7,7 @@
  * generators whose states the checkpoint stores, so a run interrupted and resumed ends with the same weights
  * as an uninterrupted run with the same seed.
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   makeSchedule, runSampler, trainingLoss, type NoiseSchedule, type PredictionType, type SamplerConfig,
@@ -18,7 +18,7 @@ import { batchIterator, type BatchIteratorState, type ImageDataset } from '../da
 import { saveImageGrid } from '../io/png.js';
 import { savePlot, emaSmooth } from '../io/plot.js';
 import { UNet, unetConfigFromJSON, type UNetConfig } from '../nn/unet.js';
-import { Generator, Tensor, noGrad, randn, tensor } from '../tensor/index.js';
+import { Generator, Tensor, concat, noGrad, randn, tensor } from '../tensor/index.js';
 import {
   CHECKPOINT_JSON, checkpointDir, loadCheckpointGroup, readCheckpointJson, saveCheckpoint, type CheckpointJson,
 } from './checkpoint.js';
@@ -334,11 +334,7 @@ export function sampleImages(model: UNet, schedule: NoiseSchedule, objective: Ob
   } finally {
     model.train(wasTraining);
   }
-  if (parts.length === 1) return parts[0];
-  const total = parts.reduce((s, p) => s + p.size, 0), data = new Float32Array(total);
-  let off = 0;
-  for (const p of parts) { data.set(p.data as Float32Array, off); off += p.size; }
-  return new Tensor(data, [o.count, c.inChannels, c.imageSize, c.imageSize]);
+  return parts.length === 1 ? parts[0] : concat(parts, 0);
 }
 
 /** Loads a checkpoint's model with its EMA (default) or raw weights, for sampling. */
@@ -348,8 +344,4 @@ export function loadModelFromCheckpoint(path: string, weights: 'ema' | 'model' =
   const model = buildModel(json.config);
   model.loadStateDict(loadCheckpointGroup(dir, json as CheckpointJson, weights));
   return { model, config: json.config, schedule: makeSchedule(json.config.schedule), json };
-}
-
-export function ensureDir(dir: string): void {
-  mkdirSync(dir, { recursive: true });
 }
