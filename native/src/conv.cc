@@ -193,7 +193,9 @@ bool gemm_conv2d_backward_weight(const float* x, const float* dy, const ConvGeom
 
 const char* conv_impl() {
   if (!direct_enabled()) return "im2col+blas";
-  return std::strcmp(direct_isa(), "avx512") == 0 ? "direct-avx512" : "direct-avx2";
+  const bool avx512 = std::strcmp(direct_isa(), "avx512") == 0;
+  if (winograd_enabled(-1)) return avx512 ? "winograd+direct-avx512" : "winograd+direct-avx2";
+  return avx512 ? "direct-avx512" : "direct-avx2";
 }
 
 void set_conv_im2col(bool force) { g_force_im2col = force ? 1 : 0; }

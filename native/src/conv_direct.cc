@@ -39,6 +39,11 @@ constexpr int kMaxNPAll = 14;
 
 using FwdFn = void (*)(const float*, int64_t, int64_t, int64_t, int64_t, int64_t, const float*, float*);
 using BwwFn = void (*)(const float*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, const float*, float*);
+using WinoInFn = void (*)(const float*, int64_t, int64_t, int64_t, float*, int64_t, int64_t);
+using WinoOutFn = void (*)(const float*, int64_t, int64_t, float*);
+using TransposeFn = void (*)(const float*, int64_t, int64_t, int64_t, float*, int64_t);
+using WinoDyFn = void (*)(const float*, const float*, int64_t, float*, int64_t);
+using RedFn = void (*)(const float*, int64_t, int64_t, const float*, float*);
 
 struct KernelSet {
   int W = 0;       // lanes per vector
@@ -46,6 +51,11 @@ struct KernelSet {
   int bww_nv = 0;  // vectors per backward-weight tile
   FwdFn fwd[2][2][kMaxNPAll] = {};  // [nv − 1][sw − 1][np − 1]
   BwwFn bww[2][2] = {};             // [nv − 1][sw − 1]
+  WinoInFn wino_in = nullptr;
+  WinoOutFn wino_out[2] = {};       // [nv − 1]
+  WinoDyFn wino_dy[2] = {};         // [nv − 1]
+  TransposeFn transpose = nullptr;
+  RedFn red[2][kMaxNPAll] = {};     // [nv − 1][np − 1]
 };
 
 }  // namespace
@@ -284,10 +294,245 @@ bool run_direct_fwd(const KernelSet& ks, const DirectFwd& d) {
   return ok;
 }
 
+// ---- Winograd F(2×2, 3×3) for 3×3, stride 1, padding 1 (the UNet's convolutions, forward and backward-input):
+// 16 products per 2×2 output tile instead of 36, i.e. 2.25× fewer multiply-adds than the direct kernel.
+// Per work unit (one image, a block of tile rows): transform the input tiles to V[ξ][c][tile], run the 16
+// products V_ξ · U_ξ as 1×1 convolutions on the direct kernel (channels as lanes, tiles as pixels), and
+// transform each channel tile's products back to 2×2 outputs.
+
+/** DIFFUSE_CONV_WINOGRAD=0 (or convImpl('direct')) turns it off: the direct kernels then run every 3×3. */
+bool g_winograd = [] {
+  const char* s = std::getenv("DIFFUSE_CONV_WINOGRAD");
+  return !(s && s[0] == '0');
+}();
+
+/** Channel-last, zero-padded copy of rows [r0, r0 + rows) of the padded image (padding 1 on every side) of
+ *  x[C][H][W]: xcl[i][j][c] = x[c][r0 + i − 1][j − 1], zero outside the image and for c ≥ C (Cp ≥ C). */
+void pad_channel_last(const KernelSet& ks, const float* x, int64_t C, int64_t H, int64_t W, int64_t r0, int64_t rows,
+                      int64_t Wp, int64_t Cp, float* xcl) {
+  for (int64_t i = 0; i < rows; i++) {
+    float* d = xcl + i * Wp * Cp;
+    const int64_t sy = r0 + i - 1, w = std::min<int64_t>(W, Wp - 1);
+    if (sy < 0 || sy >= H) {
+      std::memset(d, 0, size_t(Wp * Cp) * sizeof(float));
+      continue;
+    }
+    std::memset(d, 0, size_t(Cp) * sizeof(float));  // left padding column
+    if (w + 1 < Wp) std::memset(d + (w + 1) * Cp, 0, size_t((Wp - w - 1) * Cp) * sizeof(float));
+    if (Cp > C)
+      for (int64_t j = 1; j <= w; j++) std::memset(d + j * Cp + C, 0, size_t(Cp - C) * sizeof(float));
+    ks.transpose(x + sy * W, H * W, C, w, d + Cp, Cp);
+  }
+}
+
+/** Packs U = G g Gᵀ per channel tile: [16 ξ][Cin][lanes] (zero past Cout), tile t at 16·Cin·lanes_before[t].
+ *  g(co, ci) gives the 3×3 kernel taking input channel ci to output channel co as k[u·3 + v]. */
+template <class KernelAt>
+void pack_winograd(KernelAt kernel_at, int64_t Cout, int64_t Cin, const Tiles& tiles, float* pk) {
+  for (int64_t t = 0; t < tiles.count; t++) {
+    const int L = tiles.lanes[t];
+    const int64_t o0 = tiles.start[t];
+    float* dst = pk + 16 * Cin * tiles.lanes_before[t];
+    for (int64_t ci = 0; ci < Cin; ci++)
+      for (int l = 0; l < L; l++) {
+        double u[16] = {};
+        if (o0 + l < Cout) {
+          float k[9];
+          kernel_at(o0 + l, ci, k);
+          double gk[4][3];  // G k, G = [[1,0,0],[½,½,½],[½,−½,½],[0,0,1]]
+          for (int v = 0; v < 3; v++) {
+            gk[0][v] = k[v];
+            gk[1][v] = 0.5 * (double(k[v]) + k[3 + v] + k[6 + v]);
+            gk[2][v] = 0.5 * (double(k[v]) - k[3 + v] + k[6 + v]);
+            gk[3][v] = k[6 + v];
+          }
+          for (int i = 0; i < 4; i++) {  // (G k) Gᵀ
+            u[4 * i + 0] = gk[i][0];
+            u[4 * i + 1] = 0.5 * (gk[i][0] + gk[i][1] + gk[i][2]);
+            u[4 * i + 2] = 0.5 * (gk[i][0] - gk[i][1] + gk[i][2]);
+            u[4 * i + 3] = gk[i][2];
+          }
+        }
+        for (int xi = 0; xi < 16; xi++) dst[(xi * Cin + ci) * L + l] = float(u[xi]);
+      }
+  }
+}
+
+/** y[n][Cout][H][W] (+ bias) = 3×3 convolution, stride 1, padding 1, of x[n][Cin][H][W] with packed U. */
+bool run_winograd(const KernelSet& ks, const float* x, int64_t n, int64_t Cin, int64_t H, int64_t W, int64_t Cout,
+                  const Tiles& tiles, const float* upk, const float* bias, float* y) {
+  const int64_t TH = (H + 1) / 2, TW = (W + 1) / 2, Wp = 2 * TW + 2, HW = H * W;
+  const int64_t Cp = (Cin + ks.W - 1) / ks.W * ks.W;  // channels padded to whole vectors
+  const int64_t Cs = Cp + ks.W;  // V's tile stride: not a multiple of 4 KiB apart (L1 set conflicts)
+  const int T = pool_threads();
+  // tile rows per unit: V (16·Cp·tiles floats) within ~384 KiB of L2, and enough units for the pool
+  int64_t rows = std::max<int64_t>(1, std::min<int64_t>(TH, (384 * 1024 / 4) / (16 * Cs * TW)));
+  while (rows > 1 && n * ((TH + rows - 1) / rows) < 4 * T) rows--;
+  const int64_t nblk = (TH + rows - 1) / rows, units = n * nblk, Lmax = 2 * ks.W;
+  bool ok = true;
+  parallel_dynamic(units, [&](int tid, int64_t u) {
+    const int64_t img = u / nblk, ty0 = (u % nblk) * rows, ty1 = std::min(TH, ty0 + rows);
+    const int64_t NTb = (ty1 - ty0) * TW, Hp = 2 * (ty1 - ty0) + 2;
+    float* xcl = scratch(0, tid, size_t(Hp * Wp * Cp));
+    float* v = scratch(4, tid, size_t(16 * NTb * Cs));
+    float* m = scratch(5, tid, size_t(16 * NTb * Lmax + 4 * TW * Lmax));
+    if (!xcl || !v || !m) { ok = false; return; }
+    float* ob = m + 16 * NTb * Lmax;  // [2 rows][2·TW columns][L]
+    pad_channel_last(ks, x + img * Cin * HW, Cin, H, W, 2 * ty0, Hp, Wp, Cp, xcl);
+    for (int64_t ty = ty0; ty < ty1; ty++)
+      ks.wino_in(xcl + 2 * (ty - ty0) * Wp * Cp, Wp, Cp, TW, v + (ty - ty0) * TW * Cs, Cs, NTb * Cs);
+    const int64_t nchunk = (NTb + ks.max_np - 1) / ks.max_np;
+    for (int64_t t = 0; t < tiles.count; t++) {
+      const int L = tiles.lanes[t];
+      const int nvi = L / ks.W - 1;
+      const int64_t o0 = tiles.start[t], on = std::min<int64_t>(L, Cout - o0);
+      const float* ut = upk + 16 * Cin * tiles.lanes_before[t];
+      for (int xi = 0; xi < 16; xi++) {
+        int64_t p0 = 0;
+        for (int64_t ch = 0; ch < nchunk; ch++) {
+          const int64_t p1 = NTb * (ch + 1) / nchunk;
+          ks.red[nvi][p1 - p0 - 1](v + (xi * NTb + p0) * Cs, Cs, Cin, ut + xi * Cin * L, m + (xi * NTb + p0) * L);
+          p0 = p1;
+        }
+      }
+      for (int64_t ty = ty0; ty < ty1; ty++) {
+        ks.wino_out[nvi](m + (ty - ty0) * TW * L, NTb * L, TW, ob);
+        const int64_t oy = 2 * ty, nrows = std::min<int64_t>(2, H - oy);
+        for (int64_t i = 0; i < nrows; i++)
+          ks.transpose(ob + i * 2 * TW * L, L, W, on, y + (img * Cout + o0) * HW + (oy + i) * W, HW);
+        if (bias)
+          for (int64_t l = 0; l < on; l++) {
+            const float bv = bias[o0 + l];
+            for (int64_t i = 0; i < nrows; i++) {
+              float* yr = y + (img * Cout + o0 + l) * HW + (oy + i) * W;
+              for (int64_t ox = 0; ox < W; ox++) yr[ox] += bv;
+            }
+          }
+      }
+    }
+  }, double(n) * double(Cout) * double(Cin) * 16.0 * double(TH * TW) > 1e6);
+  return ok;
+}
+
+/** dW[o][c] (3×3) of a 3×3, stride-1, padding-1 convolution by Winograd: with V = Bᵀ d B the input tiles (as in
+ *  the forward pass) and Ŷ = A dY Aᵀ the output-gradient tiles (zero past the output), the forward
+ *  Y = Aᵀ[(G g Gᵀ) ⊙ V]A gives dW = Gᵀ [Σ_tiles Ŷ ⊙ V] G: 16 products per tile instead of 36, reduced over
+ *  all tiles of all images as 16 GEMM-like passes on the direct kernel (output channels as lanes, input
+ *  channels as pixels, tiles as the reduction). */
+bool run_winograd_backward_weight(const KernelSet& ks, const float* x, const float* dy, int64_t n, int64_t C,
+                                  int64_t H, int64_t W, int64_t O, const Tiles& tiles, float* dw) {
+  const int64_t TH = (H + 1) / 2, TW = (W + 1) / 2, NT = TH * TW, Wp = 2 * TW + 2, Hp = 2 * TH + 2, HW = H * W;
+  const int64_t lanes_total = tiles.lanes_total, Lmax = 2 * ks.W;
+  const int64_t Cp = (C + ks.W - 1) / ks.W * ks.W;  // channels padded to whole vectors
+  const int64_t Cs = Cp + ks.W;  // V's tile stride: not a multiple of 4 KiB apart (L1 set conflicts)
+  const int T = pool_threads();
+  // image groups accumulate into their own partial sums, added in group order: the result does not depend on
+  // the thread count or on scheduling. Channel tiles split further when there are few groups.
+  const int64_t groups = std::max<int64_t>(1, std::min<int64_t>({n, 8, n * HW / 512}));
+  const int64_t ogroups = groups >= 2 * T ? 1 : std::min<int64_t>(tiles.count, 2 * T);
+  const int64_t psize = 16 * C * lanes_total;  // per group: tile t at 16·C·lanes_before[t], [ξ][C][L]
+  float* partial = scratch(1, kShared, size_t(groups * psize));
+  if (!partial) return false;
+  // (every group writes all of its partial: no zeroing)
+  bool ok = true;
+  parallel_dynamic(groups * ogroups, [&](int tid, int64_t item) {
+    const int64_t gi = item / ogroups, og = item % ogroups;
+    const int64_t i0 = n * gi / groups, i1 = n * (gi + 1) / groups;
+    const int64_t t0 = tiles.count * og / ogroups, t1 = tiles.count * (og + 1) / ogroups;
+    if (i0 >= i1 || t0 >= t1) return;
+    // images per pass: one ξ-slice of V (R·Cs floats) within ~128 KiB, so the products read it from L2
+    const int64_t sub = std::max<int64_t>(1, std::min<int64_t>(i1 - i0, (32 * 1024 / Cs) / NT)), Rmax = sub * NT;
+    const int64_t dyt_size = 2 * TH * 2 * TW * Lmax;
+    float* xcl = scratch(0, tid, size_t(Hp * Wp * Cp));
+    float* v = scratch(4, tid, size_t(16 * Rmax * Cs));
+    float* yh = scratch(5, tid, size_t(16 * Rmax * Lmax + dyt_size + ks.max_np * Lmax));
+    if (!xcl || !v || !yh) { ok = false; return; }
+    float* dyt = yh + 16 * Rmax * Lmax;    // one image's dY of one channel tile, [2·TH][2·TW][L], zero-padded
+    float* prod = dyt + dyt_size;          // one product tile [NP][L]
+    float* pg = partial + gi * psize;
+    const int64_t nchunk = (C + ks.max_np - 1) / ks.max_np, W2 = 2 * TW;
+    for (int64_t s0 = i0; s0 < i1; s0 += sub) {
+      const int64_t ns = std::min(sub, i1 - s0), R = ns * NT;  // R: the reduction length of this pass
+      // V of these images as [ξ][image·tile][c]
+      for (int64_t k = 0; k < ns; k++) {
+        pad_channel_last(ks, x + (s0 + k) * C * HW, C, H, W, 0, Hp, Wp, Cp, xcl);
+        for (int64_t ty = 0; ty < TH; ty++)
+          ks.wino_in(xcl + 2 * ty * Wp * Cp, Wp, Cp, TW, v + (k * NT + ty * TW) * Cs, Cs, R * Cs);
+      }
+      for (int64_t t = t0; t < t1; t++) {
+        const int L = tiles.lanes[t];
+        const int nvi = L / ks.W - 1;
+        const int64_t o0 = tiles.start[t], on = std::min<int64_t>(L, O - o0);
+        for (int64_t k = 0; k < ns; k++) {  // Ŷ[ξ][image·tile][L] from dY transposed to [row][column][L]
+          const float* dyi = dy + (s0 + k) * O * HW;
+          std::memset(dyt, 0, size_t(2 * TH * W2 * L) * sizeof(float));
+          for (int64_t yy = 0; yy < H; yy++) ks.transpose(dyi + o0 * HW + yy * W, HW, on, W, dyt + yy * W2 * L, L);
+          for (int64_t ty = 0; ty < TH; ty++)
+            ks.wino_dy[nvi](dyt + 2 * ty * W2 * L, dyt + (2 * ty + 1) * W2 * L, TW, yh + (k * NT + ty * TW) * L, R * L);
+        }
+        float* pt = pg + 16 * C * tiles.lanes_before[t];
+        for (int xi = 0; xi < 16; xi++) {
+          int64_t c0 = 0;
+          for (int64_t ch = 0; ch < nchunk; ch++) {
+            const int64_t c1 = C * (ch + 1) / nchunk;
+            ks.fwd[nvi][0][c1 - c0 - 1](v + xi * R * Cs + c0, Cs, 0, R, 1, 1, yh + xi * R * L, prod);
+            float* dst = pt + (xi * C + c0) * L;
+            const int64_t len = (c1 - c0) * L;
+            if (s0 == i0) std::memcpy(dst, prod, size_t(len) * sizeof(float));
+            else for (int64_t q = 0; q < len; q++) dst[q] += prod[q];
+            c0 = c1;
+          }
+        }
+      }
+    }
+  }, double(n) * double(O) * double(C) * 16.0 * double(NT) > 1e6);
+  if (!ok) return false;
+  // sum the partials (group order), then dW = Gᵀ M G, G = [[1,0,0],[½,½,½],[½,−½,½],[0,0,1]]
+  parallel_for(C, 1, [&](int64_t cb, int64_t ce) {
+    for (int64_t t = 0; t < tiles.count; t++) {
+      const int L = tiles.lanes[t];
+      const int64_t o0 = tiles.start[t], on = std::min<int64_t>(L, O - o0), base = 16 * C * tiles.lanes_before[t];
+      for (int64_t c = cb; c < ce; c++)
+        for (int64_t l = 0; l < on; l++) {
+          double m[16];
+          for (int xi = 0; xi < 16; xi++) {
+            double s = 0.0;
+            for (int64_t gi = 0; gi < groups; gi++) s += partial[gi * psize + base + (xi * C + c) * L + l];
+            m[xi] = s;
+          }
+          double p[3][4];
+          for (int j = 0; j < 4; j++) {
+            p[0][j] = m[j] + 0.5 * (m[4 + j] + m[8 + j]);
+            p[1][j] = 0.5 * (m[4 + j] - m[8 + j]);
+            p[2][j] = 0.5 * (m[4 + j] + m[8 + j]) + m[12 + j];
+          }
+          float* d = dw + ((o0 + l) * C + c) * 9;
+          for (int i = 0; i < 3; i++) {
+            d[3 * i + 0] = float(p[i][0] + 0.5 * (p[i][1] + p[i][2]));
+            d[3 * i + 1] = float(0.5 * (p[i][1] - p[i][2]));
+            d[3 * i + 2] = float(0.5 * (p[i][1] + p[i][2]) + p[i][3]);
+          }
+        }
+    }
+  });
+  return true;
+}
+
+/** Whether Winograd runs a 3×3 convolution over cin input channels to cout outputs at h×w. */
+bool winograd_fits(int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t cin, int64_t cout) {
+  // few channels: the transforms cost more than the products save
+  return g_winograd && kh == 3 && kw == 3 && sh == 1 && sw == 1 && ph == 1 && pw == 1 && cin >= 8 && cout >= 8;
+}
+
 int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
 int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
 }  // namespace
+
+bool winograd_enabled(int enable) {
+  if (enable >= 0) g_winograd = enable != 0;
+  return g_winograd;
+}
 
 bool direct_prefer_avx2(int prefer) {
   if (prefer >= 0) g_prefer_avx2 = prefer != 0;
@@ -303,6 +548,14 @@ bool direct_conv2d(const float* x, const float* w, const float* bias, const Conv
   const KernelSet* ks = kernels();
   if (!ks || g.sh > 2 || g.sw > 2 || g.o > kMaxChannels) return false;
   Tiles tiles(g.o, ks->W, 2);
+  if (winograd_fits(g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.c, g.o)) {
+    float* upk = scratch(3, kShared, size_t(16 * g.c * tiles.lanes_total));
+    if (!upk) { *oom = true; return false; }
+    pack_winograd([&](int64_t o, int64_t c, float* k) { std::memcpy(k, w + (o * g.c + c) * 9, 9 * sizeof(float)); },
+                  g.o, g.c, tiles, upk);
+    if (!run_winograd(*ks, x, g.n, g.c, g.h, g.w, g.o, tiles, upk, bias, y)) { *oom = true; return false; }
+    return true;
+  }
   float* pk = scratch(3, kShared, size_t(g.c * g.kh * g.kw * tiles.lanes_total));
   if (!pk) { *oom = true; return false; }
   pack_forward(w, g.o, g.c, g.kh, g.kw, tiles, pk);
@@ -320,6 +573,17 @@ bool direct_conv2d_backward_input(const float* dy, const float* w, const ConvGeo
   // few input channels (a first layer): most lanes would be idle; im2col + GEMM does better
   if (!ks || g.sh > 4 || g.sw > 4 || g.c < 8 || g.c > kMaxChannels) return false;
   Tiles tiles(g.c, ks->W, 2);
+  if (winograd_fits(g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.o, g.c)) {
+    // dX = 3×3 convolution (padding 1) of dY with the flipped, transposed kernel
+    float* upk = scratch(3, kShared, size_t(16 * g.o * tiles.lanes_total));
+    if (!upk) { *oom = true; return false; }
+    pack_winograd([&](int64_t c, int64_t o, float* k) {
+      const float* src = w + (o * g.c + c) * 9;
+      for (int q = 0; q < 9; q++) k[q] = src[8 - q];
+    }, g.c, g.o, tiles, upk);
+    if (!run_winograd(*ks, dy, g.n, g.o, g.h, g.w, g.c, tiles, upk, nullptr, dx)) { *oom = true; return false; }
+    return true;
+  }
   DirectFwd d{dy, g.n, g.o, g.oh, g.ow, g.c, 1, 1, g.h, g.w, g.sh, g.sw, &tiles, nullptr, dx, 0, {}};
   int64_t total = 0, offs[16];
   for (int64_t a = 0; a < g.sh; a++)
@@ -356,6 +620,12 @@ bool direct_conv2d_backward_input(const float* dy, const float* w, const ConvGeo
 bool direct_conv2d_backward_weight(const float* x, const float* dy, const ConvGeom& g, float* dw, bool* oom) {
   const KernelSet* ks = kernels();
   if (!ks || g.kh != 3 || g.kw != 3 || g.sh > 2 || g.sw > 2 || g.sh != g.sw || g.o > kMaxChannels) return false;
+  // (below 8×8, the padding of the last tiles costs more than Winograd saves on this pass)
+  if (winograd_fits(g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.c, g.o) && g.h >= 8 && g.w >= 8) {
+    Tiles wt(g.o, ks->W, 2);
+    if (!run_winograd_backward_weight(*ks, x, dy, g.n, g.c, g.h, g.w, g.o, wt, dw)) { *oom = true; return false; }
+    return true;
+  }
   const int64_t Hp = (g.oh - 1) * g.sh + 3, Wp = (g.ow - 1) * g.sw + 3, plane = Hp * Wp, P = g.oh * g.ow;
   Tiles tiles(g.o, ks->W, ks->bww_nv);
   const int64_t nt = tiles.count, lanes_total = tiles.lanes_total;

@@ -24,10 +24,11 @@ export interface NativeAddon extends Omit<Backend, 'name'> {
   /** Pool size; with an argument (1..256) resizes the pool first. */
   threads(n?: number): number;
   info(): NativeInfo;
-  /** Convolution implementation: 'auto' (direct AVX-512 / AVX2 kernels where the CPU has them), 'im2col'
-   *  (im2col + BLAS everywhere) or 'avx2' (the AVX2 kernels even on AVX-512 CPUs; for tests). Returns the
+  /** Convolution implementation: 'auto' (Winograd F(2×2, 3×3) for 3×3 stride-1 padding-1 layers, direct
+   *  AVX-512 / AVX2 kernels for the rest, where the CPU has them), 'direct' (no Winograd), 'im2col' (im2col +
+   *  BLAS everywhere) or 'avx2' (the AVX2 kernels even on AVX-512 CPUs; for tests). Returns the
    *  implementation in effect. */
-  convImpl(mode?: 'auto' | 'im2col' | 'avx2'): string;
+  convImpl(mode?: 'auto' | 'direct' | 'im2col' | 'avx2'): string;
 }
 
 export interface NativeInfo {
