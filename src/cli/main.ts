@@ -54,11 +54,40 @@ function samplerConfig(kind: string, steps: number | undefined): SamplerConfig {
   return { kind: k, steps: steps ?? (k === 'heun' ? 18 : k === 'predictorCorrector' ? 100 : 20) } as SamplerConfig;
 }
 
-function progressBar(label: string, extra = ''): cliProgress.SingleBar {
-  return new cliProgress.SingleBar({
-    format: `${label} |{bar}| {value}/{total} ${extra}| {rate} it/s | ETA {eta_formatted}`,
-    hideCursor: true, clearOnComplete: false, etaBuffer: 50, noTTYOutput: true, notTTYSchedule: 10_000,
-  }, cliProgress.Presets.shades_classic);
+/** What the commands need of a progress bar. */
+interface Progress {
+  start(total: number, value: number, payload?: Record<string, string | number>): void;
+  update(value: number, payload?: Record<string, string | number>): void;
+  stop(): void;
+}
+
+/** A bar on a terminal; elsewhere (logs, pipes) one plain line every 10 s, written from `update` itself:
+ *  cli-progress redraws on a timer, which never fires while sampling runs synchronously. */
+function progressBar(label: string, extra = ''): Progress {
+  if (process.stderr.isTTY) {
+    return new cliProgress.SingleBar({
+      format: `${label} |{bar}| {value}/{total} ${extra}| {rate} it/s | ETA {eta_formatted}`,
+      hideCursor: true, clearOnComplete: false, etaBuffer: 50,
+    }, cliProgress.Presets.shades_classic);
+  }
+  let total = 0, value = 0, v0 = 0, t0 = 0, last = 0, fields: Record<string, string | number> = {};
+  const line = () => {
+    const elapsed = (performance.now() - t0) / 1000, rate = (value - v0) / Math.max(elapsed, 1e-9);
+    const eta = value > v0 ? Math.round((total - value) / rate) : NaN;
+    const shown = Object.entries(fields).filter(([k]) => k !== 'rate').map(([k, v]) => ` ${k} ${v}`).join('');
+    process.stderr.write(`${label} ${value}/${total} (${((100 * value) / Math.max(total, 1)).toFixed(0)}%)${shown} | ` +
+      `${rate.toFixed(2)} it/s | elapsed ${Math.round(elapsed)} s | ETA ${Number.isFinite(eta) ? `${eta} s` : '-'}\n`);
+    last = performance.now();
+  };
+  return {
+    start(n, v, payload) { total = n; value = v0 = v; fields = { ...payload }; t0 = last = performance.now(); },
+    update(v, payload) {
+      value = v;
+      if (payload) fields = { ...fields, ...payload };
+      if (performance.now() - last >= 10_000) line();
+    },
+    stop() { if (total > 0) line(); },
+  };
 }
 
 // ---------------------------------------------------------------- train
@@ -270,13 +299,17 @@ function evaluate(f: EvalFlags): void {
   const out = resolve(f.out);
   mkdirSync(out, { recursive: true });
   saveImageGrid(join(out, 'eval-samples.png'), narrow(images, 0, 0, Math.min(100, f.count)), { nrow: 10, scale: 2 });
+  // How often the judge sees the class that was asked for (conditional sampling only).
+  const agreement = classes ? classes.filter((c, i) => judge.predictions[i] === c).length / classes.length : undefined;
   const report = {
     checkpoint: resolve(f.checkpoint), sampler, count: f.count, seed: f.seed, guidance: f.guidance, conditional: !!classes,
     samplingSeconds: +seconds.toFixed(1), confidentFraction: judge.confidentFraction, classHistogram: judge.classHistogram,
-    perClassOk: judge.perClassOk, passes: judge.passes, frechetToHeldOut: fd, reference: ref,
+    perClassOk: judge.perClassOk, passes: judge.passes, agreementWithRequestedClass: agreement,
+    frechetToHeldOut: fd, reference: ref,
   };
   writeFileSync(join(out, 'eval.json'), JSON.stringify(report, null, 2));
   console.log(formatJudgeResult(judge));
+  if (agreement !== undefined) console.log(`the judge's class is the requested class for ${(100 * agreement).toFixed(1)}% of samples`);
   console.log(`Fréchet distance (judge features) samples vs held-out digits: ${fd.toFixed(2)}; real vs real: ` +
     `held-out halves ${ref.heldOutHalves.toFixed(2)}, 1,000 train vs held-out ${ref.train1000VsHeldOut.toFixed(2)}`);
   console.log(`sampling: ${seconds.toFixed(1)} s; report → ${join(out, 'eval.json')}`);
