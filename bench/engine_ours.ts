@@ -12,7 +12,10 @@ const only = process.argv[3] ? process.argv[3].split(',') : null;
 const gen = new Generator(0);
 
 function timed(fn: () => void): number[] {
-  fn(); // warm-up: scratch buffers, page faults
+  // Warm-up to a steady state, the same rule on every side (this file, engine_torch.py, sgemm_openblas.c):
+  // at least 3 runs and 0.5 s (scratch buffers, the allocator's heap growing to its working size).
+  const w0 = performance.now();
+  for (let i = 0; i < 3 || performance.now() - w0 < 500; i++) fn();
   const out: number[] = [];
   for (let i = 0; i < reps; i++) {
     const t0 = performance.now();

@@ -16,7 +16,12 @@ torch.manual_seed(0)
 
 
 def timed(fn, reps):
-    fn()  # warm-up (allocations, oneDNN primitive creation)
+    # warm-up to a steady state, the same rule as engine_ours.ts: at least 3 runs and 0.5 s
+    # (allocations, oneDNN primitive creation)
+    w0, i = time.perf_counter(), 0
+    while i < 3 or time.perf_counter() - w0 < 0.5:
+        fn()
+        i += 1
     out = []
     for _ in range(reps):
         t0 = time.perf_counter()

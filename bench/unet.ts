@@ -35,7 +35,9 @@ if (o.ours) {
   };
   const sampleStep = () => noGrad(() => { model.eval(); model.forward(x, t, y); model.train(); });
   const timed = (fn: () => void) => {
-    fn();
+    // warm-up to a steady state, the same rule as unet_torch.py: at least 3 runs and 0.5 s
+    const w0 = performance.now();
+    for (let i = 0; i < 3 || performance.now() - w0 < 500; i++) fn();
     const ts: number[] = [];
     for (let i = 0; i < reps; i++) { const t0 = performance.now(); fn(); ts.push((performance.now() - t0) / 1000); }
     return ts;

@@ -291,7 +291,11 @@ def main():
             model.train()
 
     def timed(fn):
-        fn()  # warm-up
+        # warm-up to a steady state, the same rule as unet.ts: at least 3 runs and 0.5 s
+        w0, i = time.perf_counter(), 0
+        while i < 3 or time.perf_counter() - w0 < 0.5:
+            fn()
+            i += 1
         times = []
         for _ in range(args.reps):
             t0 = time.perf_counter()

@@ -23,6 +23,19 @@ constexpr int64_t kGrain = 1 << 14;
     ACC += double(s_);                                                 \
   }
 
+// Two sums in one pass (same blocking as DN_BLOCK_SUM).
+#define DN_BLOCK_SUM2(ACC1, EXPR1, ACC2, EXPR2, N)                    \
+  for (int64_t b_ = 0; b_ < (N); b_ += 256) {                          \
+    const int64_t e_ = std::min<int64_t>((N), b_ + 256);               \
+    float s1_ = 0.0f, s2_ = 0.0f;                                      \
+    _Pragma("omp simd reduction(+ : s1_, s2_)") for (int64_t i = b_; i < e_; i++) { \
+      s1_ += (EXPR1);                                                  \
+      s2_ += (EXPR2);                                                  \
+    }                                                                  \
+    ACC1 += double(s1_);                                               \
+    ACC2 += double(s2_);                                               \
+  }
+
 DN_CLONES double sum_d(const float* DN_RESTRICT x, int64_t n) {
   double s = 0.0;
   DN_BLOCK_SUM(s, n, x[i])
@@ -34,8 +47,7 @@ DN_CLONES double sqdev_d(const float* DN_RESTRICT x, int64_t n, double mean) {
   const float m = float(mean);
   const double dm = mean - double(m);  // Σ(x − mean)² = Σ(x − m)² − 2·dm·Σ(x − m) + n·dm²
   double s2 = 0.0, s1 = 0.0;
-  DN_BLOCK_SUM(s2, n, (x[i] - m) * (x[i] - m))
-  DN_BLOCK_SUM(s1, n, x[i] - m)
+  DN_BLOCK_SUM2(s2, (x[i] - m) * (x[i] - m), s1, x[i] - m, n)
   return s2 - 2.0 * dm * s1 + double(n) * dm * dm;
 }
 
@@ -69,17 +81,25 @@ DN_CLONES void norm_affine(const float* DN_RESTRICT x, float* DN_RESTRICT y, int
 DN_CLONES void gn_bwd_sums(const float* DN_RESTRICT dy, const float* DN_RESTRICT x, float* DN_RESTRICT dz, int64_t n,
                            float mu, float rs, float ga, float be, bool silu, double* sg_out, double* sgx_out) {
   double sg = 0.0, sgx = 0.0;
-  const float* g = dy;
-  if (silu) {
-    for (int64_t i = 0; i < n; i++) {
-      float z = ((x[i] - mu) * rs) * ga + be;
-      float s = 1.0f / (1.0f + vexp(-z));
-      dz[i] = dy[i] * (s * (1.0f + z * (1.0f - s)));
+  if (silu) {  // dz and both sums in one pass
+    for (int64_t b = 0; b < n; b += 256) {
+      const int64_t e = std::min<int64_t>(n, b + 256);
+      float s1 = 0.0f, s2 = 0.0f;
+#pragma omp simd reduction(+ : s1, s2)
+      for (int64_t i = b; i < e; i++) {
+        const float xh = (x[i] - mu) * rs, z = xh * ga + be;
+        const float s = 1.0f / (1.0f + vexp(-z));
+        const float g = dy[i] * (s * (1.0f + z * (1.0f - s)));
+        dz[i] = g;
+        s1 += g;
+        s2 += g * xh;
+      }
+      sg += double(s1);
+      sgx += double(s2);
     }
-    g = dz;
+  } else {
+    DN_BLOCK_SUM2(sg, dy[i], sgx, dy[i] * ((x[i] - mu) * rs), n)
   }
-  DN_BLOCK_SUM(sg, n, g[i])
-  DN_BLOCK_SUM(sgx, n, g[i] * ((x[i] - mu) * rs))
   *sg_out = sg;
   *sgx_out = sgx;
 }
