@@ -1,7 +1,9 @@
 /** diffuse: the public API. The CLI and the web app import only from here. */
 export * from './tensor/index.js';
-export { setBackend, getBackend, availableBackends, backendByName } from './backends/index.js';
-export type { Backend, BackendName } from './backends/index.js';
+export {
+  setBackend, getBackend, availableBackends, backendByName, initWebGPU, useBackendAsync, webgpuAvailable, webgpuStats, webgpuSync,
+} from './backends/index.js';
+export type { Backend, BackendName, Engine } from './backends/index.js';
 export * from './nn/index.js';
 export * from './train/index.js';
 export * from './diffusion/index.js';

@@ -8,12 +8,63 @@
  *   (The native addon re-checks buffer lengths so that a bug above it cannot corrupt memory.)
  * - float32 everywhere, int32 only for indices (`gatherRows`, `scatterAddRows`).
  * - The `js` backend is the reference: other backends must match it within float32 rounding.
+ * - Storage is generic: CPU backends take and return Float32Array (`Backend` = `Backend<F32>`); the WebGPU
+ *   backend takes and returns `DeviceArray`s (`Backend<FStore>`, also accepting host arrays, which it uploads).
+ *   The engine sees every backend as an `Engine`: kernels plus `StorageOps`.
  */
 
 export type F32 = Float32Array;
 export type I32 = Int32Array;
 
-export type BackendName = 'js' | 'native';
+export type BackendName = 'js' | 'native' | 'webgpu';
+
+/**
+ * Storage owned by a device backend (a pooled GPU buffer), opaque above the kernels. Float32 only: int32
+ * tensors (labels, indices) stay on the host, where the engine validates them.
+ *
+ * Lifetime: each Tensor holding it counts one reference (`retain`); the buffer returns to the backend's pool
+ * when the count drops to zero through `release` (Tensor.dispose, the end of a scope), or when this object is
+ * garbage-collected.
+ */
+export interface DeviceArray {
+  readonly device: BackendName;
+  readonly length: number;
+  /** The values on the host while they are known to match (set by uploads, dropped by in-place kernels). */
+  host: Float32Array | null;
+  readonly refs: number;
+  readonly released: boolean;
+  retain(): void;
+  release(): void;
+  read(): Promise<Float32Array>;
+}
+
+/** What the engine hands float kernels: a host array (CPU backends) or a device array. */
+export type FStore = Float32Array | DeviceArray;
+
+export function isDeviceArray(x: unknown): x is DeviceArray {
+  return typeof x === 'object' && x !== null && !ArrayBuffer.isView(x) && 'device' in x;
+}
+
+/**
+ * Storage operations the engine needs besides the kernels. CPU backends share one host implementation
+ * (../backends/index.ts); a device backend implements them on its own memory.
+ */
+export interface StorageOps<F = F32> {
+  /** `device` is set on backends whose storage is not host memory. */
+  readonly device: boolean;
+  /** n values, contents unspecified (the caller overwrites them all). */
+  empty(n: number): F;
+  full(n: number, value: number): F;
+  /** Storage holding a copy of (or, on the host, the very) `data`. */
+  fromHost(data: Float32Array): F;
+  copy(x: F): F;
+  /** dst ← src, in place (same length). */
+  copyInto(dst: F, src: F): void;
+  /** s ← s + a·(v − s), in place (EMA). */
+  lerpInPlace(s: F, v: F, a: number): void;
+  /** out[index] = Σ x² (a reduction on the device; float64 on the host), e.g. one slot per gradient. */
+  sumSquares(x: F, out: F, index: number): void;
+}
 
 /** y = f(x), elementwise. */
 export type UnaryOp =
@@ -33,36 +84,36 @@ export interface Conv2dGeometry {
   oh: number; ow: number;                     // output spatial size (caller computes)
 }
 
-export interface NormResult { y: F32; mean: F32; rstd: F32 }
-export interface NormGrads { dx: F32; dgamma: F32 | null; dbeta: F32 | null }
+export interface NormResult<F = F32> { y: F; mean: F; rstd: F }
+export interface NormGrads<F = F32> { dx: F; dgamma: F | null; dbeta: F | null }
 
-export interface Backend {
+export interface Backend<F = F32> {
   readonly name: BackendName;
 
   /** y[i] = op(x[i]) */
-  unary(op: UnaryOp, x: F32): F32;
+  unary(op: UnaryOp, x: F): F;
   /** dx[i] = dy[i] * op'(x[i]) (derivative taken at the input x). */
-  unaryBackward(op: UnaryOp, x: F32, dy: F32): F32;
+  unaryBackward(op: UnaryOp, x: F, dy: F): F;
 
   /**
    * out[idx] = a[Σ idx_k·aStrides_k] op b[Σ idx_k·bStrides_k] for idx over outShape.
    * Strides are element strides into a and b, 0 on broadcast dimensions; all arrays have outShape.length entries.
    */
-  binary(op: BinaryOp, a: F32, aStrides: number[], b: F32, bStrides: number[], outShape: number[]): F32;
+  binary(op: BinaryOp, a: F, aStrides: number[], b: F, bStrides: number[], outShape: number[]): F;
   /** out = cond != 0 ? a : b, broadcast like `binary`. */
-  where(cond: F32, cStrides: number[], a: F32, aStrides: number[], b: F32, bStrides: number[], outShape: number[]): F32;
+  where(cond: F, cStrides: number[], a: F, aStrides: number[], b: F, bStrides: number[], outShape: number[]): F;
 
   /** y = x * scale + shift */
-  affine(x: F32, scale: number, shift: number): F32;
+  affine(x: F, scale: number, shift: number): F;
   /** y = x ** p */
-  powScalar(x: F32, p: number): F32;
+  powScalar(x: F, p: number): F;
   /** y = min(max(x, lo), hi); lo/hi may be ±Infinity. */
-  clamp(x: F32, lo: number, hi: number): F32;
+  clamp(x: F, lo: number, hi: number): F;
   /** dx = dy where lo <= x <= hi, else 0 (PyTorch's convention at the boundaries). */
-  clampBackward(x: F32, dy: F32, lo: number, hi: number): F32;
+  clampBackward(x: F, dy: F, lo: number, hi: number): F;
 
   /** x viewed as [outer, size, inner] → out [outer, inner] reduced over the middle axis. */
-  reduce(op: ReduceOp, x: F32, outer: number, size: number, inner: number): F32;
+  reduce(op: ReduceOp, x: F, outer: number, size: number, inner: number): F;
 
   /**
    * General strided copy over `shape`:
@@ -71,8 +122,8 @@ export interface Backend {
    * Covers permute, slice, concat, pad, expand and their gradients.
    */
   stridedCopy(
-    src: F32, srcOffset: number, srcStrides: number[], shape: number[],
-    dst: F32, dstOffset: number, dstStrides: number[], accumulate: boolean,
+    src: F, srcOffset: number, srcStrides: number[], shape: number[],
+    dst: F, dstOffset: number, dstStrides: number[], accumulate: boolean,
   ): void;
 
   /**
@@ -81,54 +132,57 @@ export interface Backend {
    * B[bi] starts at bi·bBatchStride; stored [k,n] or, with transB, [n,k].
    */
   matmul(
-    a: F32, b: F32, batch: number, m: number, n: number, k: number,
+    a: F, b: F, batch: number, m: number, n: number, k: number,
     transA: boolean, transB: boolean, aBatchStride: number, bBatchStride: number,
-  ): F32;
+  ): F;
 
   /** Cross-correlation as torch.nn.functional.conv2d: x NCHW, w OIHW, bias O or null → y [n, o, oh, ow]. */
-  conv2d(x: F32, w: F32, bias: F32 | null, g: Conv2dGeometry): F32;
+  conv2d(x: F, w: F, bias: F | null, g: Conv2dGeometry): F;
   /** dx [n, c, h, w] from dy [n, o, oh, ow]. */
-  conv2dBackwardInput(dy: F32, w: F32, g: Conv2dGeometry): F32;
+  conv2dBackwardInput(dy: F, w: F, g: Conv2dGeometry): F;
   /** dw [o, c, kh, kw] from x and dy (bias gradient is a `reduce`). */
-  conv2dBackwardWeight(x: F32, dy: F32, g: Conv2dGeometry): F32;
+  conv2dBackwardWeight(x: F, dy: F, g: Conv2dGeometry): F;
 
   /** Nearest-neighbour ×2: x [planes, h, w] → [planes, 2h, 2w]. */
-  upsampleNearest2x(x: F32, planes: number, h: number, w: number): F32;
+  upsampleNearest2x(x: F, planes: number, h: number, w: number): F;
   /** 2×2 average pooling, stride 2: x [planes, h, w] (h, w even) → [planes, h/2, w/2]. */
-  avgPool2x2(x: F32, planes: number, h: number, w: number): F32;
+  avgPool2x2(x: F, planes: number, h: number, w: number): F;
 
   /**
    * Group norm over x [n, c, hw] with `groups` groups, per-channel affine (gamma, beta may be null),
    * then optionally SiLU (fused). mean/rstd are [n, groups] (statistics of x, before the affine).
    */
-  groupNorm(x: F32, gamma: F32 | null, beta: F32 | null, n: number, c: number, hw: number,
-    groups: number, eps: number, silu: boolean): NormResult;
+  groupNorm(x: F, gamma: F | null, beta: F | null, n: number, c: number, hw: number,
+    groups: number, eps: number, silu: boolean): NormResult<F>;
   /** Gradients of groupNorm (with the same silu flag) given dy. */
-  groupNormBackward(dy: F32, x: F32, gamma: F32 | null, beta: F32 | null, mean: F32, rstd: F32,
-    n: number, c: number, hw: number, groups: number, silu: boolean): NormGrads;
+  groupNormBackward(dy: F, x: F, gamma: F | null, beta: F | null, mean: F, rstd: F,
+    n: number, c: number, hw: number, groups: number, silu: boolean): NormGrads<F>;
 
   /** Layer norm over the last dim: x [rows, d], gamma/beta [d] or null. mean/rstd are [rows]. */
-  layerNorm(x: F32, gamma: F32 | null, beta: F32 | null, rows: number, d: number, eps: number): NormResult;
-  layerNormBackward(dy: F32, x: F32, gamma: F32 | null, mean: F32, rstd: F32, rows: number, d: number,
-    hasBeta: boolean): NormGrads;
+  layerNorm(x: F, gamma: F | null, beta: F | null, rows: number, d: number, eps: number): NormResult<F>;
+  layerNormBackward(dy: F, x: F, gamma: F | null, mean: F, rstd: F, rows: number, d: number,
+    hasBeta: boolean): NormGrads<F>;
 
   /** Softmax over the last dim of x [rows, d]. */
-  softmax(x: F32, rows: number, d: number): F32;
+  softmax(x: F, rows: number, d: number): F;
   /** dx from y = softmax(x) and dy. */
-  softmaxBackward(y: F32, dy: F32, rows: number, d: number): F32;
-  logSoftmax(x: F32, rows: number, d: number): F32;
+  softmaxBackward(y: F, dy: F, rows: number, d: number): F;
+  logSoftmax(x: F, rows: number, d: number): F;
   /** dx from y = logSoftmax(x) and dy. */
-  logSoftmaxBackward(y: F32, dy: F32, rows: number, d: number): F32;
+  logSoftmaxBackward(y: F, dy: F, rows: number, d: number): F;
 
   /** out[i, :] = table[idx[i], :]; table [rows, d]. Indices are validated by the caller. */
-  gatherRows(table: F32, idx: I32, d: number): F32;
+  gatherRows(table: F, idx: I32, d: number): F;
   /** dtable [rows, d] with dtable[idx[i], :] += dy[i, :]. */
-  scatterAddRows(dy: F32, idx: I32, rows: number, d: number): F32;
+  scatterAddRows(dy: F, idx: I32, rows: number, d: number): F;
 
   /**
    * AdamW, in place on p, m, v (PyTorch's torch.optim.AdamW): p -= lr·wd·p; m, v moments;
    * p -= lr · (m / bc1) / (sqrt(v / bc2) + eps) with bc1 = 1 − β1^t, bc2 = 1 − β2^t.
    */
-  adamW(p: F32, g: F32, m: F32, v: F32, lr: number, beta1: number, beta2: number, eps: number,
+  adamW(p: F, g: F, m: F, v: F, lr: number, beta1: number, beta2: number, eps: number,
     weightDecay: number, step: number): void;
 }
+
+/** A backend as the engine drives it: kernels and storage operations over host or device storage. */
+export type Engine = Backend<FStore> & StorageOps<FStore>;

@@ -1,8 +1,14 @@
+/// <reference types="@webgpu/types" />
 /**
  * Backend registry. `native` is the default in Node when its addon loads; otherwise `js`, with one
  * message saying what is missing. Chosen by API (`setBackend`) or by the DIFFUSE_BACKEND variable.
+ *
+ * `webgpu` needs an asynchronous start (adapter and device): `await initWebGPU()` (Node: loads the `webgpu`
+ * package, Dawn, lazily) or `await initWebGPU(navigator.gpu)` (browsers), then `setBackend('webgpu')`;
+ * `await useBackendAsync(name)` does both. `availableBackends()` lists the CPU backends only (those that
+ * start synchronously); `webgpuAvailable()` says whether WebGPU was initialized.
  */
-import type { Backend, BackendName } from './backend.js';
+import type { Backend, BackendName, Engine, F32, StorageOps } from './backend.js';
 import { jsBackend } from './js/index.js';
 
 // Loaded only under Node, and lazily, so browser bundles never see the addon loader.
@@ -16,37 +22,106 @@ function loadNativeBackend(): Backend | { error: string } {
   return nativeModule ? nativeModule.loadNativeBackend() : { error: 'not running under Node' };
 }
 
-export type { Backend, BackendName } from './backend.js';
+export type { Backend, BackendName, Engine } from './backend.js';
 
-const BACKEND_NAMES: readonly BackendName[] = ['js', 'native'];
+const BACKEND_NAMES: readonly BackendName[] = ['js', 'native', 'webgpu'];
 
-let nativeResult: Backend | { error: string } | undefined;
-function native(): Backend | { error: string } {
-  nativeResult ??= loadNativeBackend();
+/** Storage operations on host memory, shared by the CPU backends. */
+const hostStorage: StorageOps<F32> = {
+  device: false,
+  empty: (n) => new Float32Array(n),
+  full: (n, value) => new Float32Array(n).fill(value),
+  fromHost: (data) => data,
+  copy: (x) => x.slice(),
+  copyInto: (dst, src) => { dst.set(src); },
+  lerpInPlace: (s, v, a) => { for (let j = 0; j < s.length; j++) s[j] += a * (v[j] - s[j]); },
+  sumSquares: (x, out, index) => {
+    let sq = 0;
+    for (let i = 0; i < x.length; i++) sq += x[i] * x[i];
+    out[index] = sq;
+  },
+};
+
+const withHostStorage = (b: Backend): Engine => ({ ...b, ...hostStorage });
+
+const jsEngine = withHostStorage(jsBackend);
+let nativeResult: Engine | { error: string } | undefined;
+function native(): Engine | { error: string } {
+  if (!nativeResult) {
+    const n = loadNativeBackend();
+    nativeResult = 'error' in n ? n : withHostStorage(n);
+  }
   return nativeResult;
 }
 
-let current: Backend | undefined;
-let warned = false;
+let webgpuEngine: Engine | undefined;
+let webgpuInit: Promise<Engine> | undefined;
 
-/** Names of the backends that can run here. */
+/**
+ * Starts the WebGPU backend once (later calls return the same engine). Node: without `gpu`, the `webgpu`
+ * package (Dawn) is imported here and only here. Browsers: pass `navigator.gpu`. Throws when no adapter is
+ * found, saying so.
+ */
+export function initWebGPU(gpu?: GPU, opts: { powerPreference?: GPUPowerPreference } = {}): Promise<Engine> {
+  const init = webgpuInit ?? (async (): Promise<Engine> => {
+    const mod = await import('./webgpu/index.js');
+    const engine: Engine = await mod.createWebGPUBackend(gpu, opts);
+    webgpuEngine = engine;
+    return engine;
+  })().catch((e: unknown) => {
+    webgpuInit = undefined;
+    throw e;
+  });
+  webgpuInit = init;
+  return init;
+}
+
+/** WebGPU pool and queue counters (null before initWebGPU): bytes in pooled buffers, bytes in use, dispatches, submits. */
+export function webgpuStats(): { allocatedBytes: number; allocatedBuffers: number; inUseBytes: number; peakInUseBytes: number;
+  dispatches: number; submits: number; adapter: { vendor: string; architecture: string; device: string; description: string } } | null {
+  const rt = (webgpuEngine as { runtime?: import('./webgpu/runtime.js').Runtime } | undefined)?.runtime;
+  if (!rt) return null;
+  const p = rt.pool;
+  return { allocatedBytes: p.allocatedBytes, allocatedBuffers: p.allocatedBuffers, inUseBytes: p.inUseBytes, peakInUseBytes: p.peakInUseBytes,
+    dispatches: rt.dispatches, submits: rt.submits, adapter: rt.adapter };
+}
+
+/** Waits until the GPU has finished the work queued so far (for timing); a no-op on CPU backends. */
+export async function webgpuSync(): Promise<void> {
+  const rt = (webgpuEngine as { runtime?: import('./webgpu/runtime.js').Runtime } | undefined)?.runtime;
+  if (rt) await rt.sync();
+}
+
+/** True once initWebGPU has succeeded. */
+export function webgpuAvailable(): boolean {
+  return !!webgpuEngine;
+}
+
+/** Names of the CPU backends that can run here (WebGPU needs `initWebGPU` first; see webgpuAvailable). */
 export function availableBackends(): BackendName[] {
   const n = native();
   return 'error' in n ? ['js'] : ['js', 'native'];
 }
 
-export function backendByName(name: BackendName): Backend {
-  if (name === 'js') return jsBackend;
+export function backendByName(name: BackendName): Engine {
+  if (name === 'js') return jsEngine;
   if (name === 'native') {
     const n = native();
     if ('error' in n) throw new Error(`backend 'native' is not available: ${n.error}`);
     return n;
   }
+  if (name === 'webgpu') {
+    if (!webgpuEngine) throw new Error("backend 'webgpu' is not initialized: call `await initWebGPU()` (or `await useBackendAsync('webgpu')`) first");
+    return webgpuEngine;
+  }
   const never: never = name;
   throw new Error(`unknown backend '${String(never)}' (choose one of ${BACKEND_NAMES.join(', ')})`);
 }
 
-export function setBackend(name: BackendName): Backend {
+let current: Engine | undefined;
+let warned = false;
+
+export function setBackend(name: BackendName): Engine {
   if (!BACKEND_NAMES.includes(name)) {
     throw new Error(`setBackend: unknown backend '${name}' (choose one of ${BACKEND_NAMES.join(', ')})`);
   }
@@ -54,7 +129,13 @@ export function setBackend(name: BackendName): Backend {
   return current;
 }
 
-export function getBackend(): Backend {
+/** setBackend, after initializing WebGPU when that is the one asked for. */
+export async function useBackendAsync(name: BackendName, gpu?: GPU): Promise<Engine> {
+  if (name === 'webgpu') await initWebGPU(gpu);
+  return setBackend(name);
+}
+
+export function getBackend(): Engine {
   if (current) return current;
   const env = typeof process !== 'undefined' ? process.env?.DIFFUSE_BACKEND : undefined;
   if (env) {
@@ -69,7 +150,7 @@ export function getBackend(): Backend {
       warned = true;
       console.warn(`diffuse: native backend unavailable (${n.error}); running on the slower 'js' backend.`);
     }
-    current = jsBackend;
+    current = jsEngine;
   } else {
     current = n;
   }

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   CHECKPOINT_JSON, NonFiniteLossError, Trainer, checkpointDir, loadModelFromCheckpoint, readCheckpointJson,
-  sampleImages, type RunConfig, type TrainerConfig,
+  sampleImages, sampleImagesAsync, type RunConfig, type TrainerConfig,
 } from '../train/index.js';
 import { SAMPLER_KINDS, makeSchedule, normalizeScheduleConfig, qSample, type SamplerConfig, type SamplerKind } from '../diffusion/index.js';
 import { loadImageDataset } from '../data/index.js';
@@ -18,7 +18,9 @@ import { savePlot } from '../io/plot.js';
 import { readImage } from '../io/image.js';
 import { formatJudgeResult, frechetToHeldOut, judgeSamples, realDataReference } from '../eval/index.js';
 import { UNET_PRESETS, describeModel, unetPreset, type UNetPresetName } from '../nn/unet.js';
-import { Generator, Tensor, availableBackends, concat, getBackend, narrow, randn, setBackend, type BackendName } from '../index.js';
+import {
+  Generator, Tensor, availableBackends, concat, getBackend, narrow, randn, setBackend, toHost, useBackendAsync, type BackendName,
+} from '../index.js';
 
 class UsageError extends Error {}
 
@@ -39,6 +41,16 @@ const duration = (v: string): number => {
   if (!m) throw new InvalidArgumentError(`--time must look like 90s, 25m or 1.5h, got '${v}'`);
   return Number(m[1]) * ({ s: 1, m: 60, h: 3600 }[(m[2] ?? 's') as 's' | 'm' | 'h']);
 };
+
+/** --backend for train and sample: the CPU backends, or webgpu (started here; an error if no adapter). */
+async function useBackendWithGpu(name?: string): Promise<void> {
+  if (name !== 'webgpu') { useBackend(name); return; }
+  try {
+    await useBackendAsync('webgpu');
+  } catch (e) {
+    throw new UsageError(`--backend webgpu: ${(e as Error).message}`);
+  }
+}
 
 function useBackend(name?: string): void {
   if (!name) return;
@@ -100,7 +112,7 @@ interface TrainFlags {
 }
 
 async function train(f: TrainFlags): Promise<void> {
-  useBackend(f.backend);
+  await useBackendWithGpu(f.backend);
   const out = resolve(f.out);
   const hasCheckpoint = existsSync(join(out, CHECKPOINT_JSON));
   let config: RunConfig;
@@ -189,8 +201,8 @@ interface SampleFlags {
   out: string; single: boolean; strip: boolean; weights: string; backend?: string;
 }
 
-function sample(f: SampleFlags): void {
-  useBackend(f.backend);
+async function sample(f: SampleFlags): Promise<void> {
+  await useBackendWithGpu(f.backend);
   if (f.weights !== 'ema' && f.weights !== 'model') throw new UsageError(`--weights must be ema or model, got '${f.weights}'`);
   const { model, config, schedule } = loadModelFromCheckpoint(f.checkpoint, f.weights);
   const sampler = samplerConfig(f.sampler, f.steps);
@@ -205,7 +217,7 @@ function sample(f: SampleFlags): void {
   const batches = Math.ceil(f.count / 100);
   let total = 0, done = 0, started = 0;
   const frames: Tensor[] = [];
-  const images = sampleImages(model, schedule, config.objective, {
+  const images = await sampleImagesAsync(model, schedule, config.objective, {
     count: f.count, sampler, seed: f.seed, classes, guidanceScale: nc > 0 ? f.guidance : undefined,
     onStep: (step, steps) => {
       if (total === 0) { total = steps * batches; started = performance.now(); bar.start(total, 0, { rate: '-' }); }
@@ -219,11 +231,11 @@ function sample(f: SampleFlags): void {
   const grid = join(out, 'samples.png');
   saveImageGrid(grid, images, { nrow: Math.ceil(Math.sqrt(f.count)), scale: 2 });
   if (f.single) {
-    for (let i = 0; i < f.count; i++) saveImage(join(out, `sample-${String(i).padStart(4, '0')}.png`), narrow(images, 0, i, 1), { scale: 2 });
+    for (let i = 0; i < f.count; i++) saveImage(join(out, `sample-${String(i).padStart(4, '0')}.png`), await toHost(narrow(images, 0, i, 1)), { scale: 2 });
   }
   if (f.strip && frames.length) {
     const keep = frames.filter((_, i) => i % Math.max(1, Math.floor(frames.length / 10)) === 0 || i === frames.length - 1);
-    saveImageGrid(join(out, 'strip.png'), concat(keep, 0), { nrow: keep.length, scale: 3 });
+    saveImageGrid(join(out, 'strip.png'), await toHost(concat(keep, 0)), { nrow: keep.length, scale: 3 });
   }
   console.log(`${f.count} samples (${sampler.kind}${'steps' in sampler && sampler.steps ? `, ${sampler.steps} steps` : ''}${nc > 0 ? `, guidance ${f.guidance}` : ''}) → ${grid}`);
 }
@@ -358,7 +370,7 @@ export function program(): Command {
     .option('--limit <n>', 'use only the first N training images', int('--limit', 1))
     .option('--resume', 'continue the run in --out', false)
     .option('--force', 'start over in a non-empty --out', false)
-    .addOption(new Option('--backend <name>', 'js or native (default: native when built)'))
+    .addOption(new Option('--backend <name>', 'js, native or webgpu (default: native when built)'))
     .action(async (o) => train(o as TrainFlags));
   p.command('sample').description('Sample images from a checkpoint.')
     .requiredOption('--checkpoint <path>', 'run folder (or its checkpoint.json)')
@@ -372,8 +384,8 @@ export function program(): Command {
     .option('--out <dir>', 'output folder', 'runs/samples')
     .option('--single', 'also write one PNG per sample', false)
     .option('--strip', 'also write a strip of the predicted x_0 over the steps (first sample)', false)
-    .addOption(new Option('--backend <name>', 'js or native'))
-    .action((o) => sample(o as SampleFlags));
+    .addOption(new Option('--backend <name>', 'js, native or webgpu'))
+    .action(async (o) => sample(o as SampleFlags));
   p.command('forward').description('Show the forward (noising) process on an image or a dataset sample.')
     .option('--image <file>', 'a PNG or JPEG image (default: a dataset sample)')
     .option('--dataset <name>', 'dataset for the sample', 'mnist')

@@ -7,8 +7,10 @@
  * to the start of the data section) and may hold "__metadata__", a string → string map.
  *
  * Supported dtypes and what they read into:
- *   F32 → Float32Array, F64 → Float32Array (rounded), I32 → Int32Array,
+ *   F32 → Float32Array, F64 → Float32Array (rounded), F16 → Float32Array (exact), I32 → Int32Array,
  *   I64 → Int32Array (every value must fit in int32, else an error), U8 → Uint8Array.
+ * Writing F16 rounds each value to the nearest half (ties to even; beyond ±65504 it becomes ±Infinity), the
+ * IEEE 754 conversion that numpy's and PyTorch's `.half()` perform — half the bytes, for shipping weights.
  *
  * Validation follows the reference implementation: the data section must be covered exactly by the
  * tensors' byte ranges (no overlap, no hole, nothing after the last tensor), and every tensor's byte
@@ -19,7 +21,7 @@
  * the file functions load `node:fs` lazily, so importing this module does not require Node.
  */
 
-export type SafetensorsDType = 'F32' | 'F64' | 'I32' | 'I64' | 'U8';
+export type SafetensorsDType = 'F32' | 'F64' | 'F16' | 'I32' | 'I64' | 'U8';
 export type SafetensorsData = Float32Array | Int32Array | Uint8Array;
 
 export interface SafetensorsTensor {
@@ -41,7 +43,7 @@ export interface SafetensorsInput {
   data: Float32Array | Float64Array | Int32Array | Uint8Array;
 }
 
-const DTYPE_SIZE: Record<SafetensorsDType, number> = { F32: 4, F64: 8, I32: 4, I64: 8, U8: 1 };
+const DTYPE_SIZE: Record<SafetensorsDType, number> = { F32: 4, F64: 8, F16: 2, I32: 4, I64: 8, U8: 1 };
 const MAX_HEADER_BYTES = 100_000_000; // the reference implementation's limit
 const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
@@ -206,6 +208,11 @@ function decode(src: Uint8Array, dtype: SafetensorsDType, file: string | undefin
       for (let i = 0; i < n; i++) out[i] = dv.getFloat32(4 * i, true);
       return out;
     }
+    case 'F16': {
+      const out = new Float32Array(n);
+      for (let i = 0; i < n; i++) out[i] = halfToFloat(dv.getUint16(2 * i, true));
+      return out;
+    }
     case 'I32': {
       if (LITTLE_ENDIAN_HOST) return new Int32Array(copyBytes(src));
       const out = new Int32Array(n);
@@ -251,6 +258,7 @@ function inferDType(data: SafetensorsInput['data']): SafetensorsDType | undefine
 const COMPATIBLE: Record<SafetensorsDType, ReadonlyArray<string>> = {
   F32: ['Float32Array', 'Float64Array'],
   F64: ['Float32Array', 'Float64Array'],
+  F16: ['Float32Array', 'Float64Array'],
   I32: ['Int32Array'],
   I64: ['Int32Array'],
   U8: ['Uint8Array'],
@@ -364,6 +372,9 @@ function encode(data: SafetensorsInput['data'], dtype: SafetensorsDType, dv: Dat
         for (let i = 0; i < n; i++) dv.setFloat64(at + 8 * i, data[i], true);
       }
       return;
+    case 'F16':
+      for (let i = 0; i < n; i++) dv.setUint16(at + 2 * i, floatToHalf(data[i]), true);
+      return;
     case 'I32':
       for (let i = 0; i < n; i++) dv.setInt32(at + 4 * i, data[i], true);
       return;
@@ -375,6 +386,38 @@ function encode(data: SafetensorsInput['data'], dtype: SafetensorsDType, dv: Dat
       }
       return;
   }
+}
+
+// ------------------------------------------------------------------------------------------------ half floats
+
+/** The value of an IEEE 754 binary16 bit pattern (exact in float32). */
+export function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f, frac = h & 0x3ff;
+  if (exp === 0) return sign * frac * 2 ** -24; // zero and subnormals
+  if (exp === 0x1f) return frac ? NaN : sign * Infinity;
+  return sign * (1024 + frac) * 2 ** (exp - 25);
+}
+
+/** The binary16 bit pattern nearest to x (round to nearest, ties to even; overflow → ±Infinity). */
+export function floatToHalf(x: number): number {
+  if (Number.isNaN(x)) return 0x7e00;
+  const sign = x < 0 || Object.is(x, -0) ? 0x8000 : 0;
+  const a = Math.abs(x);
+  if (a >= 65520) return sign | 0x7c00; // 65520 = halfway between 65504 (max half) and 2^16: rounds up
+  if (a < 2 ** -14) { // subnormal range: units of 2^-24
+    return sign | roundHalfEven(a * 2 ** 24); // may round up to 0x400, the smallest normal, which is correct
+  }
+  let e = Math.floor(Math.log2(a));
+  if (2 ** e > a) e--; // guard log2 rounding
+  else if (2 ** (e + 1) <= a) e++;
+  const m = roundHalfEven((a / 2 ** e - 1) * 1024); // 0 … 1024 (1024 carries into the exponent)
+  return sign | (((e + 15) << 10) + m);
+}
+
+function roundHalfEven(v: number): number {
+  const f = Math.floor(v), d = v - f;
+  return d > 0.5 || (d === 0.5 && f % 2 === 1) ? f + 1 : f;
 }
 
 // ------------------------------------------------------------------------------------------------ files (Node)

@@ -21,12 +21,12 @@ export class Parameter extends Tensor {
     return this.data as Float32Array;
   }
 
-  /** Overwrites the values in place (the array object is kept). */
+  /** Overwrites the values in place (the storage is kept: host array or device buffer). */
   assign(values: ArrayLike<number>): void {
     if (values.length !== this.size) {
       throw new Error(`Parameter.assign: ${values.length} values for a parameter of shape ${fmtShape(this.shape)}`);
     }
-    this.values.set(values);
+    this.write(values);
   }
 }
 

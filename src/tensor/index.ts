@@ -1,7 +1,7 @@
 import './methods.js';
 
-export { Tensor, noGrad, isGradEnabled, tensor, scalar, zeros, ones, full, arange, randn, rand } from './tensor.js';
-export type { DType, TensorData, TensorOptions } from './tensor.js';
+export { Tensor, noGrad, isGradEnabled, tensor, scalar, zeros, ones, full, arange, randn, rand, scope, keep, toHost, RollingScope } from './tensor.js';
+export type { DType, Storage, TensorData, TensorOptions } from './tensor.js';
 export * from './ops.js';
 export { Generator, defaultGenerator } from './random.js';
 export { ShapeError, broadcastShapes, sizeOf, stridesOf } from './shape.js';

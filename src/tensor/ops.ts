@@ -2,7 +2,7 @@
  * Differentiable operations. Each validates its arguments (so no bad input reaches a kernel), calls the
  * current backend's kernel and records one backward rule.
  */
-import type { BinaryOp, F32, UnaryOp } from '../backends/backend.js';
+import type { BinaryOp, FStore, UnaryOp } from '../backends/backend.js';
 import { Generator, defaultGenerator } from './random.js';
 import {
   ShapeError, broadcastShapes, broadcastStrides, fmt, normalizeAxes, normalizeAxis, sizeOf, stridesOf,
@@ -23,9 +23,9 @@ function checkNonEmpty(op: string, ...ts: Tensor[]): void {
 // ---------------------------------------------------------------- elementwise, unary
 
 function unaryOp(op: UnaryOp, x: Tensor): Tensor {
-  const xd = x.f32(op);
+  const xd = x.storage(op);
   return recordOp(op, backend().unary(op, xd), x.shape, [x], (g) => [
-    new Tensor(backend().unaryBackward(op, xd, g.f32(op)), x.shape),
+    new Tensor(backend().unaryBackward(op, xd, g.storage(op)), x.shape),
   ]);
 }
 
@@ -48,17 +48,17 @@ export const reciprocal = (x: Tensor) => unaryOp('reciprocal', x);
 
 /** y = x·scale + shift, one fused kernel for arithmetic with plain numbers. */
 export function affine(x: Tensor, scale: number, shift = 0): Tensor {
-  const xd = x.f32('affine');
+  const xd = x.storage('affine');
   return recordOp('affine', backend().affine(xd, scale, shift), x.shape, [x], (g) => [
-    scale === 1 ? g : new Tensor(backend().affine(g.f32('affine'), scale, 0), x.shape),
+    scale === 1 ? g : new Tensor(backend().affine(g.storage('affine'), scale, 0), x.shape),
   ]);
 }
 
 export function clamp(x: Tensor, lo = -Infinity, hi = Infinity): Tensor {
   if (Number.isNaN(lo) || Number.isNaN(hi) || lo > hi) throw new RangeError(`clamp: invalid range [${lo}, ${hi}]`);
-  const xd = x.f32('clamp');
+  const xd = x.storage('clamp');
   return recordOp('clamp', backend().clamp(xd, lo, hi), x.shape, [x], (g) => [
-    new Tensor(backend().clampBackward(xd, g.f32('clamp'), lo, hi), x.shape),
+    new Tensor(backend().clampBackward(xd, g.storage('clamp'), lo, hi), x.shape),
   ]);
 }
 
@@ -75,7 +75,7 @@ export function sumTo(g: Tensor, shape: readonly number[]): Tensor {
 
 function binaryOp(op: BinaryOp, a: Tensor, b: Tensor,
   backwardRule: ((g: Tensor, out: Tensor) => [Tensor | null, Tensor | null]) | null): Tensor {
-  const ad = a.f32(op), bd = b.f32(op);
+  const ad = a.storage(op), bd = b.storage(op);
   const outShape = broadcastShapes(op, a.shape, b.shape);
   const data = backend().binary(op, ad, broadcastStrides(a.shape, outShape), bd, broadcastStrides(b.shape, outShape), outShape);
   if (!backwardRule) return new Tensor(data, outShape);
@@ -117,7 +117,7 @@ export function div(a: TensorLike, b: TensorLike): Tensor {
 /** a ** b; a scalar exponent uses a dedicated kernel. */
 export function pow(a: TensorLike, b: TensorLike): Tensor {
   if (typeof b === 'number') {
-    const x = toTensor(a), xd = x.f32('pow');
+    const x = toTensor(a), xd = x.storage('pow');
     return recordOp('pow', backend().powScalar(xd, b), x.shape, [x], (g) => [
       b === 0 ? mul(g, 0) : mul(mul(g, new Tensor(backend().powScalar(xd, b - 1), x.shape)), b),
     ]);
@@ -153,7 +153,7 @@ export const lt = (a: TensorLike, b: TensorLike) => binaryOp('lt', toTensor(a), 
 /** cond ? a : b, with broadcasting; cond is a float tensor (nonzero = true). */
 export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
   const ta = toTensor(a), tb = toTensor(b);
-  const cd = cond.f32('where'), ad = ta.f32('where'), bd = tb.f32('where');
+  const cd = cond.storage('where'), ad = ta.storage('where'), bd = tb.storage('where');
   const outShape = broadcastShapes('where', cond.shape, ta.shape, tb.shape);
   const data = backend().where(cd, broadcastStrides(cond.shape, outShape), ad, broadcastStrides(ta.shape, outShape),
     bd, broadcastStrides(tb.shape, outShape), outShape);
@@ -176,8 +176,8 @@ function axisRuns(axes: number[]): [number, number][] {
   return runs;
 }
 
-function reduceRaw(op: 'sum' | 'max', x: Tensor, axes: number[]): { data: F32; keptShape: number[] } {
-  let data = x.f32(op);
+function reduceRaw(op: 'sum' | 'max', x: Tensor, axes: number[]): { data: FStore; keptShape: number[] } {
+  let data = x.storage(op);
   const shape = [...x.shape];
   for (const [lo, hi] of axisRuns(axes).reverse()) {
     const outer = sizeOf(shape.slice(0, lo)), n = sizeOf(shape.slice(lo, hi)), inner = sizeOf(shape.slice(hi));
@@ -238,7 +238,7 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
     throw new ShapeError(`reshape: cannot reshape ${fmt(x.shape)} (${x.size} elements) to ${fmt(shape)}`);
   }
   if (same(sh, x.shape)) return x;
-  return recordOp('reshape', x.data, sh, [x], (g) => [reshape(g, x.shape)]);
+  return recordOp('reshape', x.shareStorage(), sh, [x], (g) => [reshape(g, x.shape)]);
 }
 
 export function flatten(x: Tensor, startAxis = 0): Tensor {
@@ -246,8 +246,8 @@ export function flatten(x: Tensor, startAxis = 0): Tensor {
   return reshape(x, [...x.shape.slice(0, s), -1]);
 }
 
-function strided(src: F32, srcOffset: number, srcStrides: number[], shape: number[]): F32 {
-  const out = new Float32Array(sizeOf(shape));
+function strided(src: FStore, srcOffset: number, srcStrides: number[], shape: number[]): FStore {
+  const out = backend().empty(sizeOf(shape));
   backend().stridedCopy(src, srcOffset, srcStrides, shape, out, 0, stridesOf(shape), false);
   return out;
 }
@@ -262,7 +262,7 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
   const outShape = p.map((a) => x.shape[a]);
   const inv = new Array<number>(p.length);
   p.forEach((a, i) => { inv[a] = i; });
-  return recordOp('permute', strided(x.f32('permute'), 0, p.map((a) => st[a]), outShape), outShape, [x], (g) => [permute(g, inv)]);
+  return recordOp('permute', strided(x.storage('permute'), 0, p.map((a) => st[a]), outShape), outShape, [x], (g) => [permute(g, inv)]);
 }
 
 export function transpose(x: Tensor, a = -2, b = -1): Tensor {
@@ -277,7 +277,7 @@ export function expand(x: Tensor, shape: readonly number[]): Tensor {
   const outShape = broadcastShapes('expand', x.shape, shape);
   if (!same(outShape, shape)) throw new ShapeError(`expand: cannot expand ${fmt(x.shape)} to ${fmt(shape)}`);
   if (same(x.shape, shape)) return x;
-  return recordOp('expand', strided(x.f32('expand'), 0, broadcastStrides(x.shape, outShape), outShape), outShape, [x],
+  return recordOp('expand', strided(x.storage('expand'), 0, broadcastStrides(x.shape, outShape), outShape), outShape, [x],
     (g) => [sumTo(g, x.shape)]);
 }
 
@@ -302,9 +302,9 @@ export function slice(x: Tensor, starts: readonly number[], ends: readonly numbe
   if (same(outShape, x.shape)) return x;
   const st = stridesOf(x.shape);
   const offset = lo.reduce((acc, s, i) => acc + s * st[i], 0);
-  return recordOp('slice', strided(x.f32('slice'), offset, st, outShape), outShape, [x], (g) => {
-    const dx = new Float32Array(x.size);
-    backend().stridedCopy(g.f32('slice'), 0, stridesOf(outShape), outShape, dx, offset, st, false);
+  return recordOp('slice', strided(x.storage('slice'), offset, st, outShape), outShape, [x], (g) => {
+    const dx = backend().full(x.size, 0);
+    backend().stridedCopy(g.storage('slice'), 0, stridesOf(outShape), outShape, dx, offset, st, false);
     return [new Tensor(dx, x.shape)];
   });
 }
@@ -328,13 +328,13 @@ export function concat(tensors: readonly Tensor[], axis = 0): Tensor {
   }
   const outShape = [...first.shape];
   outShape[a] = tensors.reduce((acc, t) => acc + t.shape[a], 0);
-  const out = new Float32Array(sizeOf(outShape));
+  const out = backend().empty(sizeOf(outShape));
   const ost = stridesOf(outShape);
   const offsets: number[] = [];
   let pos = 0;
   for (const t of tensors) {
     offsets.push(pos);
-    backend().stridedCopy(t.f32('concat'), 0, stridesOf(t.shape), [...t.shape], out, pos * ost[a], ost, false);
+    backend().stridedCopy(t.storage('concat'), 0, stridesOf(t.shape), [...t.shape], out, pos * ost[a], ost, false);
     pos += t.shape[a];
   }
   return recordOp('concat', out, outShape, [...tensors], (g) =>
@@ -381,11 +381,10 @@ export function pad(x: Tensor, pads: readonly number[], value = 0): Tensor {
     before[ax] = pads[2 * i];
     outShape[ax] += pads[2 * i] + pads[2 * i + 1];
   }
-  const out = new Float32Array(sizeOf(outShape));
-  if (value !== 0) out.fill(value);
+  const out = backend().full(sizeOf(outShape), value);
   const ost = stridesOf(outShape);
   const offset = before.reduce((acc, b, i) => acc + b * ost[i], 0);
-  backend().stridedCopy(x.f32('pad'), 0, stridesOf(x.shape), [...x.shape], out, offset, ost, false);
+  backend().stridedCopy(x.storage('pad'), 0, stridesOf(x.shape), [...x.shape], out, offset, ost, false);
   return recordOp('pad', out, outShape, [x], (g) => [slice(g, before, before.map((b, i) => b + x.shape[i]))]);
 }
 
@@ -415,7 +414,7 @@ export function matmul(a: Tensor, b: Tensor, { transA = false, transB = false }:
   if (sizeOf(bBatch) !== 1 && !same(bBatch, batchShape)) B = expand(b, [...batchShape, br, bc]);
   const aStride = sizeOf(A.shape.slice(0, -2)) === 1 ? 0 : m * k;
   const bStride = sizeOf(B.shape.slice(0, -2)) === 1 ? 0 : k * n;
-  const data = backend().matmul(A.f32('matmul'), B.f32('matmul'), batch, m, n, k, transA, transB, aStride, bStride);
+  const data = backend().matmul(A.storage('matmul'), B.storage('matmul'), batch, m, n, k, transA, transB, aStride, bStride);
   const outShape = [...batchShape, m, n];
   const inputs = [A, B];
   const out = recordOp('matmul', data, outShape, inputs, (g) => {
@@ -475,11 +474,11 @@ export function conv2d(x: Tensor, w: Tensor, bias?: Tensor | null, opts: Conv2dO
   if (oh < 1 || ow < 1) throw new ShapeError(`conv2d: kernel ${kh}×${kw} is larger than the padded input (${desc})`);
   checkNonEmpty('conv2d', x, w);
   const g = { n, c, h, w: W, o, kh, kw, sh, sw, ph, pw, oh, ow };
-  const xd = x.f32('conv2d'), wd = w.f32('conv2d');
-  const data = backend().conv2d(xd, wd, bias ? bias.f32('conv2d') : null, g);
+  const xd = x.storage('conv2d'), wd = w.storage('conv2d');
+  const data = backend().conv2d(xd, wd, bias ? bias.storage('conv2d') : null, g);
   const inputs = bias ? [x, w, bias] : [x, w];
   return recordOp('conv2d', data, [n, o, oh, ow], inputs, (gy) => {
-    const gd = gy.f32('conv2d');
+    const gd = gy.storage('conv2d');
     const dx = x.requiresGrad ? new Tensor(backend().conv2dBackwardInput(gd, wd, g), x.shape) : null;
     const dw = w.requiresGrad ? new Tensor(backend().conv2dBackwardWeight(xd, gd, g), w.shape) : null;
     let db: Tensor | null = null;
@@ -501,8 +500,8 @@ function planes(op: string, x: Tensor): [number, number, number] {
 export function upsampleNearest2x(x: Tensor): Tensor {
   const [p, h, w] = planes('upsampleNearest2x', x);
   const outShape = [...x.shape.slice(0, -2), 2 * h, 2 * w];
-  return recordOp('upsampleNearest2x', backend().upsampleNearest2x(x.f32('upsample'), p, h, w), outShape, [x], (g) => [
-    new Tensor(backend().affine(backend().avgPool2x2(g.f32('upsample'), p, 2 * h, 2 * w), 4, 0), x.shape),
+  return recordOp('upsampleNearest2x', backend().upsampleNearest2x(x.storage('upsample'), p, h, w), outShape, [x], (g) => [
+    new Tensor(backend().affine(backend().avgPool2x2(g.storage('upsample'), p, 2 * h, 2 * w), 4, 0), x.shape),
   ]);
 }
 
@@ -511,8 +510,8 @@ export function avgPool2x2(x: Tensor): Tensor {
   const [p, h, w] = planes('avgPool2x2', x);
   if (h % 2 || w % 2) throw new ShapeError(`avgPool2x2: spatial size ${h}×${w} of ${fmt(x.shape)} is not even`);
   const outShape = [...x.shape.slice(0, -2), h / 2, w / 2];
-  return recordOp('avgPool2x2', backend().avgPool2x2(x.f32('avgPool2x2'), p, h, w), outShape, [x], (g) => [
-    new Tensor(backend().affine(backend().upsampleNearest2x(g.f32('avgPool2x2'), p, h / 2, w / 2), 0.25, 0), x.shape),
+  return recordOp('avgPool2x2', backend().avgPool2x2(x.storage('avgPool2x2'), p, h, w), outShape, [x], (g) => [
+    new Tensor(backend().affine(backend().upsampleNearest2x(g.storage('avgPool2x2'), p, h / 2, w / 2), 0.25, 0), x.shape),
   ]);
 }
 
@@ -535,11 +534,11 @@ export function groupNorm(x: Tensor, groups: number, gamma?: Tensor | null, beta
     if (p && (p.ndim !== 1 || p.shape[0] !== c)) throw new ShapeError(`groupNorm: ${name} ${fmt(p.shape)} does not match ${c} channels`);
   }
   checkNonEmpty('groupNorm', x);
-  const xd = x.f32('groupNorm'), gd = gamma ? gamma.f32('groupNorm') : null, bd = beta ? beta.f32('groupNorm') : null;
+  const xd = x.storage('groupNorm'), gd = gamma ? gamma.storage('groupNorm') : null, bd = beta ? beta.storage('groupNorm') : null;
   const r = backend().groupNorm(xd, gd, bd, n, c, hw, groups, eps, fuseSilu);
   const inputs = [x, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
   return recordOp(fuseSilu ? 'groupNormSilu' : 'groupNorm', r.y, x.shape, inputs, (g) => {
-    const gr = backend().groupNormBackward(g.f32('groupNorm'), xd, gd, bd, r.mean, r.rstd, n, c, hw, groups, fuseSilu);
+    const gr = backend().groupNormBackward(g.storage('groupNorm'), xd, gd, bd, r.mean, r.rstd, n, c, hw, groups, fuseSilu);
     const out: (Tensor | null)[] = [new Tensor(gr.dx, x.shape)];
     if (gamma) out.push(gr.dgamma && new Tensor(gr.dgamma, [c]));
     if (beta) out.push(gr.dbeta && new Tensor(gr.dbeta, [c]));
@@ -555,11 +554,11 @@ export function layerNorm(x: Tensor, gamma?: Tensor | null, beta?: Tensor | null
     if (p && (p.ndim !== 1 || p.shape[0] !== d)) throw new ShapeError(`layerNorm: ${name} ${fmt(p.shape)} does not match last axis of ${fmt(x.shape)}`);
   }
   checkNonEmpty('layerNorm', x);
-  const xd = x.f32('layerNorm'), gd = gamma ? gamma.f32('layerNorm') : null;
-  const r = backend().layerNorm(xd, gd, beta ? beta.f32('layerNorm') : null, rows, d, eps);
+  const xd = x.storage('layerNorm'), gd = gamma ? gamma.storage('layerNorm') : null;
+  const r = backend().layerNorm(xd, gd, beta ? beta.storage('layerNorm') : null, rows, d, eps);
   const inputs = [x, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
   return recordOp('layerNorm', r.y, x.shape, inputs, (g) => {
-    const gr = backend().layerNormBackward(g.f32('layerNorm'), xd, gd, r.mean, r.rstd, rows, d, !!beta);
+    const gr = backend().layerNormBackward(g.storage('layerNorm'), xd, gd, r.mean, r.rstd, rows, d, !!beta);
     const out: (Tensor | null)[] = [new Tensor(gr.dx, x.shape)];
     if (gamma) out.push(gr.dgamma && new Tensor(gr.dgamma, [d]));
     if (beta) out.push(gr.dbeta && new Tensor(gr.dbeta, [d]));
@@ -570,7 +569,7 @@ export function layerNorm(x: Tensor, gamma?: Tensor | null, beta?: Tensor | null
 // ---------------------------------------------------------------- softmax and attention
 
 function lastAxisOp(name: string, x: Tensor, axis: number,
-  fwd: (xd: F32, rows: number, d: number) => F32, bwd: (y: F32, dy: F32, rows: number, d: number) => F32): Tensor {
+  fwd: (xd: FStore, rows: number, d: number) => FStore, bwd: (y: FStore, dy: FStore, rows: number, d: number) => FStore): Tensor {
   const a = normalizeAxis(name, axis, x.ndim);
   checkNonEmpty(name, x);
   if (a !== x.ndim - 1) {
@@ -579,8 +578,8 @@ function lastAxisOp(name: string, x: Tensor, axis: number,
     return permute(lastAxisOp(name, permute(x, perm), -1, fwd, bwd), perm);
   }
   const d = x.shape[a], rows = x.size / d;
-  const y = fwd(x.f32(name), rows, d);
-  return recordOp(name, y, x.shape, [x], (g) => [new Tensor(bwd(y, g.f32(name), rows, d), x.shape)]);
+  const y = fwd(x.storage(name), rows, d);
+  return recordOp(name, y, x.shape, [x], (g) => [new Tensor(bwd(y, g.storage(name), rows, d), x.shape)]);
 }
 
 export function softmax(x: Tensor, axis = -1): Tensor {
@@ -615,8 +614,8 @@ export function embedding(idx: Tensor, table: Tensor): Tensor {
   for (let i = 0; i < id.length; i++) {
     if (id[i] < 0 || id[i] >= rows) throw new RangeError(`embedding: index ${id[i]} is out of range for a table of ${rows} rows`);
   }
-  return recordOp('embedding', backend().gatherRows(table.f32('embedding'), id, d), [...idx.shape, d], [table], (g) => [
-    new Tensor(backend().scatterAddRows(g.f32('embedding'), id, rows, d), table.shape),
+  return recordOp('embedding', backend().gatherRows(table.storage('embedding'), id, d), [...idx.shape, d], [table], (g) => [
+    new Tensor(backend().scatterAddRows(g.storage('embedding'), id, rows, d), table.shape),
   ]);
 }
 

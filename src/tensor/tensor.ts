@@ -3,15 +3,25 @@
  *
  * Memory model: CPU data lives in typed arrays owned by the garbage collector; `dispose()` drops a
  * tensor's data at once (and `backward()` drops the graph's saved tensors), so large intermediates
- * need not wait for a collection.
+ * need not wait for a collection. On a device backend (WebGPU) float data lives in pooled device buffers:
+ * `dispose()` returns the buffer to the pool at once, `scope(fn)` disposes everything fn created except what
+ * it returns (or `keep`s), and buffers of tensors that are merely dropped return when the collector runs.
+ *
+ * Reading: `.data` is synchronous and works wherever the values are on the host (CPU backends; device
+ * tensors uploaded from host data and not modified since); `await tensor.read()` works everywhere.
+ * Host float data is moved to a device backend on first use by a kernel (`storage()`); int32 tensors
+ * (labels, indices) always stay on the host.
  */
-import type { Backend } from '../backends/backend.js';
+import { type DeviceArray, type Engine, type FStore, isDeviceArray } from '../backends/backend.js';
 import { getBackend } from '../backends/index.js';
+import { type ScopeFrame, popFrame, pushFrame, topFrame } from '../backends/memory.js';
 import { Generator, defaultGenerator } from './random.js';
 import { ShapeError, checkShape, fmt, sizeOf, stridesOf } from './shape.js';
 
 export type DType = 'float32' | 'int32';
 export type TensorData = Float32Array | Int32Array;
+/** What a tensor holds: host data, or float data on a device backend. */
+export type Storage = TensorData | DeviceArray;
 
 /** A recorded operation: its inputs and how to turn the output's gradient into theirs. */
 interface Node {
@@ -44,24 +54,81 @@ export class Tensor {
   grad: Tensor | null = null;
   /** Set on outputs of recorded operations; cleared by backward(). */
   node: Node | null = null;
-  private _data: TensorData | null;
+  private _data: Storage | null;
 
-  constructor(data: TensorData, shape: readonly number[], requiresGrad = false) {
+  constructor(data: Storage, shape: readonly number[], requiresGrad = false) {
     checkShape('tensor', shape);
     if (data.length !== sizeOf(shape)) {
       throw new ShapeError(`tensor: ${data.length} values do not fill shape ${fmt(shape)}`);
+    }
+    if (isDeviceArray(data)) {
+      if (data.released) throw new Error(`tensor ${fmt(shape)}: its ${data.device} buffer was already released (disposed)`);
+      data.retain();
     }
     this._data = data;
     this.shape = Object.freeze([...shape]);
     this.dtype = data instanceof Int32Array ? 'int32' : 'float32';
     if (requiresGrad && this.dtype !== 'float32') throw new Error('tensor: only float32 tensors can require gradients');
     this.requiresGrad = requiresGrad;
+    topFrame<Tensor>()?.tensors.push(this);
   }
 
-  /** The dense data (do not mutate a tensor that takes part in a graph). */
-  get data(): TensorData {
+  private live(): Storage {
     if (!this._data) throw new Error(`tensor ${fmt(this.shape)} was disposed`);
     return this._data;
+  }
+
+  /**
+   * The dense data on the host (do not mutate a tensor that takes part in a graph). Device tensors have it
+   * only while their values are known on the host; otherwise this throws: use `await tensor.read()`.
+   */
+  get data(): TensorData {
+    const d = this.live();
+    if (!isDeviceArray(d)) return d;
+    if (d.host) return d.host;
+    throw new Error(`tensor ${fmt(this.shape)} lives on ${d.device}: read it with \`await tensor.read()\``);
+  }
+
+  /** The values, on any backend (a copy from the device, or the host array itself). */
+  async read(): Promise<TensorData> {
+    const d = this.live();
+    return isDeviceArray(d) ? (d.host ?? d.read()) : d;
+  }
+
+  /** The storage as it is, shared (reshape, detach): no move, no copy. */
+  shareStorage(): Storage {
+    return this.live();
+  }
+
+  /** True when the data is in a device buffer. */
+  get onDevice(): boolean {
+    return isDeviceArray(this._data);
+  }
+
+  /**
+   * The float storage for a kernel of backend `be` (default: the current one). Host data used on a device
+   * backend moves there now, once (the tensor keeps a host copy until a kernel modifies it in place).
+   */
+  storage(op: string, be: Engine = getBackend()): FStore {
+    const d = this.live();
+    if (d instanceof Int32Array) throw new TypeError(`${op}: expected a float32 tensor, got int32 ${fmt(this.shape)}`);
+    if (d instanceof Float32Array) {
+      if (!be.device) return d;
+      const s = be.fromHost(d);
+      if (isDeviceArray(s)) { s.retain(); this._data = s; }
+      return s;
+    }
+    if (be.device && be.name === d.device) return d;
+    if (d.host) return d.host;
+    throw new Error(`${op}: tensor ${fmt(this.shape)} lives on ${d.device} but the backend is ${be.name}; read it first (await tensor.read())`);
+  }
+
+  /** Overwrites the values in place, keeping the storage (parameters, optimizer state). */
+  write(values: ArrayLike<number>): void {
+    const d = this.live();
+    if (values.length !== this.size) throw new ShapeError(`write: ${values.length} values for a tensor of shape ${fmt(this.shape)}`);
+    if (isDeviceArray(d)) getBackend().copyInto(d, Float32Array.from(values));
+    else d.set(values);
   }
 
   /** The data as float32, or an error naming the op for int32 tensors. */
@@ -72,7 +139,7 @@ export class Tensor {
   }
 
   get size(): number {
-    return this._data ? this._data.length : sizeOf(this.shape);
+    return sizeOf(this.shape);
   }
 
   get ndim(): number {
@@ -85,6 +152,7 @@ export class Tensor {
 
   /** Releases the data now; any later use of this tensor throws. */
   dispose(): void {
+    if (isDeviceArray(this._data)) this._data.release();
     this._data = null;
     this.node = null;
     this.grad = null;
@@ -99,13 +167,14 @@ export class Tensor {
     return this.data[0];
   }
 
-  /** A copy outside any graph. */
+  /** The same data outside any graph. */
   detach(): Tensor {
-    return new Tensor(this.data, this.shape);
+    return new Tensor(this.shareStorage(), this.shape);
   }
 
   clone(): Tensor {
-    return new Tensor(this.data.slice(), this.shape);
+    const d = this.live();
+    return new Tensor(isDeviceArray(d) ? getBackend().copy(d) : d.slice(), this.shape);
   }
 
   /**
@@ -129,7 +198,7 @@ export class Tensor {
         if (!t.node) {
           // A leaf's gradient gets its own storage: rules may hand one tensor to several inputs (add) or
           // share data with a view (reshape), and callers may modify .grad in place.
-          if (t.requiresGrad) t.grad = t.grad ? accumulate(t.grad, g) : new Tensor(g.data.slice(), g.shape);
+          if (t.requiresGrad) t.grad = t.grad ? accumulate(t.grad, g) : g.clone();
           continue;
         }
         const inputGrads = t.node.backward(g);
@@ -147,7 +216,7 @@ export class Tensor {
 
 function accumulate(a: Tensor, b: Tensor): Tensor {
   const st = stridesOf(a.shape);
-  return new Tensor(getBackend().binary('add', a.f32('backward'), st, b.f32('backward'), st, [...a.shape]), a.shape);
+  return new Tensor(getBackend().binary('add', a.storage('backward'), st, b.storage('backward'), st, [...a.shape]), a.shape);
 }
 
 /** Output first, each tensor before its inputs (iterative DFS: UNet graphs are deep). */
@@ -176,7 +245,7 @@ function topoOrder(root: Tensor): Tensor[] {
  * Wraps a kernel result as the output of a differentiable op. Records the op only when grad mode is on
  * and some input requires a gradient.
  */
-export function recordOp(op: string, data: TensorData, shape: readonly number[], inputs: Tensor[],
+export function recordOp(op: string, data: Storage, shape: readonly number[], inputs: Tensor[],
   backward: (grad: Tensor) => (Tensor | null)[]): Tensor {
   const needs = gradEnabled && inputs.some((t) => t.requiresGrad);
   const out = new Tensor(data, shape, needs);
@@ -184,8 +253,98 @@ export function recordOp(op: string, data: TensorData, shape: readonly number[],
   return out;
 }
 
-export function backend(): Backend {
+export function backend(): Engine {
   return getBackend();
+}
+
+/**
+ * Runs fn and then disposes every tensor created during it, and releases the device buffers its kernels
+ * allocated, except the tensors in its result (a tensor, or an array / plain object / Map of them) and those
+ * passed to `keep`. Kept tensors belong to the enclosing scope, if any. Scopes matter on device backends,
+ * where memory is pooled; on CPU backends they only drop data early. Gradients set by `backward()` inside a
+ * scope are disposed with it: step the optimizer inside too.
+ */
+export function scope<T>(fn: () => T): T {
+  const frame = pushFrame<Tensor>();
+  let result: T;
+  try {
+    result = fn();
+  } finally {
+    popFrame(frame);
+  }
+  const kept = new Set<Tensor>();
+  collectTensors(result, kept);
+  closeFrame(frame, kept);
+  return result;
+}
+
+/**
+ * Scopes for a loop whose steps carry a few tensors into the next ones (samplers keep x and the previous
+ * x̂_0): `step(fn)` runs one step in its own scope, and the scope of step i closes when step i + lag ends
+ * (tensors created by step i are disposed then, unless kept). `finish(result)` closes the rest, keeping
+ * `result`. Anything the caller holds longer must be copied (clone / read) within `lag` steps.
+ */
+export class RollingScope {
+  private readonly open: ScopeFrame<Tensor>[] = [];
+
+  constructor(readonly lag = 2) {}
+
+  step<T>(fn: () => T): T {
+    const frame = pushFrame<Tensor>();
+    try {
+      return fn();
+    } finally {
+      popFrame(frame);
+      this.open.push(frame);
+      while (this.open.length > this.lag) closeFrame(this.open.shift()!, new Set());
+    }
+  }
+
+  finish<T>(result: T): T {
+    const kept = new Set<Tensor>();
+    collectTensors(result, kept);
+    while (this.open.length) closeFrame(this.open.shift()!, kept);
+    return result;
+  }
+}
+
+/** The tensor with its values on the host (itself when they are there; a device tensor is read and disposed). */
+export async function toHost(t: Tensor): Promise<Tensor> {
+  if (!t.onDevice) return t;
+  const host = new Tensor(await t.read(), t.shape);
+  t.dispose();
+  return host;
+}
+
+/** Marks tensors to outlive the enclosing scope (no-op outside scopes). */
+export function keep<T extends Tensor>(t: T): T {
+  const f = topFrame<Tensor>();
+  if (f) {
+    const i = f.tensors.lastIndexOf(t);
+    if (i >= 0) f.tensors.splice(i, 1);
+  }
+  return t;
+}
+
+function collectTensors(v: unknown, out: Set<Tensor>, depth = 0): void {
+  if (v instanceof Tensor) { out.add(v); return; }
+  if (depth > 2 || typeof v !== 'object' || v === null) return;
+  if (Array.isArray(v)) for (const x of v) collectTensors(x, out, depth + 1);
+  else if (v instanceof Map) for (const x of v.values()) collectTensors(x, out, depth + 1);
+  else if (Object.getPrototypeOf(v) === Object.prototype) for (const x of Object.values(v)) collectTensors(x, out, depth + 1);
+}
+
+function closeFrame(frame: ScopeFrame<Tensor>, kept: Set<Tensor>): void {
+  const outer = topFrame<Tensor>();
+  for (const t of frame.tensors) {
+    if (kept.has(t)) outer?.tensors.push(t);
+    else t.dispose();
+  }
+  // Arrays no live tensor holds (norm statistics, partial sums, …) go back to the pool now.
+  for (const a of frame.arrays) {
+    if (!a.released && a.refs === 0) a.release();
+    else if (!a.released) outer?.arrays.push(a);
+  }
 }
 
 // ---- creation ----
@@ -213,9 +372,10 @@ export function zeros(shape: readonly number[], opts: TensorOptions = {}): Tenso
 }
 
 export function full(shape: readonly number[], value: number, opts: TensorOptions = {}): Tensor {
-  const t = zeros(shape, opts);
-  t.data.fill(value);
-  return t;
+  checkShape('full', shape);
+  const n = sizeOf(shape);
+  const data = opts.dtype === 'int32' ? new Int32Array(n).fill(value) : new Float32Array(n).fill(value);
+  return new Tensor(data, shape, opts.requiresGrad ?? false);
 }
 
 export function ones(shape: readonly number[], opts: TensorOptions = {}): Tensor {
@@ -223,9 +383,10 @@ export function ones(shape: readonly number[], opts: TensorOptions = {}): Tensor
 }
 
 export function arange(n: number, opts: TensorOptions = {}): Tensor {
-  const t = zeros([n], opts);
-  for (let i = 0; i < n; i++) t.data[i] = i;
-  return t;
+  checkShape('arange', [n]);
+  const data = opts.dtype === 'int32' ? new Int32Array(n) : new Float32Array(n);
+  for (let i = 0; i < n; i++) data[i] = i;
+  return new Tensor(data, [n], opts.requiresGrad ?? false);
 }
 
 /** Standard normal samples from `gen` (identical on every backend for the same seed). */

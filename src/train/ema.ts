@@ -7,9 +7,14 @@
  * ExponentialMovingAverage num_updates rule), so early shadows are not dominated by the random init.
  * Shadow names are the model's parameter names: `stateDict().tensors` loads straight into a model.
  */
+import { type FStore, isDeviceArray } from '../backends/backend.js';
+import { getBackend } from '../backends/index.js';
 import type { StateEntry, StateEntryLike } from '../nn/module.js';
 import type { Tensor } from '../tensor/index.js';
-import { namedParams, type ParamsLike } from './optim.js';
+import { namedParams, persistent, type ParamsLike } from './optim.js';
+
+/** On a device backend the shadows live there too and every operation below runs as a kernel. */
+const onDevice = () => getBackend().device;
 
 export interface EMAOptions {
   decay?: number;
@@ -28,7 +33,7 @@ export class EMA {
   warmup: boolean;
   numUpdates = 0;
   readonly params: readonly [string, Tensor][];
-  private readonly shadow: Float32Array[];
+  private readonly shadow: FStore[];
   private swapped = false;
 
   /** The shadow starts as a copy of the current parameter values. */
@@ -37,7 +42,8 @@ export class EMA {
     this.decay = decay;
     this.warmup = warmup;
     this.params = namedParams(params, 'EMA');
-    this.shadow = this.params.map(([, p]) => (p.data as Float32Array).slice());
+    const be = getBackend();
+    this.shadow = this.params.map(([, p]) => (be.device ? persistent(be.copy(p.storage('EMA', be))) : (p.data as Float32Array).slice()));
   }
 
   /** The decay the next update will use. */
@@ -49,8 +55,14 @@ export class EMA {
   update(): void {
     if (this.swapped) throw new Error('EMA.update: the EMA weights are swapped into the model; swap back first');
     const d = this.currentDecay(), a = 1 - d;
+    if (onDevice()) {
+      const be = getBackend();
+      this.params.forEach(([, p], i) => be.lerpInPlace(this.shadow[i], p.storage('EMA', be), a));
+      this.numUpdates++;
+      return;
+    }
     this.params.forEach(([, p], i) => {
-      const s = this.shadow[i], v = p.data as Float32Array;
+      const s = this.shadow[i] as Float32Array, v = p.data as Float32Array;
       for (let j = 0; j < s.length; j++) s[j] += a * (v[j] - s[j]);
     });
     this.numUpdates++;
@@ -61,8 +73,19 @@ export class EMA {
    * put the EMA weights in the model, again to put the training weights back.
    */
   swap(): void {
+    if (onDevice()) {
+      const be = getBackend();
+      this.params.forEach(([, p], i) => {
+        const v = p.storage('EMA', be), tmp = be.copy(v);
+        be.copyInto(v, this.shadow[i]);
+        be.copyInto(this.shadow[i], tmp);
+        if (isDeviceArray(tmp)) tmp.release();
+      });
+      this.swapped = !this.swapped;
+      return;
+    }
     this.params.forEach(([, p], i) => {
-      const s = this.shadow[i], v = p.data as Float32Array;
+      const s = this.shadow[i] as Float32Array, v = p.data as Float32Array;
       for (let j = 0; j < s.length; j++) { const t = v[j]; v[j] = s[j]; s[j] = t; }
     });
     this.swapped = !this.swapped;
@@ -93,14 +116,27 @@ export class EMA {
   /** Writes the EMA weights into the model for good (e.g. before exporting). */
   copyTo(): void {
     if (this.swapped) throw new Error('EMA.copyTo: the EMA weights are swapped into the model; swap back first');
-    this.params.forEach(([, p], i) => { (p.data as Float32Array).set(this.shadow[i]); });
+    const be = getBackend();
+    if (be.device) this.params.forEach(([, p], i) => be.copyInto(p.storage('EMA', be), this.shadow[i]));
+    else this.params.forEach(([, p], i) => { (p.data as Float32Array).set(this.shadow[i] as Float32Array); });
   }
 
-  /** A copy of the state; `tensors` are named as the model's parameters. */
+  /** A copy of the state; `tensors` are named as the model's parameters. On a device backend use stateDictAsync. */
   stateDict(): EMAState {
     const tensors = new Map<string, StateEntry>();
-    const src = this.swapped ? this.params.map(([, p]) => p.data as Float32Array) : this.shadow;
+    if (this.shadow.some(isDeviceArray)) throw new Error('EMA.stateDict: the shadow weights are on the GPU; use `await stateDictAsync()`');
+    const src = this.swapped ? this.params.map(([, p]) => p.data as Float32Array) : this.shadow as Float32Array[];
     this.params.forEach(([name, p], i) => tensors.set(name, { shape: [...p.shape], data: src[i].slice() }));
+    return { decay: this.decay, warmup: this.warmup, numUpdates: this.numUpdates, tensors };
+  }
+
+  /** stateDict on any backend (read back from the device). */
+  async stateDictAsync(): Promise<EMAState> {
+    const tensors = new Map<string, StateEntry>();
+    for (const [i, [name, p]] of this.params.entries()) {
+      const src = this.swapped ? await p.read() as Float32Array : isDeviceArray(this.shadow[i]) ? await this.shadow[i].read() : (this.shadow[i] as Float32Array).slice();
+      tensors.set(name, { shape: [...p.shape], data: src });
+    }
     return { decay: this.decay, warmup: this.warmup, numUpdates: this.numUpdates, tensors };
   }
 
@@ -121,7 +157,12 @@ export class EMA {
     if (!Number.isInteger(state.numUpdates) || state.numUpdates < 0) errors.push(`invalid numUpdates ${state.numUpdates}`);
     if (!(state.decay >= 0 && state.decay <= 1)) errors.push(`invalid decay ${state.decay}`);
     if (errors.length) throw new Error(`EMA.loadStateDict: ${errors.join('; ')}`);
-    this.params.forEach(([name], i) => this.shadow[i].set(tensors.get(name)!.data));
+    const be = getBackend();
+    this.params.forEach(([name], i) => {
+      const sh = this.shadow[i];
+      if (isDeviceArray(sh)) be.copyInto(sh, Float32Array.from(tensors.get(name)!.data));
+      else sh.set(tensors.get(name)!.data);
+    });
     this.decay = state.decay;
     this.warmup = !!state.warmup;
     this.numUpdates = state.numUpdates;

@@ -2,9 +2,10 @@
  * AdamW (torch.optim.AdamW semantics), gradient clipping by global norm, and the warmup + cosine
  * learning-rate schedule.
  */
+import { type FStore, isDeviceArray } from '../backends/backend.js';
 import { getBackend } from '../backends/index.js';
 import { Module, type StateEntry, type StateEntryLike } from '../nn/module.js';
-import { Tensor } from '../tensor/index.js';
+import { Tensor, add, div, minimum, mul, scalar, sqrt, sum } from '../tensor/index.js';
 
 /** Parameters, as a module (named as its state dict), named pairs, or a plain list (named 0, 1, …). */
 export type ParamsLike = Module | Iterable<[string, Tensor]> | Iterable<Tensor>;
@@ -63,9 +64,20 @@ export interface OptimizerState {
 }
 
 interface Slot {
-  m: Float32Array;
-  v: Float32Array;
+  /** Host arrays on CPU backends; device arrays (held outside any scope) on a device backend. */
+  m: FStore;
+  v: FStore;
   step: number;
+}
+
+/** Storage that must outlive scopes (optimizer moments, EMA shadows): one reference held by its owner. */
+export function persistent(s: FStore): FStore {
+  if (isDeviceArray(s)) s.retain();
+  return s;
+}
+
+async function readStore(s: FStore): Promise<Float32Array> {
+  return isDeviceArray(s) ? s.read() : s.slice();
 }
 
 /**
@@ -115,11 +127,11 @@ export class AdamW {
       }
       let s = this.slots.get(name);
       if (!s) {
-        s = { m: new Float32Array(p.size), v: new Float32Array(p.size), step: 0 };
+        s = { m: persistent(be.full(p.size, 0)), v: persistent(be.full(p.size, 0)), step: 0 };
         this.slots.set(name, s);
       }
       s.step++;
-      be.adamW(p.f32('AdamW'), g.f32('AdamW'), s.m, s.v, lr, this.beta1, this.beta2, this.eps,
+      be.adamW(p.storage('AdamW', be), g.storage('AdamW', be), s.m, s.v, lr, this.beta1, this.beta2, this.eps,
         this.decayMask[i] ? this.weightDecay : 0, s.step);
     });
   }
@@ -136,15 +148,32 @@ export class AdamW {
     return n;
   }
 
-  /** A copy of the state (see OptimizerState). */
+  /** A copy of the state (see OptimizerState). On a device backend use stateDictAsync. */
   stateDict(): OptimizerState {
     const tensors = new Map<string, StateEntry>(), steps: Record<string, number> = {};
     for (const [name, p] of this.params) {
       const s = this.slots.get(name);
       if (!s) continue;
+      if (isDeviceArray(s.m) || isDeviceArray(s.v)) throw new Error('AdamW.stateDict: the moments are on the GPU; use `await stateDictAsync()`');
       steps[name] = s.step;
       tensors.set(`exp_avg.${name}`, { shape: [...p.shape], data: s.m.slice() });
       tensors.set(`exp_avg_sq.${name}`, { shape: [...p.shape], data: s.v.slice() });
+    }
+    return {
+      hyper: { lr: this.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.weightDecay },
+      steps, tensors,
+    };
+  }
+
+  /** stateDict on any backend (moments read back from the device). */
+  async stateDictAsync(): Promise<OptimizerState> {
+    const tensors = new Map<string, StateEntry>(), steps: Record<string, number> = {};
+    for (const [name, p] of this.params) {
+      const s = this.slots.get(name);
+      if (!s) continue;
+      steps[name] = s.step;
+      tensors.set(`exp_avg.${name}`, { shape: [...p.shape], data: await readStore(s.m) });
+      tensors.set(`exp_avg_sq.${name}`, { shape: [...p.shape], data: await readStore(s.v) });
     }
     return {
       hyper: { lr: this.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.weightDecay },
@@ -173,7 +202,8 @@ export class AdamW {
           errors.push(`size mismatch for ${key}: the state has shape [${e.shape.join(', ')}], the parameter [${p.shape.join(', ')}]`);
           return null;
         }
-        return Float32Array.from(e.data);
+        const host = Float32Array.from(e.data);
+        return getBackend().device ? persistent(getBackend().fromHost(host)) : host;
       };
       const m = get(`exp_avg.${name}`), v = get(`exp_avg_sq.${name}`);
       if (m && v) slots.set(name, { m, v, step });
@@ -186,6 +216,7 @@ export class AdamW {
     const h = state.hyper;
     Object.assign(this, { lr: h.lr, beta1: h.beta1, beta2: h.beta2, eps: h.eps, weightDecay: h.weightDecay });
     this.checkHyper();
+    for (const s of this.slots.values()) for (const a of [s.m, s.v]) if (isDeviceArray(a)) a.release();
     this.slots.clear();
     for (const [k, s] of slots) this.slots.set(k, s);
   }
@@ -213,6 +244,27 @@ export function clipGradNorm(params: ParamsLike, maxNorm: number): number {
     for (const [, p] of list) {
       if (p.grad) p.grad = new Tensor(be.affine(p.grad.f32('clipGradNorm'), coef, 0), p.grad.shape);
     }
+  }
+  return norm;
+}
+
+/**
+ * clipGradNorm without leaving the device: the norm is a one-element tensor (float32 sums on the device),
+ * every gradient is scaled by min(1, maxNorm / (norm + 1e-6)) as a tensor (no read, no branch), so a
+ * training step needs no readback. Returns the norm before clipping.
+ */
+export function clipGradNormTensor(params: ParamsLike, maxNorm: number): Tensor {
+  if (!(maxNorm > 0)) throw new RangeError(`clipGradNorm: maxNorm must be positive, got ${maxNorm}`);
+  const list = namedParams(params, 'clipGradNorm').filter(([, p]) => p.grad);
+  const be = getBackend();
+  if (list.length === 0) return scalar(0);
+  // One slot per gradient, then one sum: two kernels per parameter fewer than sum(square(g)) and a concat.
+  const squares = be.full(list.length, 0);
+  list.forEach(([, p], i) => be.sumSquares(p.grad!.storage('clipGradNorm', be), squares, i));
+  const norm = sqrt(sum(new Tensor(squares, [list.length])));
+  if (maxNorm !== Infinity) {
+    const coef = minimum(div(maxNorm, add(norm, 1e-6)), scalar(1));
+    for (const [, p] of list) p.grad = mul(p.grad!, coef);
   }
   return norm;
 }

@@ -18,12 +18,13 @@ import { batchIterator, type BatchIteratorState, type ImageDataset } from '../da
 import { saveImageGrid } from '../io/png.js';
 import { savePlot, emaSmooth } from '../io/plot.js';
 import { UNet, unetConfigFromJSON, type UNetConfig } from '../nn/unet.js';
-import { Generator, Tensor, concat, noGrad, randn, tensor } from '../tensor/index.js';
+import { getBackend } from '../backends/index.js';
+import { Generator, RollingScope, Tensor, concat, noGrad, randn, scope, tensor, toHost } from '../tensor/index.js';
 import {
   CHECKPOINT_JSON, checkpointDir, loadCheckpointGroup, readCheckpointJson, saveCheckpoint, type CheckpointJson,
 } from './checkpoint.js';
 import { EMA } from './ema.js';
-import { AdamW, clipGradNorm, warmupCosine } from './optim.js';
+import { AdamW, clipGradNorm, clipGradNormTensor, warmupCosine } from './optim.js';
 
 export interface ObjectiveConfig {
   prediction: PredictionType;
@@ -175,16 +176,28 @@ export class Trainer {
     this.lastLoss = s.lastLoss;
   }
 
-  /** Writes the checkpoint for the current step. */
+  /** Writes the checkpoint for the current step (CPU backends; saveCheckpointAsync works on every backend). */
   saveCheckpoint(outDir: string, elapsedSec: number): void {
-    const opt = this.optimizer.stateDict(), ema = this.ema.stateDict();
+    this.writeCheckpoint(outDir, elapsedSec, this.model.stateDict(), this.optimizer.stateDict(), this.ema.stateDict());
+  }
+
+  /** saveCheckpoint, reading the weights and optimizer state back from a device first. */
+  async saveCheckpointAsync(outDir: string, elapsedSec: number): Promise<void> {
+    if (!getBackend().device) { this.saveCheckpoint(outDir, elapsedSec); return; }
+    const model = new Map<string, { shape: readonly number[]; data: Float32Array }>();
+    for (const [name, p] of this.model.namedParameters()) model.set(name, { shape: [...p.shape], data: Float32Array.from(await p.read()) });
+    this.writeCheckpoint(outDir, elapsedSec, model, await this.optimizer.stateDictAsync(), await this.ema.stateDictAsync());
+  }
+
+  private writeCheckpoint(outDir: string, elapsedSec: number, modelState: Map<string, { shape: readonly number[]; data: Float32Array }>,
+    opt: ReturnType<AdamW['stateDict']>, ema: ReturnType<EMA['stateDict']>): void {
     const state: TrainerState = {
       step: this.step, elapsedSec, trainGen: this.trainGen.getState(), dropoutGen: this.model.dropoutGen.getState(),
       data: this.data.getState(), emaUpdates: ema.numUpdates, optimizerSteps: opt.steps, optimizerHyper: opt.hyper,
       lastLoss: this.lastLoss,
     };
     saveCheckpoint(outDir, this.step, this.config, state, {
-      model: groupFromEntries(this.model.stateDict()),
+      model: groupFromEntries(modelState),
       ema: groupFromEntries(ema.tensors),
       optimizer: groupFromEntries(opt.tensors),
     });
@@ -221,6 +234,61 @@ export class Trainer {
     return { loss: this.lastLoss, gradNorm, lr };
   }
 
+  /**
+   * trainStep on any backend. On a device backend the whole step (forward, backward, clipping, AdamW, EMA)
+   * is queued in one scope that releases its intermediates, and the loss and gradient norm are read once at
+   * the end, so the GPU never waits for the host mid-step. A non-finite loss or norm is detected after the
+   * update (the step's weights are discarded with the run; the last checkpoint is kept).
+   */
+  async trainStepAsync(): Promise<{ loss: number; gradNorm: number; lr: number }> {
+    if (!getBackend().device) return this.trainStep();
+    const t = this.config.trainer, obj = this.config.objective, numClasses = this.model.config.numClasses;
+    const lr = this.lrAt(this.step);
+    this.model.train();
+    const { losses, norm } = scope(() => {
+      const losses: Tensor[] = [];
+      for (let micro = 0; micro < t.accumulate; micro++) {
+        const batch = this.data.nextBatch();
+        const cond = numClasses > 0 ? dropLabels(batch.y, numClasses, t.condDropout, this.trainGen) : undefined;
+        const { loss } = trainingLoss(modelFunction(this.model), this.schedule, batch.x, {
+          prediction: obj.prediction, variance: obj.variance, weighting: obj.weighting, cond, gen: this.trainGen,
+        });
+        losses.push(loss);
+        (t.accumulate > 1 ? loss.mul(1 / t.accumulate) : loss).backward();
+      }
+      const norm = clipGradNormTensor(this.model, t.gradClip > 0 ? t.gradClip : Infinity);
+      this.optimizer.step(lr);
+      this.optimizer.zeroGrad();
+      this.ema.update();
+      return { losses, norm };
+    });
+    const values = await Promise.all([...losses, norm].map(async (x) => (await x.read())[0]));
+    for (const x of [...losses, norm]) x.dispose();
+    const gradNorm = values.pop()!;
+    values.forEach((value, micro) => {
+      if (!Number.isFinite(value)) {
+        throw new NonFiniteLossError(`training loss is ${value} at step ${this.step + 1} (micro-batch ${micro + 1}): stopping; the last checkpoint is kept`);
+      }
+    });
+    if (!Number.isFinite(gradNorm)) {
+      throw new NonFiniteLossError(`gradient norm is ${gradNorm} at step ${this.step + 1}: stopping; the last checkpoint is kept`);
+    }
+    this.step++;
+    this.lastLoss = values.reduce((a, b) => a + b, 0) / t.accumulate;
+    return { loss: this.lastLoss, gradNorm, lr };
+  }
+
+  /** sampleGrid on any backend. */
+  async sampleGridAsync(path: string, count = this.config.trainer.previewCount, sampler = this.config.trainer.previewSampler, seed = 1234): Promise<Tensor> {
+    if (!getBackend().device) return this.sampleGrid(path, count, sampler, seed);
+    const m = this.model;
+    const out = await this.ema.withWeights(() => sampleImagesAsync(m, this.schedule, this.config.objective, {
+      count, sampler, seed, classes: m.config.numClasses > 0 ? Array.from({ length: count }, (_, i) => i % m.config.numClasses) : undefined,
+    }));
+    saveImageGrid(path, out, { nrow: Math.ceil(Math.sqrt(count)), scale: 2 });
+    return out;
+  }
+
   /** Samples a preview grid with the EMA weights (classes cycle 0…9 when the model is conditional). */
   sampleGrid(path: string, count = this.config.trainer.previewCount, sampler = this.config.trainer.previewSampler, seed = 1234): Tensor {
     const m = this.model;
@@ -244,7 +312,7 @@ export class Trainer {
     let stoppedEarly = false, lastSaved = this.step, windowStart = performance.now(), windowSteps = 0;
     while (this.step < t.steps) {
       await new Promise<void>((resolve) => setImmediate(resolve));
-      const { loss, gradNorm, lr } = this.trainStep();
+      const { loss, gradNorm, lr } = await this.trainStepAsync();
       windowSteps++;
       const now = performance.now();
       const itPerSec = (windowSteps * 1000) / Math.max(now - windowStart, 1);
@@ -254,20 +322,20 @@ export class Trainer {
       opts.onStep?.(info);
       if (t.sampleEvery > 0 && this.step % t.sampleEvery === 0) {
         const p = join(opts.outDir, `samples-${String(this.step).padStart(6, '0')}.png`);
-        this.sampleGrid(p);
+        await this.sampleGridAsync(p);
         opts.onEvent?.(`samples → ${p}`);
       }
       const stop = opts.shouldStop?.() ?? false;
       const outOfTime = opts.timeBudgetSec !== undefined && (performance.now() - start) / 1000 >= opts.timeBudgetSec;
       if ((t.checkpointEvery > 0 && this.step % t.checkpointEvery === 0) || stop || outOfTime || this.step === t.steps) {
-        this.saveCheckpoint(opts.outDir, elapsed());
+        await this.saveCheckpointAsync(opts.outDir, elapsed());
         this.plotLoss(opts.outDir);
         lastSaved = this.step;
         opts.onEvent?.(`checkpoint at step ${this.step} → ${join(opts.outDir, CHECKPOINT_JSON)}`);
       }
       if (stop || outOfTime) { stoppedEarly = this.step < t.steps; break; }
     }
-    if (lastSaved !== this.step) this.saveCheckpoint(opts.outDir, elapsed());
+    if (lastSaved !== this.step) await this.saveCheckpointAsync(opts.outDir, elapsed());
     return { step: this.step, stoppedEarly, elapsedSec: elapsed(), lastLoss: this.lastLoss };
   }
 
@@ -335,6 +403,51 @@ export function sampleImages(model: UNet, schedule: NoiseSchedule, objective: Ob
     model.train(wasTraining);
   }
   return parts.length === 1 ? parts[0] : concat(parts, 0);
+}
+
+/**
+ * sampleImages for every backend, as a host tensor. Each sampler step runs in a rolling scope (its
+ * intermediates are released two steps later), so device memory stays flat over any number of steps;
+ * tensors passed to onFrame live two steps: copy what you keep (narrow/clone outside the step does).
+ */
+export async function sampleImagesAsync(model: UNet, schedule: NoiseSchedule, objective: ObjectiveConfig, o: SampleImagesOptions): Promise<Tensor> {
+  if (!getBackend().device) return sampleImages(model, schedule, objective, o);
+  const c = model.config, gen = new Generator(o.seed);
+  const bs = o.batchSize ?? 100;
+  const wasTraining = model.training;
+  model.eval();
+  const parts: Tensor[] = [];
+  try {
+    for (let start = 0; start < o.count; start += bs) {
+      const n = Math.min(bs, o.count - start);
+      const noise = randn([n, c.inChannels, c.imageSize, c.imageSize], gen);
+      let fn = modelFunction(model);
+      let cond: Tensor | undefined;
+      if (c.numClasses > 0) {
+        const labels = Int32Array.from({ length: n }, (_, i) => o.classes?.[start + i] ?? c.numClasses);
+        cond = tensor(labels, [n], { dtype: 'int32' });
+        if (o.guidanceScale !== undefined && o.guidanceScale !== 1) {
+          fn = classifierFreeGuidance(fn, { scale: o.guidanceScale, nullCond: tensor(new Int32Array(n).fill(c.numClasses), [n], { dtype: 'int32' }) });
+        }
+      }
+      const run = runSampler(o.sampler, fn, schedule, noise, {
+        prediction: objective.prediction, learnedVariance: objective.variance === 'learnedRange', cond, gen,
+        clip: { kind: 'clip', min: -1, max: 1 },
+      });
+      const rolling = new RollingScope(2);
+      for (;;) {
+        const r = rolling.step(() => noGrad(() => run.next()));
+        if (r.done) { parts.push(await toHost(rolling.finish(r.value))); break; }
+        o.onStep?.(r.value.step, r.value.totalSteps);
+        noGrad(() => o.onFrame?.(r.value.step, r.value.xt, r.value.x0Pred));
+        // Let the host breathe (progress output, signals) without waiting for the GPU.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    }
+  } finally {
+    model.train(wasTraining);
+  }
+  return parts.length === 1 ? parts[0] : toHost(concat(parts, 0));
 }
 
 /** Loads a checkpoint's model with its EMA (default) or raw weights, for sampling. */

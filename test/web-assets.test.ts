@@ -1,0 +1,130 @@
+// The explorer's data files: F16 in safetensors (exact decoding, round-to-nearest-even encoding), the two tools
+// that write the files (tools/export_web_model.ts on a tiny training run, tools/train_toy_model.ts for a few
+// steps) read back by the browser's loaders (web/src/assets.ts), and the files shipped in web/public/data.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import {
+  Generator, floatToHalf, fromUint8, halfToFloat, loadModelFromCheckpoint, noGrad, parseSafetensors, qSample, randn,
+  serializeSafetensors, tensor,
+} from '../src/index.js';
+import { loadDigits, loadWebMLP, loadWebUNet } from '../web/src/assets.js';
+
+const DATA = join(import.meta.dirname, '..', 'web', 'public', 'data');
+const tmp = () => mkdtempSync(join(tmpdir(), 'diffuse-web-'));
+const readJson = (p: string) => JSON.parse(readFileSync(p, 'utf8')) as unknown;
+
+function tsx(...args: string[]) {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', ...args], { encoding: 'utf8', timeout: 180_000 });
+  assert.equal(r.status, 0, `${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
+
+describe('F16 in safetensors', () => {
+  test('every finite half survives float → half → float, and midpoints round to even', () => {
+    for (let h = 0; h < 0x10000; h++) {
+      const f = halfToFloat(h);
+      if (Number.isNaN(f)) continue;
+      assert.equal(floatToHalf(f), h, `pattern ${h.toString(16)}`);
+      if ((h & 0x7fff) < 0x7bff) { // not the largest finite magnitude
+        const g = halfToFloat(h + 1), mid = (f + g) / 2;
+        assert.equal(floatToHalf(mid), h % 2 === 0 ? h : h + 1, `midpoint after ${h.toString(16)}`);
+      }
+    }
+    assert.equal(floatToHalf(65519.99), 0x7bff);
+    assert.equal(floatToHalf(65520), 0x7c00); // rounds past the largest half: +Infinity
+    assert.equal(floatToHalf(-1e9), 0xfc00);
+    assert.ok(Number.isNaN(halfToFloat(floatToHalf(NaN))));
+    assert.equal(floatToHalf(-0), 0x8000);
+    assert.equal(halfToFloat(0x0001), 2 ** -24);
+  });
+
+  test('writes and reads F16 tensors (little-endian, 2 bytes each)', () => {
+    const values = Float32Array.from([0, 1, -2.5, 0.1, 1e-6, 70000, 3.14159]);
+    const bytes = serializeSafetensors({ w: { dtype: 'F16', shape: [7], data: values }, b: { shape: [1], data: Float32Array.from([2]) } });
+    const { tensors } = parseSafetensors(bytes);
+    const w = tensors.get('w')!;
+    assert.equal(w.dtype, 'F16');
+    assert.ok(w.data instanceof Float32Array);
+    assert.deepEqual([...w.data], [...values].map((v) => halfToFloat(floatToHalf(v))));
+    assert.equal(w.data[1], 1);
+    assert.equal(w.data[5], Infinity);
+    assert.ok(Math.abs(w.data[3] - 0.1) < 1e-4);
+    assert.equal(tensors.get('b')!.data[0], 2);
+  });
+});
+
+describe('the explorer tools', () => {
+  test('export_web_model: F16 weights and digits that load into the same model', () => {
+    const run = join(tmp(), 'run'), out = tmp();
+    const r = spawnSync(process.execPath, ['bin/diffuse.mjs', 'train', '--out', run, '--steps', '2', '--batch-size', '4', '--limit', '40',
+      '--sample-every', '0', '--warmup', '1'], { encoding: 'utf8', timeout: 180_000 });
+    assert.equal(r.status, 0, r.stderr);
+    tsx('tools/export_web_model.ts', '--run', run, '--out', out, '--digits', '30');
+    const desc = readJson(join(out, 'mnist-unet.json')) as { weights: { file: string; bytes: number }; maxRoundingError: number };
+    const weights = readFileSync(join(out, desc.weights.file));
+    assert.equal(weights.length, desc.weights.bytes);
+    const web = loadWebUNet(desc, weights);
+    const ref = loadModelFromCheckpoint(run).model;
+    ref.eval();
+    // Every weight within the recorded rounding error, and the two networks agree.
+    const a = web.model.stateDict(), b = ref.stateDict();
+    assert.deepEqual([...a.keys()], [...b.keys()]);
+    for (const [k, v] of b) {
+      const w = a.get(k)!.data;
+      for (let i = 0; i < v.data.length; i++) assert.ok(Math.abs(w[i] - v.data[i]) <= desc.maxRoundingError, k);
+    }
+    const x = randn([2, 1, 28, 28], new Generator(0)), t = tensor(Float32Array.from([10, 900]), [2]);
+    const c = tensor(Int32Array.from([3, 10]), [2], { dtype: 'int32' });
+    const ya = noGrad(() => web.model.forward(x, t, c)).data, yb = noGrad(() => ref.forward(x, t, c)).data;
+    let maxDiff = 0, maxAbs = 0;
+    for (let i = 0; i < ya.length; i++) { maxDiff = Math.max(maxDiff, Math.abs(ya[i] - yb[i])); maxAbs = Math.max(maxAbs, Math.abs(yb[i])); }
+    assert.ok(maxDiff < 1e-2 * Math.max(1, maxAbs), `F16 model output differs by ${maxDiff}`);
+    const digits = loadDigits(readFileSync(join(out, 'mnist-test-digits.safetensors')));
+    assert.equal(digits.n, 30);
+    assert.deepEqual([...digits.labels.slice(0, 10)], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]); // class-balanced prefix
+  });
+
+  test('train_toy_model: a few steps write a model the loader reads', () => {
+    const out = tmp();
+    tsx('tools/train_toy_model.ts', '--dataset', 'moons', '--steps', '20', '--batch', '32', '--out', out);
+    const { model, json } = loadWebMLP(readJson(join(out, 'toy-moons.json')), readFileSync(join(out, 'toy-moons.safetensors')));
+    assert.equal(json.dataset, 'moons');
+    const y = noGrad(() => model.forward(tensor(new Float32Array(8), [4, 2]), tensor(new Float32Array(4).fill(500), [4]))).data;
+    assert.ok(y.every(Number.isFinite));
+  });
+});
+
+describe('the shipped files (web/public/data)', () => {
+  test('the MNIST model is a few MB of F16 and predicts the noise of held-out digits', () => {
+    const desc = readJson(join(DATA, 'mnist-unet.json')) as { weights: { file: string } };
+    const file = join(DATA, desc.weights.file);
+    assert.ok(statSync(file).size < 3_000_000, 'the shipped weights exceed 3 MB');
+    const { model, schedule, json } = loadWebUNet(desc, readFileSync(file));
+    assert.equal(json.weights.dtype, 'F16');
+    assert.equal(model.parameters().reduce((s, p) => s + p.size, 0), 1_114_209);
+    const digits = loadDigits(readFileSync(join(DATA, 'mnist-test-digits.safetensors')));
+    assert.ok(digits.n >= 100 && digits.height === 28 && digits.width === 28);
+    assert.match(digits.metadata.source, /test split/);
+    // ε-prediction error at t = 300 on 4 test digits: a trained model is far below 1 (the error of predicting 0).
+    const n = 4, x0 = tensor(Float32Array.from(digits.pixels.subarray(0, n * 784), fromUint8), [n, 1, 28, 28]);
+    const eps = randn(x0.shape, new Generator(1));
+    const xt = qSample(schedule, x0, 300, eps);
+    const out = noGrad(() => model.forward(xt, tensor(new Float32Array(n).fill(300), [n]), tensor(Int32Array.from(digits.labels.subarray(0, n)), [n], { dtype: 'int32' }))).data;
+    let mse = 0;
+    for (let i = 0; i < out.length; i++) mse += (out[i] - eps.data[i]) ** 2;
+    mse /= out.length;
+    assert.ok(mse < 0.2, `ε-prediction MSE ${mse}`);
+  });
+
+  test('the toy models load', () => {
+    for (const name of ['swissroll', 'moons', '8gaussians']) {
+      const desc = readJson(join(DATA, `toy-${name}.json`)) as { weights: { file: string } };
+      const { json } = loadWebMLP(desc, readFileSync(join(DATA, desc.weights.file)));
+      assert.equal(json.dataset, name);
+    }
+  });
+});

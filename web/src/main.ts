@@ -1,0 +1,104 @@
+/**
+ * The diffusion explorer: loads the shipped models (all from this page's origin), picks the backend, and sets
+ * up the four views. `?backend=js` forces the TypeScript backend.
+ */
+import { initWebGPU, setBackend, type MLPDenoiser } from '../../src/index.js';
+import { loadDigits, loadWebMLP, loadWebUNet, type LoadedModel } from './assets.js';
+import { $, type App } from './common.js';
+import { setupForward } from './forward.js';
+import { setBusy, setupReverse } from './reverse.js';
+import { setupScore } from './score.js';
+
+const DATA = './data/';
+
+async function fetchBytes(file: string): Promise<Uint8Array> {
+  const r = await fetch(DATA + file);
+  if (!r.ok) throw new Error(`${file}: HTTP ${r.status}`);
+  return new Uint8Array(await r.arrayBuffer());
+}
+
+async function fetchJson(file: string): Promise<unknown> {
+  const r = await fetch(DATA + file);
+  if (!r.ok) throw new Error(`${file}: HTTP ${r.status}`);
+  return r.json();
+}
+
+/**
+ * The backend to run on: WebGPU when the browser gives an adapter (and `?backend=js` does not ask otherwise),
+ * else the TypeScript backend, which runs everywhere. Returns the name and, on a fallback, why.
+ */
+async function chooseBackend(): Promise<{ name: string; note: string }> {
+  const wanted = new URLSearchParams(location.search).get('backend');
+  let note = '';
+  if (wanted !== 'js') {
+    const gpu = (navigator as Navigator & { gpu?: GPU }).gpu;
+    if (gpu) {
+      try {
+        await initWebGPU(gpu);
+        setBackend('webgpu');
+        return { name: 'webgpu', note };
+      } catch (e) {
+        note = `WebGPU did not start (${(e as Error).message}); `;
+      }
+    } else {
+      note = 'this browser has no WebGPU; ';
+    }
+  }
+  setBackend('js');
+  return { name: 'js', note };
+}
+
+async function main(): Promise<void> {
+  window.explorer = { backend: '', runs: [], ready: false };
+  const status = $('status');
+  const { name: backend, note } = await chooseBackend();
+  window.explorer.backend = backend;
+  $('backend').textContent = `backend: ${backend}`;
+  if (note) $('backend').title = note;
+
+  // Everything the page needs is fetched now, so it keeps working offline once loaded.
+  const [unetJson, digitBytes, ...toyFiles] = await Promise.all([
+    fetchJson('mnist-unet.json'), fetchBytes('mnist-test-digits.safetensors'),
+    ...['swissroll', 'moons', '8gaussians'].map((n) => fetchJson(`toy-${n}.json`)),
+  ]);
+  const unetFile = (unetJson as { weights: { file: string } }).weights.file;
+  const unet = loadWebUNet(unetJson, await fetchBytes(unetFile), 'mnist-unet.json');
+  const toyJson = new Map(['swissroll', 'moons', '8gaussians'].map((n, i) => [n, toyFiles[i]]));
+  const toyWeights = new Map(await Promise.all([...toyJson].map(async ([n, j]) =>
+    [n, await fetchBytes((j as { weights: { file: string } }).weights.file)] as const)));
+  const toyCache = new Map<string, LoadedModel<MLPDenoiser>>();
+
+  const app: App = {
+    unet,
+    digits: loadDigits(digitBytes, 'mnist-test-digits.safetensors'),
+    backend,
+    digitIndex: 0,
+    onDigitChange: [],
+    toy: async (name) => {
+      let m = toyCache.get(name);
+      if (!m) {
+        if (!toyJson.has(name)) throw new Error(`no toy model '${name}'`);
+        m = loadWebMLP(toyJson.get(name), toyWeights.get(name)!, `toy-${name}.json`);
+        toyCache.set(name, m);
+      }
+      return m;
+    },
+  };
+  const p = unet.model.parameters().reduce((s, t) => s + t.size, 0);
+  setupForward(app);
+  setupReverse(app);
+  setupScore(app);
+  setBusy(false);
+  status.textContent = `${note}MNIST UNet: ${(p / 1e6).toFixed(2)} M parameters (${unet.json.weights.dtype} weights, step ` +
+    `${unet.json.source.step ?? '?'} of ${unet.json.source.from}); ${app.digits.n} test digits`;
+  window.explorer.ready = true;
+  document.body.dataset.ready = '1';
+}
+
+main().catch((err: unknown) => {
+  const msg = err instanceof Error ? err.message : String(err);
+  if (window.explorer) window.explorer.error = msg;
+  document.body.dataset.ready = 'error';
+  $('status').textContent = `error: ${msg}`;
+  console.error(err);
+});
