@@ -281,8 +281,8 @@ function forward(f: { image?: string; dataset: string; index: number; schedule: 
 
 interface EvalFlags { checkpoint: string; sampler: string; steps?: number; count: number; seed: number; guidance: number; out: string; backend?: string; unconditional: boolean }
 
-function evaluate(f: EvalFlags): void {
-  useBackend(f.backend);
+async function evaluate(f: EvalFlags): Promise<void> {
+  await useBackendWithGpu(f.backend);
   const { model, config, schedule } = loadModelFromCheckpoint(f.checkpoint, 'ema');
   if (config.dataset !== 'mnist' || model.config.inChannels !== 1 || model.config.imageSize !== 28) {
     throw new UsageError(`eval: the judge scores 28×28 MNIST digits; this checkpoint was trained on ${config.dataset}`);
@@ -295,7 +295,7 @@ function evaluate(f: EvalFlags): void {
   const batches = Math.ceil(f.count / 100);
   let done = 0, started = 0;
   const t0 = performance.now();
-  const images = sampleImages(model, schedule, config.objective, {
+  const images = await sampleImagesAsync(model, schedule, config.objective, {
     count: f.count, sampler, seed: f.seed, classes, guidanceScale: nc > 0 && !f.unconditional ? f.guidance : undefined,
     onStep: (_step, steps) => {
       if (done === 0) { started = performance.now(); bar.start(steps * batches, 0, { rate: '-' }); }
@@ -305,6 +305,8 @@ function evaluate(f: EvalFlags): void {
   });
   bar.stop();
   const seconds = (performance.now() - t0) / 1000;
+  // The judge reads values synchronously: after sampling on a device it runs on a CPU backend.
+  if (getBackend().device) setBackend(availableBackends().includes('native') ? 'native' : 'js');
   const judge = judgeSamples(images);
   const fd = frechetToHeldOut(judge.features);
   const ref = realDataReference();
@@ -404,8 +406,8 @@ export function program(): Command {
     .option('--guidance <scale>', 'classifier-free guidance scale (1: none)', num('--guidance', 0, 100), 1)
     .option('--unconditional', 'sample the null class of a conditional model', false)
     .option('--out <dir>', 'output folder', 'runs/eval')
-    .addOption(new Option('--backend <name>', 'js or native'))
-    .action((o) => evaluate(o as EvalFlags));
+    .addOption(new Option('--backend <name>', 'js, native or webgpu (webgpu samples; the judge runs on the CPU)'))
+    .action(async (o) => evaluate(o as EvalFlags));
   p.command('info').description("A checkpoint's config and parameter count.")
     .requiredOption('--checkpoint <path>', 'run folder (or its checkpoint.json)')
     .action((o) => info(o));

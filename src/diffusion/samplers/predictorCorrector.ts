@@ -11,7 +11,7 @@
  *   predictor   x ← (2 − √α) x + β s + √β z   (no noise on the last step: the mean is the output)
  * Each step evaluates the model 1 + correctorSteps times.
  */
-import { Tensor, add, mul, noGrad, randn } from '../../tensor/index.js';
+import { Tensor, add, div, mean, mul, noGrad, randn, reshape, sqrt, sum } from '../../tensor/index.js';
 import type { NoiseSchedule } from '../schedules.js';
 import { rangeFail } from '../util.js';
 import {
@@ -29,16 +29,10 @@ export interface PredictorCorrectorOptions extends SampleOptions {
   correctorSteps?: number;
 }
 
-/** Batch mean of the per-sample L2 norms. */
-function meanNorm(x: Tensor): number {
-  const b = x.shape[0], n = x.size / b, d = x.data;
-  let acc = 0;
-  for (let i = 0; i < b; i++) {
-    let s = 0;
-    for (let j = 0; j < n; j++) s += d[i * n + j] ** 2;
-    acc += Math.sqrt(s);
-  }
-  return acc / b;
+/** Batch mean of the per-sample L2 norms, as a one-element tensor: computed where x lives (CPU or GPU). */
+function meanNorm(x: Tensor): Tensor {
+  const b = x.shape[0], flat = reshape(x, [b, x.size / b]);
+  return mean(sqrt(sum(mul(flat, flat), 1)));
 }
 
 /** Reverse-diffusion predictor + Langevin corrector on the VP SDE, from x_T = noise ~ N(0, I). */
@@ -61,8 +55,9 @@ export function* predictorCorrector(model: Model, schedule: NoiseSchedule, noise
       x = noGrad(() => {
         const s = mul(p.eps, -1 / sigma);
         const z = randn(x.shape, r.gen);
-        const step = 2 * alpha * ((snr * meanNorm(z)) / meanNorm(s)) ** 2;
-        return add(add(x, mul(s, step)), mul(z, Math.sqrt(2 * step)));
+        const ratio = div(meanNorm(z), meanNorm(s));
+        const step = mul(mul(ratio, ratio), 2 * alpha * snr * snr);  // a one-element tensor
+        return add(add(x, mul(s, step)), mul(z, sqrt(mul(step, 2))));
       });
     }
     const p = predict(fn, model, x, t, abT, r);
