@@ -22,10 +22,11 @@ export interface GuidanceOptions {
   batched?: boolean;
 }
 
-/** Rows of `a` then rows of `b` (axis 0), for float32 and int32 tensors alike. */
+/** Rows of `a` then rows of `b` (axis 0), for float32 and int32 tensors alike. Host-resident rows without
+ *  gradients (labels, timesteps) are joined on the host, where a model reads them. */
 function concatRows(a: Tensor, b: Tensor): Tensor {
-  if (a.dtype === 'float32') return concat([a, b], 0);
-  const out = new Int32Array(a.size + b.size);
+  if (a.dtype === 'float32' && (a.onDevice || b.onDevice || a.requiresGrad || b.requiresGrad)) return concat([a, b], 0);
+  const out = a.dtype === 'int32' ? new Int32Array(a.size + b.size) : new Float32Array(a.size + b.size);
   out.set(a.data, 0);
   out.set(b.data, a.size);
   return new Tensor(out, [a.shape[0] + b.shape[0], ...a.shape.slice(1)]);
@@ -56,7 +57,7 @@ export function classifierFreeGuidance(model: Model, opts: GuidanceOptions): Mod
     const nc = nullBatch(nullCond, cond);
     let outC: Tensor, outU: Tensor;
     if (batched) {
-      const out = model(concat([x, x], 0), concat([t, t], 0), concatRows(cond, nc));
+      const out = model(concat([x, x], 0), concatRows(t, t), concatRows(cond, nc));
       if (out.ndim < 1 || out.shape[0] !== 2 * b) fail('classifierFreeGuidance', `model output ${shp(out.shape)} for a batch of ${2 * b}`);
       [outC, outU] = split(out, 2, 0);
     } else {
