@@ -58,6 +58,7 @@ function compileOpenblasBaseline(): string {
 
 function measure(coretype: string | undefined) {
   const ours: Record<string, number[]> = {}, torch: Record<string, number[]> = {}, blas: number[] = [];
+  const pairs: number[] = [];  // per round: median ours sgemm / median direct OpenBLAS, run back to back
   const add = (acc: Record<string, number[]>, r: Record<string, number[]>) => { for (const [k, v] of Object.entries(r)) (acc[k] ??= []).push(...v); };
   const exe = compileOpenblasBaseline();
   for (let r = 0; r < rounds; r++) {
@@ -65,9 +66,11 @@ function measure(coretype: string | undefined) {
       envWith(coretype, { DIFFUSE_BACKEND: 'native', DIFFUSE_NUM_THREADS: String(threads) })));
     add(torch, run(opt.python!, ['bench/engine_torch.py', String(threads), String(reps)],
       envWith(coretype, { OPENBLAS_NUM_THREADS: '1', OMP_NUM_THREADS: String(threads) })));
-    blas.push(...(JSON.parse(execFileSync(exe, [String(reps)], { env: envWith(coretype, { OPENBLAS_NUM_THREADS: String(threads) }), encoding: 'utf8' })) as number[]));
+    const b = JSON.parse(execFileSync(exe, [String(reps)], { env: envWith(coretype, { OPENBLAS_NUM_THREADS: String(threads) }), encoding: 'utf8' })) as number[];
+    blas.push(...b);
+    pairs.push(median(ours.sgemm_1024.slice(-reps)) / median(b));
   }
-  return { ours, torch, blas };
+  return { ours, torch, blas, pairs };
 }
 
 function report(title: string, m: ReturnType<typeof measure>) {
@@ -79,7 +82,8 @@ function report(title: string, m: ReturnType<typeof measure>) {
     console.log(`| ${label} | ${(o * 1e3).toFixed(2)} | ${(t * 1e3).toFixed(2)} | ${(o / t).toFixed(3)} | ${(flops / o / 1e9).toFixed(1)} | ${(flops / t / 1e9).toFixed(1)} |`);
   }
   const o = median(m.ours.sgemm_1024), b = median(m.blas);
-  console.log(`\nsgemm 1024³ vs OpenBLAS called directly (its own ${threads}-thread pool): ours ${(o * 1e3).toFixed(2)} ms, OpenBLAS ${(b * 1e3).toFixed(2)} ms, ratio ${(o / b).toFixed(3)} (${(2 * 1024 ** 3 / b / 1e9).toFixed(1)} GFLOP/s direct)`);
+  console.log(`\nsgemm 1024³ vs OpenBLAS called directly (its own ${threads}-thread pool): ours ${(o * 1e3).toFixed(2)} ms, OpenBLAS ${(b * 1e3).toFixed(2)} ms, ratio ${(o / b).toFixed(3)} (${(2 * 1024 ** 3 / b / 1e9).toFixed(1)} GFLOP/s direct); ` +
+    `per-round ratios (each pair run back to back) ${m.pairs.map((r) => r.toFixed(3)).join(', ')}, median ${median(m.pairs).toFixed(3)}`);
 }
 
 console.log(`# diffuse engine benchmark — ${threads} threads, ${rounds} rounds × ${reps} reps, medians`);
