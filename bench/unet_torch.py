@@ -251,6 +251,49 @@ def num_parameters(model):
     return sum(p.numel() for p in model.parameters())
 
 
+def bench_steps(model, x, t, y, noise, lr=2e-4, ema_decay=0.999):
+    """The two steps the benchmarks time, as diffuse's side runs them: (train_step, sample_step)."""
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    ema = [p.detach().clone() for p in model.parameters()]
+
+    def train_step():
+        # forward, backward, AdamW, EMA: what diffuse's trainer does per step
+        opt.zero_grad(set_to_none=True)
+        loss = F.mse_loss(model(x, t, y), noise)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            params = [p.detach() for p in model.parameters()]
+            torch._foreach_mul_(ema, ema_decay)
+            torch._foreach_add_(ema, params, alpha=1 - ema_decay)
+
+    def sample_step():
+        # one sampler step is one network evaluation without gradients
+        with torch.no_grad():
+            model.eval()
+            model(x, t, y)
+            model.train()
+
+    return train_step, sample_step
+
+
+def timed_runs(fn, reps, warmup_s, sync=lambda: None):
+    """Seconds per run of fn (sync() waits for the device), after warming up to a steady state by the rule
+    every side of the benchmarks uses: at least 3 runs and warmup_s seconds."""
+    w0, i = time.perf_counter(), 0
+    while i < 3 or time.perf_counter() - w0 < warmup_s:
+        fn()
+        sync()
+        i += 1
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--preset', default='tiny')
@@ -265,43 +308,13 @@ def main():
     torch.manual_seed(0)
     cfg = unet_preset(args.preset, imageSize=args.size, inChannels=args.channels, numClasses=args.classes)
     model = UNet(cfg).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-4, weight_decay=0.0)
-    ema = [p.detach().clone() for p in model.parameters()]
     x = torch.randn(args.batch, args.channels, args.size, args.size)
     t = torch.randint(0, 1000, (args.batch,)).float()
     y = torch.randint(0, args.classes + 1, (args.batch,)) if args.classes else None
     noise = torch.randn_like(x)
 
-    def train_step():
-        # forward, backward, AdamW, EMA: what diffuse's trainer does per step
-        opt.zero_grad(set_to_none=True)
-        loss = F.mse_loss(model(x, t, y), noise)
-        loss.backward()
-        opt.step()
-        with torch.no_grad():
-            params = [p.detach() for p in model.parameters()]
-            torch._foreach_mul_(ema, 0.999)
-            torch._foreach_add_(ema, params, alpha=0.001)
-
-    def sample_step():
-        # one sampler step is one network evaluation without gradients
-        with torch.no_grad():
-            model.eval()
-            model(x, t, y)
-            model.train()
-
-    def timed(fn):
-        # warm-up to a steady state, the same rule as unet.ts: at least 3 runs and 0.5 s
-        w0, i = time.perf_counter(), 0
-        while i < 3 or time.perf_counter() - w0 < 0.5:
-            fn()
-            i += 1
-        times = []
-        for _ in range(args.reps):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        return times
+    train_step, sample_step = bench_steps(model, x, t, y, noise)
+    timed = lambda fn: timed_runs(fn, args.reps, warmup_s=0.5)  # noqa: E731
 
     print(json.dumps({'preset': args.preset, 'params': num_parameters(model), 'batch': args.batch, 'size': args.size,
                       'threads': args.threads, 'train_s': timed(train_step), 'sample_s': timed(sample_step),

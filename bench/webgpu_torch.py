@@ -24,8 +24,7 @@ def main():
     args = ap.parse_args()
     try:
         import torch
-        import torch.nn.functional as F
-        from unet_torch import UNet, unet_preset, num_parameters
+        from unet_torch import UNet, bench_steps, num_parameters, timed_runs, unet_preset
     except Exception as e:  # noqa: BLE001 - report any import failure to the caller
         print(json.dumps({'error': f'cannot import torch / unet_torch: {e}'}))
         return
@@ -41,42 +40,13 @@ def main():
     torch.manual_seed(0)
     cfg = unet_preset(args.preset, imageSize=28, inChannels=1, numClasses=10)
     model = UNet(cfg).to(dev).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-4, weight_decay=0.0)
-    ema = [p.detach().clone() for p in model.parameters()]
     x = torch.randn(args.batch, 1, 28, 28, device=dev)
     t = torch.randint(0, 1000, (args.batch,), device=dev).float()
     y = torch.randint(0, 11, (args.batch,), device=dev)
     noise = torch.randn_like(x)
 
-    def train_step():
-        opt.zero_grad(set_to_none=True)
-        loss = F.mse_loss(model(x, t, y), noise)
-        loss.backward()
-        opt.step()
-        with torch.no_grad():
-            params = [p.detach() for p in model.parameters()]
-            torch._foreach_mul_(ema, 0.999)
-            torch._foreach_add_(ema, params, alpha=0.001)
-
-    def sample_step():
-        with torch.no_grad():
-            model.eval()
-            model(x, t, y)
-            model.train()
-
-    def timed(fn):
-        w0, i = time.perf_counter(), 0
-        while i < 3 or time.perf_counter() - w0 < 1.0:
-            fn()
-            torch.cuda.synchronize()
-            i += 1
-        times = []
-        for _ in range(args.reps):
-            t0 = time.perf_counter()
-            fn()
-            torch.cuda.synchronize()
-            times.append(time.perf_counter() - t0)
-        return times
+    train_step, sample_step = bench_steps(model, x, t, y, noise)
+    timed = lambda fn: timed_runs(fn, args.reps, warmup_s=1.0, sync=torch.cuda.synchronize)  # noqa: E731
 
     print(json.dumps({'device': torch.cuda.get_device_name(0), 'params': num_parameters(model), 'batch': args.batch,
                       'tf32': args.tf32, 'train_s': timed(train_step), 'sample_s': timed(sample_step),

@@ -366,9 +366,29 @@ export interface SampleImagesOptions {
   batchSize?: number;
 }
 
+/** The sampler run of one batch of sampleImages: noise, labels (and guidance) for samples [start, start + n). */
+function batchRun(model: UNet, schedule: NoiseSchedule, objective: ObjectiveConfig, o: SampleImagesOptions, gen: Generator,
+  start: number, n: number): ReturnType<typeof runSampler> {
+  const c = model.config;
+  const noise = randn([n, c.inChannels, c.imageSize, c.imageSize], gen);
+  let fn = modelFunction(model);
+  let cond: Tensor | undefined;
+  if (c.numClasses > 0) {
+    const labels = Int32Array.from({ length: n }, (_, i) => o.classes?.[start + i] ?? c.numClasses);
+    cond = tensor(labels, [n], { dtype: 'int32' });
+    if (o.guidanceScale !== undefined && o.guidanceScale !== 1) {
+      fn = classifierFreeGuidance(fn, { scale: o.guidanceScale, nullCond: tensor(new Int32Array(n).fill(c.numClasses), [n], { dtype: 'int32' }) });
+    }
+  }
+  return runSampler(o.sampler, fn, schedule, noise, {
+    prediction: objective.prediction, learnedVariance: objective.variance === 'learnedRange', cond, gen,
+    clip: { kind: 'clip', min: -1, max: 1 },
+  });
+}
+
 /** Draws `count` images from a model with a sampler, in batches, without recording gradients. */
 export function sampleImages(model: UNet, schedule: NoiseSchedule, objective: ObjectiveConfig, o: SampleImagesOptions): Tensor {
-  const c = model.config, gen = new Generator(o.seed);
+  const gen = new Generator(o.seed);
   const bs = o.batchSize ?? 100;
   const wasTraining = model.training;
   model.eval();
@@ -376,21 +396,7 @@ export function sampleImages(model: UNet, schedule: NoiseSchedule, objective: Ob
   try {
     noGrad(() => {
       for (let start = 0; start < o.count; start += bs) {
-        const n = Math.min(bs, o.count - start);
-        const noise = randn([n, c.inChannels, c.imageSize, c.imageSize], gen);
-        let fn = modelFunction(model);
-        let cond: Tensor | undefined;
-        if (c.numClasses > 0) {
-          const labels = Int32Array.from({ length: n }, (_, i) => o.classes?.[start + i] ?? c.numClasses);
-          cond = tensor(labels, [n], { dtype: 'int32' });
-          if (o.guidanceScale !== undefined && o.guidanceScale !== 1) {
-            fn = classifierFreeGuidance(fn, { scale: o.guidanceScale, nullCond: tensor(new Int32Array(n).fill(c.numClasses), [n], { dtype: 'int32' }) });
-          }
-        }
-        const run = runSampler(o.sampler, fn, schedule, noise, {
-          prediction: objective.prediction, learnedVariance: objective.variance === 'learnedRange', cond, gen,
-          clip: { kind: 'clip', min: -1, max: 1 },
-        });
+        const run = batchRun(model, schedule, objective, o, gen, start, Math.min(bs, o.count - start));
         for (;;) {
           const r = run.next();
           if (r.done) { parts.push(r.value); break; }
@@ -412,28 +418,14 @@ export function sampleImages(model: UNet, schedule: NoiseSchedule, objective: Ob
  */
 export async function sampleImagesAsync(model: UNet, schedule: NoiseSchedule, objective: ObjectiveConfig, o: SampleImagesOptions): Promise<Tensor> {
   if (!getBackend().device) return sampleImages(model, schedule, objective, o);
-  const c = model.config, gen = new Generator(o.seed);
+  const gen = new Generator(o.seed);
   const bs = o.batchSize ?? 100;
   const wasTraining = model.training;
   model.eval();
   const parts: Tensor[] = [];
   try {
     for (let start = 0; start < o.count; start += bs) {
-      const n = Math.min(bs, o.count - start);
-      const noise = randn([n, c.inChannels, c.imageSize, c.imageSize], gen);
-      let fn = modelFunction(model);
-      let cond: Tensor | undefined;
-      if (c.numClasses > 0) {
-        const labels = Int32Array.from({ length: n }, (_, i) => o.classes?.[start + i] ?? c.numClasses);
-        cond = tensor(labels, [n], { dtype: 'int32' });
-        if (o.guidanceScale !== undefined && o.guidanceScale !== 1) {
-          fn = classifierFreeGuidance(fn, { scale: o.guidanceScale, nullCond: tensor(new Int32Array(n).fill(c.numClasses), [n], { dtype: 'int32' }) });
-        }
-      }
-      const run = runSampler(o.sampler, fn, schedule, noise, {
-        prediction: objective.prediction, learnedVariance: objective.variance === 'learnedRange', cond, gen,
-        clip: { kind: 'clip', min: -1, max: 1 },
-      });
+      const run = batchRun(model, schedule, objective, o, gen, start, Math.min(bs, o.count - start));
       const rolling = new RollingScope(2);
       for (;;) {
         const r = rolling.step(() => noGrad(() => run.next()));
