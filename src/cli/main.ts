@@ -108,7 +108,7 @@ interface TrainFlags {
   dataset: string; preset: string; imageSize?: number; schedule: string; prediction: string; variance: string;
   minSnr?: number; steps: number; time?: number; batchSize: number; accumulate: number; lr: number; warmup: number;
   ema: number; gradClip: number; seed: number; out: string; sampleEvery: number; checkpointEvery: number;
-  classCond: boolean; resume: boolean; force: boolean; backend?: string; limit?: number;
+  classCond: boolean; condDropout: number; resume: boolean; force: boolean; backend?: string; limit?: number;
 }
 
 async function train(f: TrainFlags): Promise<void> {
@@ -143,7 +143,7 @@ async function train(f: TrainFlags): Promise<void> {
       },
       trainer: {
         steps: f.steps, batchSize: f.batchSize, accumulate: f.accumulate, lr: f.lr, minLr: f.lr * 0.05,
-        warmupSteps: f.warmup, weightDecay: 0, gradClip: f.gradClip, emaDecay: f.ema, condDropout: 0.1, seed: f.seed,
+        warmupSteps: f.warmup, weightDecay: 0, gradClip: f.gradClip, emaDecay: f.ema, condDropout: f.condDropout, seed: f.seed,
         sampleEvery: f.sampleEvery, checkpointEvery: f.checkpointEvery,
         previewSampler: { kind: 'dpmSolverPlusPlus', steps: 20 }, previewCount: 100,
       } satisfies TrainerConfig,
@@ -369,6 +369,7 @@ export function program(): Command {
     .option('--sample-every <n>', 'sample grid every N steps (0: never)', int('--sample-every', 0), 1000)
     .option('--checkpoint-every <n>', 'checkpoint every N steps', int('--checkpoint-every', 0), 250)
     .option('--no-class-cond', 'train unconditionally')
+    .option('--cond-dropout <p>', 'fraction of labels replaced by the null class (classifier-free guidance, unconditional sampling)', num('--cond-dropout', 0, 1), 0.1)
     .option('--limit <n>', 'use only the first N training images', int('--limit', 1))
     .option('--resume', 'continue the run in --out', false)
     .option('--force', 'start over in a non-empty --out', false)
