@@ -16,7 +16,8 @@ int main(int argc, char **argv) {
   float *a = malloc(sizeof(float) * n * n), *b = malloc(sizeof(float) * n * n), *c = malloc(sizeof(float) * n * n);
   for (int i = 0; i < n * n; i++) { a[i] = (float)rand() / RAND_MAX - 0.5f; b[i] = (float)rand() / RAND_MAX - 0.5f; }
   /* warm-up to a steady state, the same rule as engine_ours.ts: at least 3 runs and 0.5 s */
-  for (double w0 = now(), i = 0; i < 3 || now() - w0 < 0.5; i++)
+  double w0 = now();
+  for (int i = 0; i < 3 || now() - w0 < 0.5; i++)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.f, a, n, b, n, 0.f, c, n);
   printf("[");
   for (int r = 0; r < reps; r++) {

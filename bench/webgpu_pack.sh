@@ -18,7 +18,8 @@ cp node_modules/webgpu/index.js node_modules/webgpu/package.json "$stage/node_mo
 cp -r node_modules/webgpu/dist/linux-x64 "$stage/node_modules/webgpu/dist/"
 tar cJf "$out/bundle.tar.xz" -C "$stage" node node_modules
 rm -rf "$stage"
-lib=$(ldconfig -p | awk '/libvulkan.so.1 .*x86-64/ {print $NF; exit}')
+# (awk reads to the end: exiting early would break ldconfig's pipe and, under pipefail, this script)
+lib=$(ldconfig -p | awk '/libvulkan.so.1 .*x86-64/ && !found {print $NF; found = 1}')
 [ -n "$lib" ] && cp -L "$lib" "$out/lib/libvulkan.so.1"
 cat > "$out/run.sh" <<'RUN'
 #!/usr/bin/env bash

@@ -365,7 +365,7 @@ bool run_winograd(const KernelSet& ks, const float* x, int64_t n, int64_t Cin, i
   const int64_t Cp = (Cin + ks.W - 1) / ks.W * ks.W;  // channels padded to whole vectors
   const int64_t Cs = Cp + ks.W;  // V's tile stride: not a multiple of 4 KiB apart (L1 set conflicts)
   const int T = pool_threads();
-  // tile rows per unit: V (16·Cp·tiles floats) within ~384 KiB of L2, and enough units for the pool
+  // tile rows per unit: V (16·Cs·tiles floats) within ~384 KiB of L2, and enough units for the pool
   int64_t rows = std::max<int64_t>(1, std::min<int64_t>(TH, (384 * 1024 / 4) / (16 * Cs * TW)));
   while (rows > 1 && n * ((TH + rows - 1) / rows) < 4 * T) rows--;
   const int64_t nblk = (TH + rows - 1) / rows, units = n * nblk, Lmax = 2 * ks.W;
