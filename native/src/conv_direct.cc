@@ -122,10 +122,15 @@ const KernelSet* kernels() {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") != 0 && __builtin_cpu_supports("fma") != 0;
   }();
-  static const KernelSet k512 = [] { KernelSet k; cd_avx512::fill_kernel_set(k); return k; }();
-  static const KernelSet k2 = [] { KernelSet k; cd_avx2::fill_kernel_set(k); return k; }();
-  if (has512 && !g_prefer_avx2) return &k512;
-  if (has2) return &k2;
+  // Each set is built only on a CPU that runs it: filling it runs code compiled for that ISA.
+  if (has512 && !g_prefer_avx2) {
+    static const KernelSet k512 = [] { KernelSet k; cd_avx512::fill_kernel_set(k); return k; }();
+    return &k512;
+  }
+  if (has2) {
+    static const KernelSet k2 = [] { KernelSet k; cd_avx2::fill_kernel_set(k); return k; }();
+    return &k2;
+  }
   return nullptr;
 }
 
