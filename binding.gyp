@@ -12,7 +12,8 @@
         "native/src/norm.cc",
         "native/src/gemm.cc",
         "native/src/conv.cc",
-        "native/src/conv_direct.cc"
+        "native/src/conv_direct.cc",
+        "native/src/signals.cc"
       ],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
       "cflags_cc!": ["-std=gnu++17", "-std=gnu++1y", "-std=gnu++14"],

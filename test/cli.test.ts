@@ -63,7 +63,7 @@ describe('diffuse train', () => {
   test('bad options get one line naming the option and a non-zero exit', () => {
     const out = join(tmp(), 'x');
     for (const [args, pattern] of [
-      [['--steps', 'abc'], /--steps must be an integer ≥ 1, got 'abc'/],
+      [['--steps', 'abc'], /--steps must be an integer in 1…1000000000, got 'abc'/],
       [['--lr', 'fast'], /--lr must be a number/],
       [['--preset', 'huge'], /--preset: unknown preset 'huge'/],
       [['--prediction', 'noise'], /--prediction must be epsilon, x0 or v/],
@@ -109,7 +109,7 @@ describe('diffuse sample and info with damaged checkpoints', () => {
     writeFileSync(join(d, f), bytes.subarray(0, bytes.length - 100));
     const r = diffuse('sample', '--checkpoint', d, '--count', '1', '--steps', '2', '--out', join(tmp(), 'o'));
     assert.notEqual(r.code, 0);
-    assert.match(r.err, new RegExp(`${f}: \\d+ bytes, checkpoint.json says \\d+ \\(truncated or replaced\\)`));
+    assert.match(r.err, new RegExp(`${f} \\(named by checkpoint.json files.ema\\): \\d+ bytes where \\d+ were recorded \\(truncated or replaced\\)`));
   });
 
   test('a tampered weight file is named', () => {

@@ -26,6 +26,8 @@
 #include "pool.h"
 
 namespace dn {
+bool register_signal_functions(napi_env env, napi_value exports);  // signals.cc
+
 namespace {
 
 constexpr int kMaxArgs = 20;
@@ -943,6 +945,7 @@ napi_value Init(napi_env env, napi_value exports) {
     if (napi_create_function(env, e.name, NAPI_AUTO_LENGTH, e.fn, nullptr, &f) != napi_ok) return nullptr;
     if (napi_set_named_property(env, exports, e.name, f) != napi_ok) return nullptr;
   }
+  if (!register_signal_functions(env, exports)) return nullptr;
   return exports;
 }
 

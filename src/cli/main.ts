@@ -5,14 +5,14 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
-  CHECKPOINT_JSON, NonFiniteLossError, Trainer, checkpointDir, loadModelFromCheckpoint, readCheckpointJson,
-  sampleImages, sampleImagesAsync, type RunConfig, type TrainerConfig,
+  CHECKPOINT_JSON, NonFiniteLossError, TRAIN_LIMITS, Trainer, checkpointDir, loadModelFromCheckpoint, readRunCheckpoint,
+  removeCheckpointDebris, sampleImagesAsync, verifyCheckpoint, watchInterrupts, type RunConfig, type TrainerConfig,
 } from '../train/index.js';
 import { SAMPLER_KINDS, makeSchedule, normalizeScheduleConfig, qSample, type SamplerConfig, type SamplerKind } from '../diffusion/index.js';
-import { loadImageDataset } from '../data/index.js';
+import { loadImageDataset, skippedSummary, type FolderDataset } from '../data/index.js';
 import { saveImageGrid, saveImage } from '../io/png.js';
 import { savePlot } from '../io/plot.js';
 import { readImage } from '../io/image.js';
@@ -26,11 +26,30 @@ class UsageError extends Error {}
 
 // ---------------------------------------------------------------- option parsers (one-line errors)
 
-const int = (name: string, min = 0) => (v: string): number => {
+const int = (name: string, min = 0, max = Number.MAX_SAFE_INTEGER) => (v: string): number => {
   const n = Number(v);
-  if (!/^-?\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}, got '${v}'`);
+  if (!/^-?\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new InvalidArgumentError(`${name} must be an integer ${max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `in ${min}…${max}`}, got '${v}'`);
+  }
   return n;
 };
+
+/** Bounds on sizes the command line asks for (the trainer's own are in TRAIN_LIMITS). */
+const CLI_LIMITS = {
+  imageSize: 1024,
+  /** Values in one sampled or training batch of images (batch × channels × size²): 64 MiB of float32. */
+  batchValues: 2 ** 24,
+  /** Values in all the images one sample/eval command holds (count × channels × size²): 512 MiB. */
+  outputValues: 2 ** 27,
+  count: 100_000,
+} as const;
+
+/** An --out folder: created if missing; an existing file there is refused. */
+function outFolder(path: string, option = '--out'): string {
+  const out = resolve(path);
+  if (existsSync(out) && !statSync(out).isDirectory()) throw new UsageError(`${option} ${out} is a file, not a folder`);
+  return out;
+}
 const num = (name: string, lo = -Infinity, hi = Infinity) => (v: string): number => {
   const n = Number(v);
   if (v.trim() === '' || !Number.isFinite(n) || n < lo || n > hi) throw new InvalidArgumentError(`${name} must be a number in [${lo}, ${hi}], got '${v}'`);
@@ -59,8 +78,9 @@ function useBackend(name?: string): void {
   setBackend(name as BackendName);
 }
 
-function samplerConfig(kind: string, steps: number | undefined): SamplerConfig {
+function samplerConfig(kind: string, steps: number | undefined, T?: number): SamplerConfig {
   if (!SAMPLER_KINDS.includes(kind as SamplerKind)) throw new UsageError(`--sampler: unknown sampler '${kind}' (choose one of ${SAMPLER_KINDS.join(', ')})`);
+  if (steps !== undefined && T !== undefined && steps > T) throw new UsageError(`--steps ${steps}: the model's schedule has ${T} timesteps; use at most ${T}`);
   const k = kind as SamplerKind;
   if (k === 'ddpm') return { kind: 'ddpm', ...(steps ? { steps } : {}) } as SamplerConfig;
   return { kind: k, steps: steps ?? (k === 'heun' ? 18 : k === 'predictorCorrector' ? 100 : 20) } as SamplerConfig;
@@ -102,26 +122,39 @@ function progressBar(label: string, extra = ''): Progress {
   };
 }
 
+/** Refuses a --count whose images would not fit the output bound. */
+function checkOutputSize(count: number, channels: number, size: number): void {
+  const values = count * channels * size * size;
+  if (values > CLI_LIMITS.outputValues) {
+    throw new UsageError(`--count ${count}: ${count} images of ${channels}×${size}×${size} hold ${values} values, over the limit of ` +
+      `${CLI_LIMITS.outputValues} (at most ${Math.floor(CLI_LIMITS.outputValues / (channels * size * size))} here)`);
+  }
+}
+
 // ---------------------------------------------------------------- train
 
 interface TrainFlags {
   dataset: string; preset: string; imageSize?: number; schedule: string; prediction: string; variance: string;
-  minSnr?: number; steps: number; time?: number; batchSize: number; accumulate: number; lr: number; warmup: number;
+  minSnr?: number; steps: number; time?: number; batchSize: number; accumulate: number; lr: number; warmup?: number;
   ema: number; gradClip: number; seed: number; out: string; sampleEvery: number; checkpointEvery: number;
   classCond: boolean; condDropout: number; resume: boolean; force: boolean; backend?: string; limit?: number;
 }
 
 async function train(f: TrainFlags): Promise<void> {
   await useBackendWithGpu(f.backend);
-  const out = resolve(f.out);
+  const out = outFolder(f.out);
   const hasCheckpoint = existsSync(join(out, CHECKPOINT_JSON));
   let config: RunConfig;
   let resumeFrom: ConstructorParameters<typeof Trainer>[2];
   if (f.resume) {
     if (!hasCheckpoint) throw new UsageError(`--resume: no checkpoint in ${out} (expected ${CHECKPOINT_JSON})`);
-    const json = readCheckpointJson<RunConfig, never>(out);
+    removeCheckpointDebris(out);
+    const { json } = readRunCheckpoint(out, { resume: true });
     config = json.config;
-    if (f.steps !== config.trainer.steps && f.steps !== DEFAULT_STEPS) config = { ...config, trainer: { ...config.trainer, steps: f.steps } };
+    if (f.steps !== config.trainer.steps && f.steps !== DEFAULT_STEPS) {
+      if (f.steps < json.state.step) throw new UsageError(`--steps ${f.steps}: the run in ${out} is already at step ${json.state.step}`);
+      config = { ...config, trainer: { ...config.trainer, steps: f.steps, warmupSteps: Math.min(config.trainer.warmupSteps, f.steps) } };
+    }
     resumeFrom = { dir: out, json: json as never };
   } else {
     if (existsSync(out) && readdirSync(out).length > 0 && !f.force) {
@@ -131,6 +164,9 @@ async function train(f: TrainFlags): Promise<void> {
     if (!['epsilon', 'x0', 'v'].includes(f.prediction)) throw new UsageError(`--prediction must be epsilon, x0 or v, got '${f.prediction}'`);
     if (!['fixedLarge', 'fixedSmall', 'learnedRange'].includes(f.variance)) throw new UsageError(`--variance must be fixedLarge, fixedSmall or learnedRange, got '${f.variance}'`);
     if (!['linear', 'cosine', 'sigmoid', 'scaledLinear'].includes(f.schedule)) throw new UsageError(`--schedule must be linear, cosine, sigmoid or scaledLinear, got '${f.schedule}'`);
+    // Warmup: 200 steps, or a tenth of a shorter run; an explicit value longer than the run is cut to it.
+    const warmup = f.warmup === undefined ? Math.min(DEFAULT_WARMUP, Math.ceil(f.steps / 10)) : Math.min(f.warmup, f.steps);
+    if (f.warmup !== undefined && f.warmup > f.steps) console.error(`diffuse: --warmup ${f.warmup} is longer than the run; warming up over all ${f.steps} steps`);
     config = {
       dataset: f.dataset,
       datasetLimit: f.limit,
@@ -143,14 +179,17 @@ async function train(f: TrainFlags): Promise<void> {
       },
       trainer: {
         steps: f.steps, batchSize: f.batchSize, accumulate: f.accumulate, lr: f.lr, minLr: f.lr * 0.05,
-        warmupSteps: f.warmup, weightDecay: 0, gradClip: f.gradClip, emaDecay: f.ema, condDropout: f.condDropout, seed: f.seed,
+        warmupSteps: warmup, weightDecay: 0, gradClip: f.gradClip, emaDecay: f.ema, condDropout: f.condDropout, seed: f.seed,
         sampleEvery: f.sampleEvery, checkpointEvery: f.checkpointEvery,
         previewSampler: { kind: 'dpmSolverPlusPlus', steps: 20 }, previewCount: 100,
       } satisfies TrainerConfig,
     };
   }
-  const dataset = loadImageDataset(config.dataset, config.dataset === 'mnist' || config.dataset.startsWith('fashion')
+  const builtIn = config.dataset === 'mnist' || config.dataset.startsWith('fashion');
+  const dataset = loadImageDataset(config.dataset, builtIn
     ? { split: 'train', limit: config.datasetLimit } : { size: f.imageSize ?? config.model.config.imageSize, limit: config.datasetLimit });
+  const skippedLine = 'skipped' in dataset ? skippedSummary(dataset as FolderDataset) : '';
+  if (skippedLine) console.error(`diffuse: ${skippedLine}`);
   if (!f.resume) {
     const size = dataset.height;
     if (dataset.height !== dataset.width) throw new UsageError(`dataset ${config.dataset}: images are ${dataset.height}×${dataset.width}, expected square`);
@@ -160,20 +199,29 @@ async function train(f: TrainFlags): Promise<void> {
       learnSigma: f.variance === 'learnedRange',
     });
   }
+  const batchValues = config.trainer.batchSize * dataset.channels * dataset.height * dataset.width;
+  if (batchValues > CLI_LIMITS.batchValues) {
+    throw new UsageError(`--batch-size ${config.trainer.batchSize}: a batch of ${dataset.channels}×${dataset.height}×${dataset.width} images ` +
+      `holds ${batchValues} values, over the limit of ${CLI_LIMITS.batchValues}`);
+  }
+  const created = !existsSync(out);
   mkdirSync(out, { recursive: true });
-  const trainer = new Trainer(config, dataset, resumeFrom);
+  if (f.force) removeCheckpointDebris(out);
+  let trainer: Trainer;
+  try {
+    trainer = new Trainer(config, dataset, resumeFrom);
+  } catch (e) {
+    if (created) try { rmdirSync(out); } catch { /* not empty: keep it */ }
+    throw e;
+  }
   console.log(`diffuse train: ${config.dataset} (${dataset.n} images ${dataset.channels}×${dataset.height}×${dataset.width}), ` +
     `${describeModel(trainer.model, `UNet/${config.model.preset ?? 'custom'}`)}, backend ${getBackend().name}, ` +
     `${config.trainer.steps} steps of batch ${config.trainer.batchSize}${f.resume ? `, resuming at step ${trainer.step}` : ''} → ${out}`);
 
-  let stop = false;
-  const onSigint = () => {
-    if (stop) process.exit(130);
-    stop = true;
-    console.error('\ninterrupted: saving a checkpoint before exiting (Ctrl-C again to quit without it)');
-  };
-  process.on('SIGINT', onSigint);
-  process.on('SIGTERM', onSigint);
+  // A signal stops the step in progress at its next kernel call; the last completed step is saved.
+  const interrupts = watchInterrupts({
+    onFirst: (sig) => console.error(`\n${sig === 'SIGINT' ? 'interrupted' : 'terminated'}: saving a checkpoint before exiting (again to quit without it)`),
+  });
   const bar = progressBar('train', 'loss {loss} ');
   bar.start(config.trainer.steps, trainer.step, { loss: '-', rate: '-' });
   let result;
@@ -182,16 +230,15 @@ async function train(f: TrainFlags): Promise<void> {
       outDir: out, resume: f.resume, timeBudgetSec: f.time,
       onStep: (s) => bar.update(s.step, { loss: s.loss.toFixed(4), rate: s.itPerSec.toFixed(2) }),
       onEvent: (m) => { if (!process.stdout.isTTY) console.log(m); },
-      shouldStop: () => stop,
+      shouldStop: () => interrupts.signal !== null,
     });
   } finally {
     bar.stop();
-    process.off('SIGINT', onSigint);
-    process.off('SIGTERM', onSigint);
+    interrupts.dispose();
   }
   console.log(`step ${result.step}/${config.trainer.steps}, loss ${result.lastLoss?.toFixed(4)}, ${(result.elapsedSec / 60).toFixed(1)} min of training; ` +
     `checkpoint ${join(out, CHECKPOINT_JSON)}, loss curve ${join(out, 'loss.png')}`);
-  if (stop) process.exit(130);
+  if (interrupts.exitCode) process.exitCode = interrupts.exitCode;
 }
 
 // ---------------------------------------------------------------- sample
@@ -204,14 +251,18 @@ interface SampleFlags {
 async function sample(f: SampleFlags): Promise<void> {
   await useBackendWithGpu(f.backend);
   if (f.weights !== 'ema' && f.weights !== 'model') throw new UsageError(`--weights must be ema or model, got '${f.weights}'`);
+  const out = outFolder(f.out);
+  if (existsSync(join(out, CHECKPOINT_JSON)) || (existsSync(out) && resolve(checkpointDir(f.checkpoint)) === out)) {
+    throw new UsageError(`--out ${out} is a training run's folder; write samples elsewhere`);
+  }
   const { model, config, schedule } = loadModelFromCheckpoint(f.checkpoint, f.weights);
-  const sampler = samplerConfig(f.sampler, f.steps);
+  const sampler = samplerConfig(f.sampler, f.steps, schedule.T);
+  checkOutputSize(f.count, model.config.inChannels, model.config.imageSize);
   const nc = model.config.numClasses;
   if (f.class !== undefined && (nc === 0 || f.class >= nc)) {
     throw new UsageError(`--class ${f.class}: the model ${nc === 0 ? 'is unconditional' : `has classes 0…${nc - 1}`}`);
   }
   const classes = nc > 0 ? Array.from({ length: f.count }, (_, i) => f.class ?? i % nc) : undefined;
-  const out = resolve(f.out);
   mkdirSync(out, { recursive: true });
   const bar = progressBar('sample');
   const batches = Math.ceil(f.count / 100);
@@ -243,10 +294,13 @@ async function sample(f: SampleFlags): Promise<void> {
 // ---------------------------------------------------------------- forward
 
 function forward(f: { image?: string; dataset: string; index: number; schedule: string; t: string; out: string; seed: number }): void {
+  if (!['linear', 'cosine', 'sigmoid', 'scaledLinear'].includes(f.schedule)) throw new UsageError(`--schedule must be linear, cosine, sigmoid or scaledLinear, got '${f.schedule}'`);
   const schedule = makeSchedule(normalizeScheduleConfig({ kind: f.schedule, T: 1000 }));
-  const ts = f.t.split(',').map((s) => {
+  const parts = f.t.split(',');
+  if (parts.length > 100) throw new UsageError(`--t: at most 100 timesteps, got ${parts.length}`);
+  const ts = parts.map((s) => {
     const n = Number(s);
-    if (!Number.isInteger(n) || n < 0 || n >= schedule.T) throw new UsageError(`--t: each timestep must be an integer in 0…${schedule.T - 1}, got '${s}'`);
+    if (!/^\s*\d+\s*$/.test(s) || !Number.isInteger(n) || n >= schedule.T) throw new UsageError(`--t: each timestep must be an integer in 0…${schedule.T - 1}, got '${s}'`);
     return n;
   });
   let x0: Tensor;
@@ -265,7 +319,7 @@ function forward(f: { image?: string; dataset: string; index: number; schedule: 
   const gen = new Generator(f.seed);
   const noise = randn(x0.shape, gen);
   const frames = ts.map((t) => qSample(schedule, x0, t, noise));
-  const out = resolve(f.out);
+  const out = outFolder(f.out);
   mkdirSync(out, { recursive: true });
   saveImageGrid(join(out, 'forward.png'), concat(frames, 0), { nrow: frames.length, scale: 4 });
   const steps = Array.from({ length: schedule.T }, (_, i) => i);
@@ -287,7 +341,9 @@ async function evaluate(f: EvalFlags): Promise<void> {
   if (config.dataset !== 'mnist' || model.config.inChannels !== 1 || model.config.imageSize !== 28) {
     throw new UsageError(`eval: the judge scores 28×28 MNIST digits; this checkpoint was trained on ${config.dataset}`);
   }
-  const sampler = samplerConfig(f.sampler, f.steps);
+  const sampler = samplerConfig(f.sampler, f.steps, schedule.T);
+  checkOutputSize(f.count, model.config.inChannels, model.config.imageSize);
+  const out = outFolder(f.out);
   const nc = model.config.numClasses;
   // A conditional model is asked for each class equally often; --unconditional samples the null class.
   const classes = nc > 0 && !f.unconditional ? Array.from({ length: f.count }, (_, i) => i % nc) : undefined;
@@ -310,7 +366,6 @@ async function evaluate(f: EvalFlags): Promise<void> {
   const judge = judgeSamples(images);
   const fd = frechetToHeldOut(judge.features);
   const ref = realDataReference();
-  const out = resolve(f.out);
   mkdirSync(out, { recursive: true });
   saveImageGrid(join(out, 'eval-samples.png'), narrow(images, 0, 0, Math.min(100, f.count)), { nrow: 10, scale: 2 });
   // How often the judge sees the class that was asked for (conditional sampling only).
@@ -332,9 +387,8 @@ async function evaluate(f: EvalFlags): Promise<void> {
 // ---------------------------------------------------------------- info
 
 function info(f: { checkpoint: string }): void {
-  const dir = checkpointDir(f.checkpoint);
-  const json = readCheckpointJson<RunConfig, { step: number; elapsedSec: number }>(dir);
-  const { model } = loadModelFromCheckpoint(dir, 'model');
+  const { dir, json } = verifyCheckpoint(f.checkpoint);
+  const { model } = loadModelFromCheckpoint(f.checkpoint, 'model');
   console.log(JSON.stringify({
     checkpoint: join(dir, CHECKPOINT_JSON), step: json.state.step, trainingMinutes: +(json.state.elapsedSec / 60).toFixed(1),
     parameters: model.numParameters(), dataset: json.config.dataset, model: json.config.model, schedule: json.config.schedule,
@@ -345,32 +399,33 @@ function info(f: { checkpoint: string }): void {
 // ---------------------------------------------------------------- program
 
 const DEFAULT_STEPS = 2000;
+const DEFAULT_WARMUP = 200;
 
 export function program(): Command {
   const p = new Command('diffuse').description('Diffusion models: train, sample and inspect.').showHelpAfterError(false);
   p.command('train').description('Train a diffusion model (default: class-conditional tiny UNet on MNIST).')
     .option('--dataset <name>', "'mnist', 'fashion-mnist' or a folder of PNG/JPEG images", 'mnist')
     .option('--preset <name>', `model preset (${Object.keys(UNET_PRESETS).join(', ')})`, 'tiny')
-    .option('--image-size <n>', 'image size for a folder dataset', int('--image-size', 8))
+    .option('--image-size <n>', 'image size for a folder dataset', int('--image-size', 8, CLI_LIMITS.imageSize))
     .option('--schedule <kind>', 'noise schedule: linear, cosine, sigmoid, scaledLinear', 'linear')
     .option('--prediction <type>', 'what the model predicts: epsilon, x0, v', 'epsilon')
     .option('--variance <type>', 'fixedLarge, fixedSmall or learnedRange (hybrid loss)', 'fixedLarge')
     .option('--min-snr <gamma>', 'min-SNR-γ loss weighting', num('--min-snr', 0))
-    .option('--steps <n>', 'optimizer steps', int('--steps', 1), DEFAULT_STEPS)
+    .option('--steps <n>', 'optimizer steps', int('--steps', 1, TRAIN_LIMITS.steps), DEFAULT_STEPS)
     .option('--time <budget>', 'stop after this long (e.g. 25m), checkpointing', duration)
-    .option('--batch-size <n>', 'batch size', int('--batch-size', 1), 64)
-    .option('--accumulate <n>', 'micro-batches per step (gradient accumulation)', int('--accumulate', 1), 1)
+    .option('--batch-size <n>', 'batch size', int('--batch-size', 1, TRAIN_LIMITS.batchSize), 64)
+    .option('--accumulate <n>', 'micro-batches per step (gradient accumulation)', int('--accumulate', 1, TRAIN_LIMITS.accumulate), 1)
     .option('--lr <lr>', 'peak learning rate', num('--lr', 0, 1), 2e-3)
-    .option('--warmup <n>', 'warmup steps', int('--warmup', 0), 200)
+    .option('--warmup <n>', `warmup steps (default ${DEFAULT_WARMUP}, or a tenth of a shorter run)`, int('--warmup', 0, TRAIN_LIMITS.steps))
     .option('--ema <decay>', 'EMA decay', num('--ema', 0, 1), 0.999)
     .option('--grad-clip <norm>', 'clip the gradient norm (0: off)', num('--grad-clip', 0), 1)
-    .option('--seed <n>', 'random seed', int('--seed', 0), 0)
+    .option('--seed <n>', 'random seed', int('--seed', 0, 2 ** 32 - 1), 0)
     .option('--out <dir>', 'output folder', 'runs/mnist')
     .option('--sample-every <n>', 'sample grid every N steps (0: never)', int('--sample-every', 0), 1000)
     .option('--checkpoint-every <n>', 'checkpoint every N steps', int('--checkpoint-every', 0), 250)
     .option('--no-class-cond', 'train unconditionally')
     .option('--cond-dropout <p>', 'fraction of labels replaced by the null class (classifier-free guidance, unconditional sampling)', num('--cond-dropout', 0, 1), 0.1)
-    .option('--limit <n>', 'use only the first N training images', int('--limit', 1))
+    .option('--limit <n>', 'use only the first N training images', int('--limit', 1, 1e9))
     .option('--resume', 'continue the run in --out', false)
     .option('--force', 'start over in a non-empty --out', false)
     .addOption(new Option('--backend <name>', 'js, native or webgpu (default: native when built)'))
@@ -378,10 +433,10 @@ export function program(): Command {
   p.command('sample').description('Sample images from a checkpoint.')
     .requiredOption('--checkpoint <path>', 'run folder (or its checkpoint.json)')
     .option('--sampler <kind>', SAMPLER_KINDS.join(', '), 'dpmSolverPlusPlus')
-    .option('--steps <n>', 'sampler steps', int('--steps', 1))
-    .option('--count <n>', 'number of samples', int('--count', 1), 64)
-    .option('--seed <n>', 'random seed', int('--seed', 0), 0)
-    .option('--class <n>', 'class label (conditional models; default: cycle through classes)', int('--class', 0))
+    .option('--steps <n>', 'sampler steps', int('--steps', 1, TRAIN_LIMITS.samplerSteps))
+    .option('--count <n>', 'number of samples', int('--count', 1, CLI_LIMITS.count), 64)
+    .option('--seed <n>', 'random seed', int('--seed', 0, 2 ** 32 - 1), 0)
+    .option('--class <n>', 'class label (conditional models; default: cycle through classes)', int('--class', 0, 1e6))
     .option('--guidance <scale>', 'classifier-free guidance scale (1: none)', num('--guidance', 0, 100), 1)
     .option('--weights <which>', 'ema or model', 'ema')
     .option('--out <dir>', 'output folder', 'runs/samples')
@@ -392,24 +447,24 @@ export function program(): Command {
   p.command('forward').description('Show the forward (noising) process on an image or a dataset sample.')
     .option('--image <file>', 'a PNG or JPEG image (default: a dataset sample)')
     .option('--dataset <name>', 'dataset for the sample', 'mnist')
-    .option('--index <n>', 'dataset index (test split)', int('--index', 0), 0)
+    .option('--index <n>', 'dataset index (test split)', int('--index', 0, 1e9), 0)
     .option('--schedule <kind>', 'linear, cosine, sigmoid, scaledLinear', 'linear')
     .option('--t <list>', 'comma-separated timesteps', '0,50,100,200,300,500,700,999')
-    .option('--seed <n>', 'noise seed', int('--seed', 0), 0)
+    .option('--seed <n>', 'noise seed', int('--seed', 0, 2 ** 32 - 1), 0)
     .option('--out <dir>', 'output folder', 'runs/forward')
     .action((o) => forward(o));
   p.command('eval').description('Judge samples with the MNIST classifier: confidence, class balance, Fréchet distance.')
     .requiredOption('--checkpoint <path>', 'run folder (or its checkpoint.json)')
     .option('--sampler <kind>', SAMPLER_KINDS.join(', '), 'dpmSolverPlusPlus')
-    .option('--steps <n>', 'sampler steps', int('--steps', 1))
-    .option('--count <n>', 'number of samples', int('--count', 1), 1000)
-    .option('--seed <n>', 'random seed', int('--seed', 0), 0)
+    .option('--steps <n>', 'sampler steps', int('--steps', 1, TRAIN_LIMITS.samplerSteps))
+    .option('--count <n>', 'number of samples', int('--count', 1, CLI_LIMITS.count), 1000)
+    .option('--seed <n>', 'random seed', int('--seed', 0, 2 ** 32 - 1), 0)
     .option('--guidance <scale>', 'classifier-free guidance scale (1: none)', num('--guidance', 0, 100), 1)
     .option('--unconditional', 'sample the null class of a conditional model', false)
     .option('--out <dir>', 'output folder', 'runs/eval')
     .addOption(new Option('--backend <name>', 'js, native or webgpu (webgpu samples; the judge runs on the CPU)'))
     .action(async (o) => evaluate(o as EvalFlags));
-  p.command('info').description("A checkpoint's config and parameter count.")
+  p.command('info').description("A checkpoint's config and parameter count, after checking every file it names.")
     .requiredOption('--checkpoint <path>', 'run folder (or its checkpoint.json)')
     .action((o) => info(o));
   return p;
@@ -421,11 +476,13 @@ export async function main(argv = process.argv): Promise<number> {
   p.configureOutput({ writeErr: (s) => process.stderr.write(s) });
   try {
     await p.parseAsync(argv);
-    return 0;
+    return typeof process.exitCode === 'number' ? process.exitCode : 0; // 130 / 143 after a signal
   } catch (e) {
     const err = e as Error & { code?: string; exitCode?: number };
     if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
-    if (err.code?.startsWith('commander.')) return err.exitCode ?? 2;
+    // Exit codes (docs/reliability.md): 2 bad usage (commander's parse errors included), 1 a runtime failure,
+    // 3 a training run that diverged, 130 / 143 a run stopped by SIGINT / SIGTERM after saving.
+    if (err.code?.startsWith('commander.')) return 2;
     if (err instanceof NonFiniteLossError) { console.error(`diffuse: ${err.message}`); return 3; }
     console.error(`diffuse: ${(err.message || String(err)).split('\n')[0]}`);
     if (process.env.DIFFUSE_DEBUG) console.error(err.stack);

@@ -41,8 +41,22 @@ export interface FolderOptions {
 export interface FolderDataset extends ImageDataset {
   /** The image files, in dataset order. */
   files: string[];
-  /** Files skipped for their extension (hidden files included). */
+  /** Entries skipped: files of other types (hidden files included), and entries named like images that are
+   *  not readable files (folders, dangling links, link loops). */
   skipped: string[];
+  /** Why each entry of `skipped` was skipped (same order). */
+  skippedReasons: string[];
+}
+
+/** The most float values a folder dataset may hold in memory (1 GiB), checked before decoding. */
+export const MAX_FOLDER_DATASET_VALUES = 2 ** 28;
+
+/** One line naming the skipped entries of a folder dataset and why ('' when none were skipped). */
+export function skippedSummary(ds: Pick<FolderDataset, 'skipped' | 'skippedReasons' | 'name'>): string {
+  if (ds.skipped.length === 0) return '';
+  const shown = ds.skipped.slice(0, 8).map((f, i) => `${basename(f)} (${ds.skippedReasons[i]})`).join(', ');
+  const more = ds.skipped.length > 8 ? `, and ${ds.skipped.length - 8} more` : '';
+  return `${ds.name}: skipped ${ds.skipped.length} entr${ds.skipped.length === 1 ? 'y' : 'ies'}: ${shown}${more}`;
 }
 
 export const IMAGE_EXTENSIONS: readonly string[] = ['.png', '.jpg', '.jpeg'];
@@ -54,22 +68,23 @@ export function loadImageFolder(dir: string, opts: FolderOptions): FolderDataset
   if (mode !== 'auto' && mode !== 'rgb' && mode !== 'gray') throw new Error(`loadImageFolder: channels must be auto, rgb or gray, got '${mode}'`);
   const bg = opts.background ?? 255;
 
-  const skipped: string[] = [];
+  const skipped: string[] = [], skippedReasons: string[] = [];
+  const skip = { add(path: string, why: string) { skipped.push(path); skippedReasons.push(why); } };
   const entries: { file: string; label: number }[] = [];
   let classNames: string[] = [];
   if ((opts.labels ?? 'none') === 'subfolders') {
-    const { files, dirs } = listFolder(dir, skipped);
-    skipped.push(...files);
+    const { files, dirs } = listFolder(dir, skip);
+    for (const f of files) skip.add(join(dir, f), 'outside the class subfolders');
     classNames = dirs;
     if (dirs.length === 0) throw new Error(`folder ${dir} has no subfolders (labels: 'subfolders' takes one subfolder per class)`);
     dirs.forEach((d, label) => {
       const sub = join(dir, d);
-      const { files: imgs } = listFolder(sub, skipped);
+      const { files: imgs } = listFolder(sub, skip);
       if (imgs.length === 0) throw new Error(`folder ${sub} (class '${d}') has no PNG or JPEG images`);
       for (const f of imgs) entries.push({ file: join(sub, f), label });
     });
   } else {
-    const { files } = listFolder(dir, skipped);
+    const { files } = listFolder(dir, skip);
     for (const f of files) entries.push({ file: join(dir, f), label: 0 });
   }
   if (entries.length === 0) {
@@ -77,6 +92,11 @@ export function loadImageFolder(dir: string, opts: FolderOptions): FolderDataset
     throw new Error(`folder ${dir} has no PNG or JPEG images${why}`);
   }
   if (opts.limit !== undefined) entries.splice(Math.max(0, Math.floor(opts.limit)));
+  const maxChannels = mode === 'gray' ? 1 : 3;
+  if (entries.length * maxChannels * size * size > MAX_FOLDER_DATASET_VALUES) {
+    throw new Error(`folder ${dir}: ${entries.length} images of ${maxChannels}×${size}×${size} would take ` +
+      `${entries.length * maxChannels * size * size} values, over the limit of ${MAX_FOLDER_DATASET_VALUES}; use a smaller size or a limit`);
+  }
 
   // Decode and resize each image at its own channel count (or the forced one).
   const per: { data: Float32Array; channels: 1 | 3 }[] = [];
@@ -102,11 +122,11 @@ export function loadImageFolder(dir: string, opts: FolderOptions): FolderDataset
   return {
     name: dir, images, labels: Int32Array.from(entries, (e) => e.label), n: per.length, channels: C, height: size, width: size,
     numClasses: labeled ? classNames.length : 0, classNames, flipSafe: true,
-    files: entries.map((e) => e.file), skipped,
+    files: entries.map((e) => e.file), skipped, skippedReasons,
   };
 }
 
-function listFolder(dir: string, skipped: string[]): { files: string[]; dirs: string[] } {
+function listFolder(dir: string, skip: { add(path: string, why: string): void }): { files: string[]; dirs: string[] } {
   let names: string[];
   try {
     names = readdirSync(dir);
@@ -116,16 +136,25 @@ function listFolder(dir: string, skipped: string[]): { files: string[]; dirs: st
   names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   const files: string[] = [], dirs: string[] = [];
   for (const name of names) {
-    let isDir: boolean;
+    const path = join(dir, name);
+    const imageName = IMAGE_EXTENSIONS.includes(extname(name).toLowerCase());
+    let st;
     try {
-      isDir = statSync(join(dir, name)).isDirectory();
-    } catch {
-      skipped.push(join(dir, name)); // a dangling link
+      st = statSync(path);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      skip.add(path, code === 'ELOOP' ? 'a symbolic link loop' : code === 'ENOENT' ? 'a dangling link' : `unreadable: ${code}`);
       continue;
     }
-    if (isDir) { if (!name.startsWith('.')) dirs.push(name); continue; }
-    if (!name.startsWith('.') && IMAGE_EXTENSIONS.includes(extname(name).toLowerCase())) files.push(name);
-    else skipped.push(join(dir, name));
+    if (st.isDirectory()) {
+      if (imageName) skip.add(path, 'a folder');
+      else if (!name.startsWith('.')) dirs.push(name);
+      continue;
+    }
+    if (name.startsWith('.')) skip.add(path, 'hidden');
+    else if (!imageName) skip.add(path, 'not .png, .jpg or .jpeg');
+    else if (!st.isFile()) skip.add(path, 'not a regular file');
+    else files.push(name);
   }
   return { files, dirs };
 }

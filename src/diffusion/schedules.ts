@@ -56,8 +56,13 @@ function fail(msg: string): never {
   throw new Error(`makeSchedule: ${msg}`);
 }
 
+/** Longest schedule accepted: every per-step table is allocated at this length (DDPM uses 1,000, iDDPM 4,000). */
+export const MAX_TIMESTEPS = 100_000;
+
 function checkT(T: unknown): number {
-  if (typeof T !== 'number' || !Number.isInteger(T) || T <= 0) fail(`T must be a positive integer, got ${JSON.stringify(T)}`);
+  if (typeof T !== 'number' || !Number.isInteger(T) || T <= 0 || T > MAX_TIMESTEPS) {
+    fail(`T must be an integer in 1…${MAX_TIMESTEPS}, got ${JSON.stringify(T)}`);
+  }
   return T;
 }
 
@@ -92,7 +97,9 @@ export function normalizeScheduleConfig(config: unknown): ScheduleConfig {
       return { kind, T: checkT(c.T), s: checkRange('s', c.s ?? 0.008, 0, 1, false), maxBeta: checkRange('maxBeta', c.maxBeta ?? 0.999, 0, 1), ...r };
     case 'custom': {
       const b = c.betas;
-      if (!Array.isArray(b) || b.length === 0) fail(`custom betas must be a non-empty array, got ${JSON.stringify(b)?.slice(0, 60)}`);
+      if (!Array.isArray(b) || b.length === 0 || b.length > MAX_TIMESTEPS) {
+        fail(`custom betas must be an array of 1…${MAX_TIMESTEPS} values, got ${Array.isArray(b) ? `${b.length} values` : JSON.stringify(b)?.slice(0, 60)}`);
+      }
       b.forEach((v, i) => checkRange(`betas[${i}]`, v, 0, 1));
       return { kind, betas: [...(b as number[])], ...r };
     }

@@ -3,9 +3,9 @@
  * its color: a grayscale PNG or a one-component JPEG is reported as 1 channel, everything else as 3.
  * The format is taken from the file's first bytes, not its extension.
  */
-import { readFileSync } from 'node:fs';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
+import { readRegularFile } from './confined.js';
 
 export interface DecodedImage {
   width: number;
@@ -26,11 +26,41 @@ export function sniffFormat(bytes: Uint8Array): 'png' | 'jpeg' | null {
   return null;
 }
 
+/**
+ * Largest image decoded: 2^25 pixels (32 MP, 128 MiB of RGBA; an 8K frame fits) and 16,384 pixels a side.
+ * The dimensions are read from the header and checked before anything is decompressed, so a small file
+ * that claims a huge image costs nothing.
+ */
+export const IMAGE_LIMITS = { maxPixels: 2 ** 25, maxSide: 16_384 } as const;
+
+/** Width and height as the header states them (PNG IHDR, JPEG SOFn), or null if the header has none. */
+export function imageHeaderSize(bytes: Uint8Array): { width: number; height: number } | null {
+  const format = sniffFormat(bytes);
+  if (format === 'png') {
+    // signature, then the IHDR chunk: length, 'IHDR', width, height (big-endian)
+    if (bytes.length < 24 || String.fromCharCode(bytes[12], bytes[13], bytes[14], bytes[15]) !== 'IHDR') return null;
+    const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    return { width: v.getUint32(16), height: v.getUint32(20) };
+  }
+  if (format === 'jpeg') {
+    const sof = jpegFrameHeader(bytes);
+    return sof && { width: sof.width, height: sof.height };
+  }
+  return null;
+}
+
 /** Decodes PNG or JPEG bytes; errors are one line starting with `name`. */
 export function decodeImage(bytes: Uint8Array, name: string): DecodedImage {
   const format = sniffFormat(bytes);
   if (format === null) {
     throw new Error(`${name}: not a PNG or JPEG image (${bytes.length === 0 ? 'empty file' : 'unrecognised header'}; corrupt?)`);
+  }
+  const size = imageHeaderSize(bytes);
+  if (size === null) throw new Error(`${name}: corrupt ${format === 'png' ? 'PNG (no IHDR header)' : 'JPEG (no frame header)'}`);
+  if (size.width < 1 || size.height < 1 || size.width > IMAGE_LIMITS.maxSide || size.height > IMAGE_LIMITS.maxSide
+    || size.width * size.height > IMAGE_LIMITS.maxPixels) {
+    throw new Error(`${name}: header says ${size.width}×${size.height} pixels; images must be 1…${IMAGE_LIMITS.maxSide} a side ` +
+      `and at most ${IMAGE_LIMITS.maxPixels} pixels`);
   }
   const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (format === 'png') {
@@ -53,7 +83,10 @@ export function decodeImage(bytes: Uint8Array, name: string): DecodedImage {
   if (components === null) throw new Error(`${name}: corrupt JPEG (no frame header)`);
   let img;
   try {
-    img = jpeg.decode(buf, { useTArray: true, formatAsRGBA: true, tolerantDecoding: false });
+    img = jpeg.decode(buf, {
+      useTArray: true, formatAsRGBA: true, tolerantDecoding: false,
+      maxResolutionInMP: IMAGE_LIMITS.maxPixels / 1e6, maxMemoryUsageInMB: 1024,
+    });
   } catch (e) {
     throw new Error(`${name}: corrupt or unsupported JPEG (${oneLine(e)})`);
   }
@@ -67,15 +100,23 @@ export function decodeImage(bytes: Uint8Array, name: string): DecodedImage {
 export function readImage(path: string): DecodedImage {
   let bytes: Buffer;
   try {
-    bytes = readFileSync(path);
+    bytes = readRegularFile(path, { maxBytes: MAX_IMAGE_FILE_BYTES });
   } catch (e) {
-    throw new Error(`${path}: cannot read (${oneLine(e)})`);
+    throw new Error(oneLine(e));
   }
   return decodeImage(bytes, path);
 }
 
+/** No image file is read past this size (compressed data of an image within IMAGE_LIMITS). */
+export const MAX_IMAGE_FILE_BYTES = 256 * 2 ** 20;
+
 /** The component count of a JPEG's frame header (SOFn), or null if there is none before the scan. */
 export function jpegComponents(b: Uint8Array): number | null {
+  return jpegFrameHeader(b)?.components ?? null;
+}
+
+/** A JPEG's frame header (SOFn): size and component count, or null if there is none before the scan. */
+function jpegFrameHeader(b: Uint8Array): { width: number; height: number; components: number } | null {
   let i = 2;
   while (i + 4 <= b.length) {
     if (b[i] !== 0xff) return null;
@@ -85,7 +126,9 @@ export function jpegComponents(b: Uint8Array): number | null {
     if (marker === 0xda || marker === 0xd9) return null; // scan or end before any frame
     const len = (b[i + 2] << 8) | b[i + 3];
     const isSof = marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
-    if (isSof) return i + 9 < b.length ? b[i + 9] : null;
+    if (isSof) {
+      return i + 9 < b.length ? { height: (b[i + 5] << 8) | b[i + 6], width: (b[i + 7] << 8) | b[i + 8], components: b[i + 9] } : null;
+    }
     i += 2 + len;
   }
   return null;

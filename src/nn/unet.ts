@@ -101,15 +101,23 @@ export function validateUNetConfig(c: UNetConfig): UNetConfig {
     const v = c[k];
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) bad(`${k} must be a positive integer, got ${JSON.stringify(v)}`);
   };
-  (['imageSize', 'inChannels', 'modelChannels', 'numResBlocks', 'numHeads', 'normGroups'] as const).forEach(posInt);
-  if (!Array.isArray(c.channelMult) || c.channelMult.length < 1
-    || !c.channelMult.every((m) => Number.isInteger(m) && m >= 1)) bad(`channelMult must be a non-empty list of positive integers, got ${JSON.stringify(c.channelMult)}`);
+  for (const [k, max] of Object.entries(UNET_LIMITS.fields) as [keyof typeof UNET_LIMITS.fields, number][]) {
+    posInt(k);
+    if ((c[k] as number) > max) bad(`${k} must be at most ${max}, got ${c[k]}`);
+  }
+  const { maxLevels, maxMult } = UNET_LIMITS;
+  if (!Array.isArray(c.channelMult) || c.channelMult.length < 1 || c.channelMult.length > maxLevels
+    || !c.channelMult.every((m) => Number.isInteger(m) && m >= 1 && m <= maxMult)) {
+    bad(`channelMult must list 1…${maxLevels} integers in 1…${maxMult}, got ${JSON.stringify(c.channelMult)?.slice(0, 80)}`);
+  }
   const levels = c.channelMult.length;
   if (!Array.isArray(c.attentionLevels) || !c.attentionLevels.every((l) => Number.isInteger(l) && l >= 0 && l < levels)) {
     bad(`attentionLevels must list level indices in 0…${levels - 1}, got ${JSON.stringify(c.attentionLevels)}`);
   }
   if (typeof c.dropout !== 'number' || !(c.dropout >= 0 && c.dropout < 1)) bad(`dropout must be in [0, 1), got ${JSON.stringify(c.dropout)}`);
-  if (!Number.isInteger(c.numClasses) || c.numClasses < 0) bad(`numClasses must be a non-negative integer, got ${JSON.stringify(c.numClasses)}`);
+  if (!Number.isInteger(c.numClasses) || c.numClasses < 0 || c.numClasses > UNET_LIMITS.maxClasses) {
+    bad(`numClasses must be an integer in 0…${UNET_LIMITS.maxClasses}, got ${JSON.stringify(c.numClasses)}`);
+  }
   if (typeof c.learnSigma !== 'boolean') bad(`learnSigma must be a boolean, got ${JSON.stringify(c.learnSigma)}`);
   if (typeof c.midAttention !== 'boolean') bad(`midAttention must be a boolean, got ${JSON.stringify(c.midAttention)}`);
   if (c.downsample !== 'conv' && c.downsample !== 'avgpool') bad(`downsample must be 'conv' or 'avgpool', got ${JSON.stringify(c.downsample)}`);
@@ -120,7 +128,56 @@ export function validateUNetConfig(c: UNetConfig): UNetConfig {
   }
   const div = 2 ** (levels - 1);
   if (c.imageSize % div !== 0) bad(`imageSize ${c.imageSize} must be divisible by ${div} (${levels} levels)`);
-  return { ...c, channelMult: [...c.channelMult], attentionLevels: [...c.attentionLevels].sort((a, b) => a - b) };
+  const out = { ...c, channelMult: [...c.channelMult], attentionLevels: [...c.attentionLevels].sort((a, b) => a - b) };
+  const params = unetParameterCount(out);
+  if (params > UNET_LIMITS.maxParameters) bad(`this config has ${params} parameters, more than the limit of ${UNET_LIMITS.maxParameters}`);
+  return out;
+}
+
+/**
+ * Bounds on a UNet config, checked before anything is allocated (a config may come from a file): each
+ * field, and the parameter count (2^28 float32 weights: 1 GiB, 4 GiB with AdamW's moments and the EMA).
+ */
+export const UNET_LIMITS = {
+  fields: { imageSize: 2048, inChannels: 64, modelChannels: 2048, numResBlocks: 64, numHeads: 1024, normGroups: 1024 },
+  maxLevels: 8,
+  maxMult: 64,
+  maxClasses: 1_000_000,
+  maxParameters: 2 ** 28,
+} as const;
+
+/** The UNet's parameter count, computed from its config without building it (same tree as the constructor). */
+export function unetParameterCount(c: UNetConfig): number {
+  const ch = c.modelChannels, temb = 4 * ch, levels = c.channelMult.length;
+  const conv = (cin: number, cout: number, k: number) => cin * cout * k * k + cout;
+  const res = (cin: number, cout: number) => 2 * cin + conv(cin, cout, 3) + temb * cout + cout + 2 * cout + conv(cout, cout, 3)
+    + (cin !== cout ? conv(cin, cout, 1) : 0);
+  const attn = (x: number) => 2 * x + conv(x, 3 * x, 1) + conv(x, x, 1);
+  let n = ch * temb + temb + temb * temb + temb + (c.numClasses > 0 ? (c.numClasses + 1) * temb : 0) + conv(c.inChannels, ch, 3);
+  const skips = [ch];
+  let cur = ch;
+  for (let i = 0; i < levels; i++) {
+    const out = ch * c.channelMult[i];
+    for (let j = 0; j < c.numResBlocks; j++) {
+      n += res(cur, out) + (c.attentionLevels.includes(i) ? attn(out) : 0);
+      cur = out;
+      skips.push(cur);
+    }
+    if (i !== levels - 1) {
+      if (c.downsample === 'conv') n += conv(cur, cur, 3);
+      skips.push(cur);
+    }
+  }
+  n += 2 * res(cur, cur) + (c.midAttention ? attn(cur) : 0);
+  for (let i = levels - 1; i >= 0; i--) {
+    const out = ch * c.channelMult[i];
+    for (let j = 0; j <= c.numResBlocks; j++) {
+      n += res(cur + skips.pop()!, out) + (c.attentionLevels.includes(i) ? attn(out) : 0);
+      cur = out;
+    }
+    if (i !== 0) n += conv(cur, cur, 3);
+  }
+  return n + 2 * cur + conv(cur, c.learnSigma ? 2 * c.inChannels : c.inChannels, 3);
 }
 
 /** The largest divisor of `channels` not above min(maxGroups, channels/4) (at least 1). */

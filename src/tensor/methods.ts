@@ -1,5 +1,5 @@
 /** Fluent methods on Tensor (x.add(y).relu()), each a thin alias of a function in ops.ts. */
-import * as ops from './ops.js';
+import * as ops from './api.js';
 import type { Conv2dOptions, GroupNormOptions, MatmulOptions, TensorLike } from './ops.js';
 import { Tensor } from './tensor.js';
 

@@ -20,10 +20,19 @@ export function stridesOf(shape: readonly number[]): number[] {
   return s;
 }
 
+/** Most elements in one tensor (kernels index with 32-bit signed integers); checked before allocating. */
+export const MAX_TENSOR_ELEMENTS = 2 ** 31 - 1;
+const MAX_NDIM = 32;
+
 export function checkShape(op: string, shape: readonly number[]): void {
+  if (!Array.isArray(shape)) throw new ShapeError(`${op}: a shape must be an array of dimensions, got ${typeof shape}`);
+  if (shape.length > MAX_NDIM) throw new ShapeError(`${op}: ${shape.length} dimensions, more than ${MAX_NDIM}`);
+  let n = 1;
   for (const d of shape) {
     if (!Number.isInteger(d) || d < 0) throw new ShapeError(`${op}: invalid shape ${fmt(shape)} (dimensions must be non-negative integers)`);
+    n *= d;
   }
+  if (n > MAX_TENSOR_ELEMENTS) throw new ShapeError(`${op}: shape ${fmt(shape)} has ${n} elements, more than ${MAX_TENSOR_ELEMENTS}`);
 }
 
 /** NumPy broadcasting of any number of shapes. */

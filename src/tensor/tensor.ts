@@ -12,6 +12,7 @@
  * Host float data is moved to a device backend on first use by a kernel (`storage()`); int32 tensors
  * (labels, indices) always stay on the host.
  */
+import { checkCancelled } from './cancel.js';
 import { type DeviceArray, type Engine, type FStore, isDeviceArray } from '../backends/backend.js';
 import { getBackend } from '../backends/index.js';
 import { type ScopeFrame, popFrame, pushFrame, topFrame } from '../backends/memory.js';
@@ -253,7 +254,9 @@ export function recordOp(op: string, data: Storage, shape: readonly number[], in
   return out;
 }
 
+/** The backend for the next kernel call (the one place ops reach kernels: where cancellation is checked). */
 export function backend(): Engine {
+  checkCancelled();
   return getBackend();
 }
 
@@ -351,9 +354,28 @@ function closeFrame(frame: ScopeFrame<Tensor>, kept: Set<Tensor>): void {
 
 export interface TensorOptions { requiresGrad?: boolean; dtype?: DType }
 
+/** The options of a creation function, checked: a misspelt dtype is an error, not float32. */
+function checked(op: string, opts: unknown): TensorOptions {
+  if (opts === undefined) return {};
+  if (opts === null || typeof opts !== 'object' || Array.isArray(opts)) throw new TypeError(`${op}: options must be an object, got ${opts === null ? 'null' : typeof opts}`);
+  const o = opts as TensorOptions;
+  if (o.dtype !== undefined && o.dtype !== 'float32' && o.dtype !== 'int32') throw new TypeError(`${op}: dtype must be 'float32' or 'int32', got ${JSON.stringify(o.dtype)}`);
+  if (o.requiresGrad !== undefined && typeof o.requiresGrad !== 'boolean') throw new TypeError(`${op}: requiresGrad must be a boolean, got ${typeof o.requiresGrad}`);
+  return o;
+}
+
+function checkNumber(op: string, name: string, v: unknown): void {
+  if (typeof v !== 'number') throw new TypeError(`${op}: ${name} must be a number, got ${v === null ? 'null' : typeof v}`);
+}
+
 /** A tensor from nested-free data: a typed array or plain numbers, with a shape (default 1-D). */
 export function tensor(values: ArrayLike<number> | TensorData, shape?: readonly number[], opts: TensorOptions = {}): Tensor {
+  opts = checked('tensor', opts);
+  if (values === null || typeof values !== 'object' || typeof (values as ArrayLike<number>).length !== 'number') {
+    throw new TypeError(`tensor: values must be an array or a typed array, got ${values === null ? 'null' : typeof values}`);
+  }
   const sh = shape ?? [values.length];
+  checkShape('tensor', sh);
   const dtype = opts.dtype ?? (values instanceof Int32Array ? 'int32' : 'float32');
   const data = dtype === 'int32'
     ? (values instanceof Int32Array ? values : Int32Array.from(values as ArrayLike<number>))
@@ -362,17 +384,21 @@ export function tensor(values: ArrayLike<number> | TensorData, shape?: readonly 
 }
 
 export function scalar(value: number): Tensor {
+  checkNumber('scalar', 'value', value);
   return new Tensor(new Float32Array([value]), []);
 }
 
 export function zeros(shape: readonly number[], opts: TensorOptions = {}): Tensor {
+  opts = checked('zeros', opts);
   checkShape('zeros', shape);
   const n = sizeOf(shape);
   return new Tensor(opts.dtype === 'int32' ? new Int32Array(n) : new Float32Array(n), shape, opts.requiresGrad ?? false);
 }
 
 export function full(shape: readonly number[], value: number, opts: TensorOptions = {}): Tensor {
+  opts = checked('full', opts);
   checkShape('full', shape);
+  checkNumber('full', 'value', value);
   const n = sizeOf(shape);
   const data = opts.dtype === 'int32' ? new Int32Array(n).fill(value) : new Float32Array(n).fill(value);
   return new Tensor(data, shape, opts.requiresGrad ?? false);
@@ -383,6 +409,7 @@ export function ones(shape: readonly number[], opts: TensorOptions = {}): Tensor
 }
 
 export function arange(n: number, opts: TensorOptions = {}): Tensor {
+  opts = checked('arange', opts);
   checkShape('arange', [n]);
   const data = opts.dtype === 'int32' ? new Int32Array(n) : new Float32Array(n);
   for (let i = 0; i < n; i++) data[i] = i;
@@ -391,12 +418,18 @@ export function arange(n: number, opts: TensorOptions = {}): Tensor {
 
 /** Standard normal samples from `gen` (identical on every backend for the same seed). */
 export function randn(shape: readonly number[], gen: Generator = defaultGenerator, opts: TensorOptions = {}): Tensor {
+  opts = checked('randn', opts);
   checkShape('randn', shape);
+  if (!(gen instanceof Generator)) throw new TypeError('randn: gen must be a Generator');
   return new Tensor(gen.fillNormal(new Float32Array(sizeOf(shape))), shape, opts.requiresGrad ?? false);
 }
 
 /** Uniform samples in [lo, hi). */
 export function rand(shape: readonly number[], gen: Generator = defaultGenerator, lo = 0, hi = 1, opts: TensorOptions = {}): Tensor {
+  opts = checked('rand', opts);
   checkShape('rand', shape);
+  if (!(gen instanceof Generator)) throw new TypeError('rand: gen must be a Generator');
+  checkNumber('rand', 'lo', lo);
+  checkNumber('rand', 'hi', hi);
   return new Tensor(gen.fillUniform(new Float32Array(sizeOf(shape)), lo, hi), shape, opts.requiresGrad ?? false);
 }

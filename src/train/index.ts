@@ -5,3 +5,6 @@ export { EMA } from './ema.js';
 export type { EMAOptions, EMAState } from './ema.js';
 export * from './checkpoint.js';
 export * from './trainer.js';
+export * from './run-config.js';
+export { watchInterrupts } from './interrupt.js';
+export type { InterruptWatch, InterruptOptions } from './interrupt.js';

@@ -17,12 +17,15 @@ import { classifierFreeGuidance } from '../diffusion/guidance.js';
 import { batchIterator, type BatchIteratorState, type ImageDataset } from '../data/index.js';
 import { saveImageGrid } from '../io/png.js';
 import { savePlot, emaSmooth } from '../io/plot.js';
-import { UNet, unetConfigFromJSON, type UNetConfig } from '../nn/unet.js';
+import { UNet, unetConfigFromJSON, unetParameterCount, type UNetConfig } from '../nn/unet.js';
 import { getBackend } from '../backends/index.js';
-import { Generator, RollingScope, Tensor, concat, noGrad, randn, scope, tensor, toHost } from '../tensor/index.js';
 import {
-  CHECKPOINT_JSON, checkpointDir, loadCheckpointGroup, readCheckpointJson, saveCheckpoint, type CheckpointJson,
+  CancelledError, Generator, RollingScope, Tensor, cancellable, concat, noGrad, randn, scope, tensor, toHost,
+} from '../tensor/index.js';
+import {
+  CHECKPOINT_JSON, CheckpointError, checkpointDir, loadCheckpointGroup, readCheckpointJson, saveCheckpoint, type CheckpointJson,
 } from './checkpoint.js';
+import { validateRunConfig, validateTrainerState } from './run-config.js';
 import { EMA } from './ema.js';
 import { AdamW, clipGradNorm, clipGradNormTensor, warmupCosine } from './optim.js';
 
@@ -132,6 +135,23 @@ function dropLabels(y: Tensor, numClasses: number, p: number, gen: Generator): T
   return tensor(out, [src.length], { dtype: 'int32' });
 }
 
+/**
+ * Keeps the metrics lines of steps up to `step` (the resumed checkpoint's): the lines a killed run wrote
+ * after its last checkpoint are written again when those steps are re-run. Torn lines go too.
+ */
+function keepMetricsUpTo(path: string, step: number): void {
+  if (!existsSync(path)) return;
+  const kept = readFileSync(path, 'utf8').split('\n').filter((line) => {
+    try {
+      const row = JSON.parse(line) as { step?: unknown };
+      return typeof row.step === 'number' && row.step <= step;
+    } catch {
+      return false;
+    }
+  });
+  writeFileSync(path, kept.length ? `${kept.join('\n')}\n` : '');
+}
+
 const groupFromEntries = (m: Map<string, { shape: readonly number[]; data: Float32Array }>) =>
   new Map([...m].map(([k, v]) => [k, { dtype: 'F32' as const, shape: [...v.shape], data: v.data }]));
 
@@ -165,12 +185,17 @@ export class Trainer {
 
   private restore(dir: string, json: Checkpoint): void {
     const s = json.state;
-    this.model.loadStateDict(loadCheckpointGroup(dir, json as CheckpointJson, 'model'));
-    this.optimizer.loadStateDict({ hyper: s.optimizerHyper, steps: s.optimizerSteps, tensors: loadCheckpointGroup(dir, json as CheckpointJson, 'optimizer') });
-    this.ema.loadStateDict({ decay: this.config.trainer.emaDecay, warmup: true, numUpdates: s.emaUpdates, tensors: loadCheckpointGroup(dir, json as CheckpointJson, 'ema') });
+    const group = (role: string) => loadCheckpointGroup(dir, json as CheckpointJson, role, { maxBytes: weightFileBound(this.config, role) });
+    namingFile(dir, json, 'model', () => this.model.loadStateDict(group('model')));
+    namingFile(dir, json, 'optimizer', () => this.optimizer.loadStateDict({ hyper: s.optimizerHyper, steps: s.optimizerSteps, tensors: group('optimizer') }));
+    namingFile(dir, json, 'ema', () => this.ema.loadStateDict({ decay: this.config.trainer.emaDecay, warmup: true, numUpdates: s.emaUpdates, tensors: group('ema') }));
     this.trainGen.setState(s.trainGen);
     this.model.dropoutGen.setState(s.dropoutGen);
-    this.data.setState(s.data);
+    try {
+      this.data.setState(s.data);
+    } catch (e) {
+      throw new CheckpointError(`${join(dir, CHECKPOINT_JSON)}: field state.data: ${(e as Error).message}`);
+    }
     this.step = s.step;
     this.elapsedBefore = s.elapsedSec;
     this.lastLoss = s.lastLoss;
@@ -203,25 +228,48 @@ export class Trainer {
     });
   }
 
+  /**
+   * The forward and backward passes of one step, cancellable between kernels (a signal, see
+   * src/train/interrupt.ts). A cancelled step leaves no trace: the random streams and the data order go
+   * back to where the step began and the gradients are dropped, so the state is that of the last completed
+   * step and a checkpoint of it resumes exactly.
+   */
+  private passes(fn: () => void): void {
+    const before = { train: this.trainGen.getState(), dropout: this.model.dropoutGen.getState(), data: this.data.getState() };
+    try {
+      cancellable(fn);
+    } catch (e) {
+      if (e instanceof CancelledError) {
+        this.trainGen.setState(before.train);
+        this.model.dropoutGen.setState(before.dropout);
+        this.data.setState(before.data);
+        this.optimizer.zeroGrad();
+      }
+      throw e;
+    }
+  }
+
   /** One optimizer step over `accumulate` micro-batches; returns the mean loss and the gradient norm. */
   trainStep(): { loss: number; gradNorm: number; lr: number } {
     const t = this.config.trainer, obj = this.config.objective, numClasses = this.model.config.numClasses;
     const lr = this.lrAt(this.step);
     let total = 0;
     this.model.train();
-    for (let micro = 0; micro < t.accumulate; micro++) {
-      const batch = this.data.nextBatch();
-      const cond = numClasses > 0 ? dropLabels(batch.y, numClasses, t.condDropout, this.trainGen) : undefined;
-      const { loss } = trainingLoss(modelFunction(this.model), this.schedule, batch.x, {
-        prediction: obj.prediction, variance: obj.variance, weighting: obj.weighting, cond, gen: this.trainGen,
-      });
-      const value = loss.item();
-      if (!Number.isFinite(value)) {
-        throw new NonFiniteLossError(`training loss is ${value} at step ${this.step + 1}: stopping; the last checkpoint is kept`);
+    this.passes(() => {
+      for (let micro = 0; micro < t.accumulate; micro++) {
+        const batch = this.data.nextBatch();
+        const cond = numClasses > 0 ? dropLabels(batch.y, numClasses, t.condDropout, this.trainGen) : undefined;
+        const { loss } = trainingLoss(modelFunction(this.model), this.schedule, batch.x, {
+          prediction: obj.prediction, variance: obj.variance, weighting: obj.weighting, cond, gen: this.trainGen,
+        });
+        const value = loss.item();
+        if (!Number.isFinite(value)) {
+          throw new NonFiniteLossError(`training loss is ${value} at step ${this.step + 1}: stopping; the last checkpoint is kept`);
+        }
+        total += value;
+        (t.accumulate > 1 ? loss.mul(1 / t.accumulate) : loss).backward();
       }
-      total += value;
-      (t.accumulate > 1 ? loss.mul(1 / t.accumulate) : loss).backward();
-    }
+    });
     const gradNorm = clipGradNorm(this.model, t.gradClip > 0 ? t.gradClip : Infinity);
     if (!Number.isFinite(gradNorm)) {
       throw new NonFiniteLossError(`gradient norm is ${gradNorm} at step ${this.step + 1}: stopping; the last checkpoint is kept`);
@@ -247,15 +295,17 @@ export class Trainer {
     this.model.train();
     const { losses, norm } = scope(() => {
       const losses: Tensor[] = [];
-      for (let micro = 0; micro < t.accumulate; micro++) {
-        const batch = this.data.nextBatch();
-        const cond = numClasses > 0 ? dropLabels(batch.y, numClasses, t.condDropout, this.trainGen) : undefined;
-        const { loss } = trainingLoss(modelFunction(this.model), this.schedule, batch.x, {
-          prediction: obj.prediction, variance: obj.variance, weighting: obj.weighting, cond, gen: this.trainGen,
-        });
-        losses.push(loss);
-        (t.accumulate > 1 ? loss.mul(1 / t.accumulate) : loss).backward();
-      }
+      this.passes(() => {
+        for (let micro = 0; micro < t.accumulate; micro++) {
+          const batch = this.data.nextBatch();
+          const cond = numClasses > 0 ? dropLabels(batch.y, numClasses, t.condDropout, this.trainGen) : undefined;
+          const { loss } = trainingLoss(modelFunction(this.model), this.schedule, batch.x, {
+            prediction: obj.prediction, variance: obj.variance, weighting: obj.weighting, cond, gen: this.trainGen,
+          });
+          losses.push(loss);
+          (t.accumulate > 1 ? loss.mul(1 / t.accumulate) : loss).backward();
+        }
+      });
       const norm = clipGradNormTensor(this.model, t.gradClip > 0 ? t.gradClip : Infinity);
       this.optimizer.step(lr);
       this.optimizer.zeroGrad();
@@ -309,10 +359,21 @@ export class Trainer {
     const elapsed = () => this.elapsedBefore + (performance.now() - start) / 1000;
     const metricsPath = join(opts.outDir, 'metrics.jsonl');
     if (!opts.resume) writeFileSync(metricsPath, '');
+    else keepMetricsUpTo(metricsPath, this.step);
     let stoppedEarly = false, lastSaved = this.step, windowStart = performance.now(), windowSteps = 0;
     while (this.step < t.steps) {
       await new Promise<void>((resolve) => setImmediate(resolve));
-      const { loss, gradNorm, lr } = await this.trainStepAsync();
+      if (opts.shouldStop?.()) { stoppedEarly = true; break; }
+      let stepResult;
+      try {
+        stepResult = await this.trainStepAsync();
+      } catch (e) {
+        if (!(e instanceof CancelledError)) throw e;
+        opts.onEvent?.(`stopped during step ${this.step + 1}; saving step ${this.step}`);
+        stoppedEarly = true;
+        break;
+      }
+      const { loss, gradNorm, lr } = stepResult;
       windowSteps++;
       const now = performance.now();
       const itPerSec = (windowSteps * 1000) / Math.max(now - windowStart, 1);
@@ -322,8 +383,12 @@ export class Trainer {
       opts.onStep?.(info);
       if (t.sampleEvery > 0 && this.step % t.sampleEvery === 0) {
         const p = join(opts.outDir, `samples-${String(this.step).padStart(6, '0')}.png`);
-        await this.sampleGridAsync(p);
-        opts.onEvent?.(`samples → ${p}`);
+        try {
+          await cancellable(() => this.sampleGridAsync(p));
+          opts.onEvent?.(`samples → ${p}`);
+        } catch (e) {
+          if (!(e instanceof CancelledError)) throw e;
+        }
       }
       const stop = opts.shouldStop?.() ?? false;
       const outOfTime = opts.timeBudgetSec !== undefined && (performance.now() - start) / 1000 >= opts.timeBudgetSec;
@@ -335,7 +400,11 @@ export class Trainer {
       }
       if (stop || outOfTime) { stoppedEarly = this.step < t.steps; break; }
     }
-    if (lastSaved !== this.step) await this.saveCheckpointAsync(opts.outDir, elapsed());
+    if (lastSaved !== this.step) {
+      await this.saveCheckpointAsync(opts.outDir, elapsed());
+      this.plotLoss(opts.outDir);
+      opts.onEvent?.(`checkpoint at step ${this.step} → ${join(opts.outDir, CHECKPOINT_JSON)}`);
+    }
     return { step: this.step, stoppedEarly, elapsedSec: elapsed(), lastLoss: this.lastLoss };
   }
 
@@ -444,9 +513,60 @@ export async function sampleImagesAsync(model: UNet, schedule: NoiseSchedule, ob
 
 /** Loads a checkpoint's model with its EMA (default) or raw weights, for sampling. */
 export function loadModelFromCheckpoint(path: string, weights: 'ema' | 'model' = 'ema'): { model: UNet; config: RunConfig; schedule: NoiseSchedule; json: Checkpoint } {
-  const dir = checkpointDir(path);
-  const json = readCheckpointJson<RunConfig, TrainerState>(dir);
+  const { dir, json } = readRunCheckpoint(path);
   const model = buildModel(json.config);
-  model.loadStateDict(loadCheckpointGroup(dir, json as CheckpointJson, weights));
+  namingFile(dir, json, weights, () => model.loadStateDict(loadCheckpointGroup(dir, json as CheckpointJson, weights, { maxBytes: weightFileBound(json.config, weights) })));
   return { model, config: json.config, schedule: makeSchedule(json.config.schedule), json };
+}
+
+/**
+ * Reads a training run's checkpoint.json (its folder or the file) and checks it whole: the file records
+ * (see readCheckpointJson) and every config field, bounded, before anything is allocated from them. With
+ * `resume`, the trainer state too.
+ */
+export function readRunCheckpoint(path: string, { resume = false } = {}): { dir: string; json: Checkpoint } {
+  const dir = checkpointDir(path);
+  const json = readCheckpointJson<RunConfig, TrainerState>(path);
+  const where = join(dir, CHECKPOINT_JSON);
+  try {
+    json.config = validateRunConfig(json.config);
+    if (resume) json.state = validateTrainerState(json.state, json.config);
+  } catch (e) {
+    throw new CheckpointError(`${where}: ${(e as Error).message}`);
+  }
+  for (const role of resume ? ['model', 'ema', 'optimizer'] : []) {
+    if (!json.files[role]) throw new CheckpointError(`${where}: field files.${role} is missing (needed to resume)`);
+  }
+  // The weight files must be large enough for the model the config describes: a small file cannot make us
+  // build (and fill with random values) a large model before its size is found to be wrong.
+  const params = unetParameterCount(json.config.model.config);
+  for (const [role, rec] of Object.entries(json.files)) {
+    const least = params * 4 * (role === 'optimizer' ? 2 : 1);
+    if (['model', 'ema', 'optimizer'].includes(role) && rec.bytes < least) {
+      throw new CheckpointError(`${where}: field files.${role}.bytes is ${rec.bytes}, too small for the ${params} parameters config.model describes`);
+    }
+  }
+  return { dir, json };
+}
+
+/** Reads a checkpoint whole: its JSON and state (as readRunCheckpoint with resume) and every weight file (size, checksum, finite values). */
+export function verifyCheckpoint(path: string): { dir: string; json: Checkpoint } {
+  const { dir, json } = readRunCheckpoint(path, { resume: true });
+  for (const role of Object.keys(json.files)) loadCheckpointGroup(dir, json as CheckpointJson, role, { maxBytes: weightFileBound(json.config, role) });
+  return { dir, json };
+}
+
+/** Runs a load of one weight group; an error that does not name the file yet (a shape mismatch) gets its name. */
+function namingFile<T>(dir: string, json: Checkpoint, role: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof CheckpointError) throw e;
+    throw new CheckpointError(`${join(dir, String(json.files[role]?.file))}: ${(e as Error).message.split('\n')[0]}`);
+  }
+}
+
+/** The most bytes a weight file of this run can hold: float32 weights (two moments for the optimizer) and a header. */
+function weightFileBound(config: RunConfig, role: string): number {
+  return unetParameterCount(config.model.config) * 4 * (role === 'optimizer' ? 2 : 1) + 16 * 2 ** 20;
 }

@@ -29,6 +29,10 @@ export interface NativeAddon extends Omit<Backend, 'name'> {
    *  BLAS everywhere) or 'avx2' (the AVX2 kernels even on AVX-512 CPUs; for tests). Returns the
    *  implementation in effect. */
   convImpl(mode?: 'auto' | 'direct' | 'im2col' | 'avx2'): string;
+  /** Chains a SIGINT/SIGTERM handler in front of Node's that writes the signal number into the returned
+   *  Int32Array(1) (null: no POSIX signals, or not the main thread). See native/src/signals.cc. */
+  watchSignals(): Int32Array | null;
+  unwatchSignals(): void;
 }
 
 export interface NativeInfo {
@@ -159,4 +163,21 @@ export function nativeThreads(n?: number): number {
 /** BLAS, convolution implementation and thread count of the loaded addon. */
 export function nativeInfo(): NativeInfo {
   return nativeAddon().info();
+}
+
+/**
+ * A flag word the addon's signal handler sets to the signal's number the moment SIGINT or SIGTERM arrives,
+ * even while JavaScript runs a long synchronous step (Node's own handlers wait for the event loop). Null
+ * when the addon is unavailable. Call after process.on(...) for those signals; `nativeUnwatchSignals()`
+ * before process.off(...).
+ */
+export function nativeWatchSignals(): Int32Array | null {
+  const r = load();
+  if ('error' in r || typeof r.addon.watchSignals !== 'function') return null;
+  return r.addon.watchSignals();
+}
+
+export function nativeUnwatchSignals(): void {
+  const r = load();
+  if (!('error' in r) && typeof r.addon.unwatchSignals === 'function') r.addon.unwatchSignals();
 }
