@@ -402,7 +402,10 @@ const DEFAULT_STEPS = 2000;
 const DEFAULT_WARMUP = 200;
 
 export function program(): Command {
-  const p = new Command('diffuse').description('Diffusion models: train, sample and inspect.').showHelpAfterError(false);
+  // Set before the subcommands exist, so they inherit them: a parse error throws (main() exits 2) instead
+  // of commander calling process.exit(1) itself.
+  const p = new Command('diffuse').description('Diffusion models: train, sample and inspect.').showHelpAfterError(false)
+    .exitOverride().configureOutput({ writeErr: (s) => process.stderr.write(s) });
   p.command('train').description('Train a diffusion model (default: class-conditional tiny UNet on MNIST).')
     .option('--dataset <name>', "'mnist', 'fashion-mnist' or a folder of PNG/JPEG images", 'mnist')
     .option('--preset <name>', `model preset (${Object.keys(UNET_PRESETS).join(', ')})`, 'tiny')
@@ -472,8 +475,6 @@ export function program(): Command {
 
 export async function main(argv = process.argv): Promise<number> {
   const p = program();
-  p.exitOverride();
-  p.configureOutput({ writeErr: (s) => process.stderr.write(s) });
   try {
     await p.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0; // 130 / 143 after a signal

@@ -29,7 +29,10 @@ export function checkShape(op: string, shape: readonly number[]): void {
   if (shape.length > MAX_NDIM) throw new ShapeError(`${op}: ${shape.length} dimensions, more than ${MAX_NDIM}`);
   let n = 1;
   for (const d of shape) {
-    if (!Number.isInteger(d) || d < 0) throw new ShapeError(`${op}: invalid shape ${fmt(shape)} (dimensions must be non-negative integers)`);
+    if (!Number.isInteger(d) || d < 0) {
+      const shown = shape.every((x) => typeof x === 'number') ? fmt(shape) : `with a dimension of type ${typeof shape.find((x) => typeof x !== 'number')}`;
+      throw new ShapeError(`${op}: invalid shape ${shown} (dimensions must be non-negative integers)`);
+    }
     n *= d;
   }
   if (n > MAX_TENSOR_ELEMENTS) throw new ShapeError(`${op}: shape ${fmt(shape)} has ${n} elements, more than ${MAX_TENSOR_ELEMENTS}`);
