@@ -21,6 +21,7 @@ import { UNET_PRESETS, describeModel, unetPreset, type UNetPresetName } from '..
 import {
   Generator, Tensor, availableBackends, concat, getBackend, narrow, randn, setBackend, toHost, useBackendAsync, type BackendName,
 } from '../index.js';
+import { registerServeCommands } from './serve.js';
 
 class UsageError extends Error {}
 
@@ -467,6 +468,7 @@ export function program(): Command {
   p.command('info').description("A checkpoint's config and parameter count, after checking every file it names.")
     .requiredOption('--checkpoint <path>', 'run folder (or its checkpoint.json)')
     .action((o) => info(o));
+  registerServeCommands(p);
   return p;
 }
 
