@@ -22,6 +22,7 @@ import {
   Generator, Tensor, availableBackends, concat, getBackend, narrow, randn, setBackend, toHost, useBackendAsync, type BackendName,
 } from '../index.js';
 import { registerServeCommands } from './serve.js';
+import { registerExportCommands } from './export.js';
 
 class UsageError extends Error {}
 
@@ -469,6 +470,7 @@ export function program(): Command {
     .requiredOption('--checkpoint <path>', 'run folder (or its checkpoint.json)')
     .action((o) => info(o));
   registerServeCommands(p);
+  registerExportCommands(p);
   return p;
 }
 

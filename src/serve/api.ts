@@ -332,7 +332,10 @@ export async function startApi(o: ApiOptions): Promise<RunningApi> {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const res of streams) { res.write('event: shutdown\ndata: {}\n\n'); res.end(); }
       server.closeIdleConnections();
+      // Requests in flight get 10 s (each waits at most 5 s for Redis); then their connections are cut.
+      const cut = setTimeout(() => server.closeAllConnections(), 10_000);
       await closed;
+      clearTimeout(cut);
       await Promise.allSettled([queue.close(), events.close()]);
       await redis.quit().catch(() => redis.disconnect());
     })(),
