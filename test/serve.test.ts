@@ -1,6 +1,7 @@
 // The sampling service end to end on a private redis-server: `diffuse serve` answers malformed requests with
 // a 4xx naming the field and keeps serving; three `diffuse worker` processes draw 200 jobs while one is killed
-// mid-job and Redis restarts, and every job completes exactly once with the images `diffuse sample` draws.
+// mid-job and Redis restarts, and every job completes exactly once with the images `diffuse sample` draws;
+// a worker sent SIGTERM mid-job finishes that job and exits 143.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
@@ -287,9 +288,25 @@ describe('diffuse serve + worker: faults', { skip }, () => {
       const sse = await (await fetch(`${base}/v1/samples/${ids[1]}/events`)).text();
       assert.match(sse, /event: status\ndata: \{[^\n]*"status":"completed"/);
 
-      // SIGTERM drains a worker: it exits 143.
+      // SIGTERM drains a worker: sent mid-job, the worker finishes that job, then exits 143.
       const alive = workers.filter((w) => !w.line.includes(`${killed}:`));
-      for (const w of alive) w.proc.kill('SIGTERM');
+      await submit({ count: 32, steps: 60, seed: 2000, sampler: 'ddim' });
+      const drainId = ids[ids.length - 1];
+      let drained: (typeof workers)[number] | undefined;
+      for (const until = Date.now() + 60_000; !drained && Date.now() < until;) {
+        const j = await queue.getJob(drainId);
+        const p = j?.progress as { step?: number; total?: number } | undefined;
+        if (j?.processedBy && p && typeof p.step === 'number' && p.step < p.total!) {
+          drained = alive.find((w) => w.line.includes(`${j.processedBy}:`));
+          drained!.proc.kill('SIGTERM');
+        } else await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.ok(drained, 'the job to drain started');
+      assert.equal(await exitCode(drained!.proc), 143, drained!.err());
+      const drainedJob = await (await fetch(`${base}/v1/samples/${drainId}`)).json() as { status: string; result: { worker: string } };
+      assert.equal(drainedJob.status, 'completed');
+      assert.ok(drained!.line.includes(`${drainedJob.result.worker}:`), 'the draining worker finished its job');
+      for (const w of alive) if (w !== drained) w.proc.kill('SIGTERM');
       for (const w of alive) assert.equal(await exitCode(w.proc), 143, w.err());
       const metrics = await (await fetch(`${base}/metrics`)).text();
       assert.match(metrics, /^diffuse_sampling_seconds_count \d+$/m);
