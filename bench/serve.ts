@@ -1,8 +1,9 @@
 // Load on the sampling service: N concurrent clients against 1 worker, then against 2 workers, on a private
 // redis-server. Each request is POST /v1/samples → server-sent events until completed → GET grid.png; its
-// latency is that whole round trip. Prints requests/s, p50 and p99 latency per setting and the scaling ratio.
+// latency is that whole round trip. Rounds alternate 1 and 2 workers; prints each round, then the medians of
+// requests/s, p50 and p99 latency per setting and the median of the per-round scaling ratios.
 //
-//   npx tsx bench/serve.ts [--clients 8] [--requests 48] [--count 1] [--steps 10] [--threads 1]
+//   npx tsx bench/serve.ts [--clients 8] [--requests 24] [--rounds 3] [--count 1] [--steps 10] [--threads 1]
 //
 // The model is the default `tiny` preset (1.1 M parameters, 28×28, class-conditional) after one training step.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -18,7 +19,8 @@ import { startApi } from '../src/serve/index.js';
 import { TestRedis, freePort } from '../test/helpers/redis.js';
 
 const { values: a } = parseArgs({ options: {
-  clients: { type: 'string', default: '8' }, requests: { type: 'string', default: '48' }, count: { type: 'string', default: '1' },
+  clients: { type: 'string', default: '8' }, requests: { type: 'string', default: '24' }, rounds: { type: 'string', default: '3' },
+  count: { type: 'string', default: '1' },
   steps: { type: 'string', default: '10' }, threads: { type: 'string', default: '1' },
 } });
 const clients = Number(a.clients), requests = Number(a.requests), count = Number(a.count), steps = Number(a.steps);
@@ -88,15 +90,30 @@ async function load(): Promise<{ rps: number; p50: number; p99: number }> {
 }
 
 const workers: ChildProcess[] = [];
-const results: Record<number, Awaited<ReturnType<typeof load>>> = {};
+const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
+const results: Record<number, Awaited<ReturnType<typeof load>>[]> = { 1: [], 2: [] };
+const what = `${clients} clients, ${requests} requests of ${count} image${count > 1 ? 's' : ''} × ${steps} ddim steps, tiny preset, ${a.threads} thread per worker`;
 try {
-  for (const n of [1, 2]) {
-    while (workers.length < n) workers.push(await startWorker());
-    results[n] = await load();
-    console.log(`${n} worker${n > 1 ? 's' : ''}: ${results[n].rps.toFixed(2)} requests/s, p50 ${results[n].p50.toFixed(0)} ms, p99 ${results[n].p99.toFixed(0)} ms ` +
-      `(${clients} clients, ${requests} requests of ${count} image${count > 1 ? 's' : ''} × ${steps} ddim steps, tiny preset, ${a.threads} thread per worker)`);
+  for (let round = 0; round < Number(a.rounds); round++) {
+    for (const n of [1, 2]) {
+      while (workers.length < n) workers.push(await startWorker());
+      while (workers.length > n) {
+        const w = workers.pop()!;
+        w.kill('SIGTERM');
+        await new Promise((r) => w.once('exit', r));
+      }
+      const r = await load();
+      results[n].push(r);
+      console.log(`round ${round + 1}, ${n} worker${n > 1 ? 's' : ''}: ${r.rps.toFixed(2)} requests/s, p50 ${r.p50.toFixed(0)} ms, p99 ${r.p99.toFixed(0)} ms`);
+    }
   }
-  console.log(`scaling 1 → 2 workers: ${(results[2].rps / results[1].rps).toFixed(2)}× requests/s on ${cpus().length} cores`);
+  for (const n of [1, 2]) {
+    const rs = results[n];
+    console.log(`${n} worker${n > 1 ? 's' : ''} (median of ${rs.length}): ${median(rs.map((r) => r.rps)).toFixed(2)} requests/s, ` +
+      `p50 ${median(rs.map((r) => r.p50)).toFixed(0)} ms, p99 ${median(rs.map((r) => r.p99)).toFixed(0)} ms (${what})`);
+  }
+  const ratios = results[2].map((r, i) => r.rps / results[1][i].rps);
+  console.log(`scaling 1 → 2 workers: ${median(ratios).toFixed(2)}× requests/s (median of rounds: ${ratios.map((x) => x.toFixed(2)).join(', ')}) on ${cpus().length} cores`);
 } finally {
   for (const w of workers) w.kill('SIGTERM');
   await Promise.all(workers.map((w) => new Promise((r) => (w.exitCode !== null ? r(null) : w.once('exit', r)))));
