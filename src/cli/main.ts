@@ -21,6 +21,8 @@ import { UNET_PRESETS, describeModel, unetPreset, type UNetPresetName } from '..
 import {
   Generator, Tensor, availableBackends, concat, getBackend, narrow, randn, setBackend, toHost, useBackendAsync, type BackendName,
 } from '../index.js';
+import { registerServeCommands } from './serve.js';
+import { registerExportCommands } from './export.js';
 
 class UsageError extends Error {}
 
@@ -470,6 +472,8 @@ export function program(): Command {
   p.command('info').description("A checkpoint's config and parameter count, after checking every file it names.")
     .requiredOption('--checkpoint <path>', 'run folder (or its checkpoint.json)')
     .action((o) => info(o));
+  registerServeCommands(p);
+  registerExportCommands(p);
   return p;
 }
 

@@ -1,0 +1,37 @@
+/**
+ * One sampling request run on a loaded model, to PNG bytes: the same calls, batches and image layout as
+ * `diffuse sample --single` (grid: ⌈√count⌉ per row, ×2; each sample alone, ×2), so the bytes are equal.
+ */
+import type { NoiseSchedule } from '../diffusion/index.js';
+import { encodePng, imageGrid } from '../io/png.js';
+import type { UNet } from '../nn/unet.js';
+import { narrow } from '../tensor/index.js';
+import { sampleImages, type ObjectiveConfig } from '../train/index.js';
+import { samplerConfig, type SampleRequest } from './request.js';
+
+export interface RenderedSamples {
+  grid: Uint8Array;
+  images: Uint8Array[];
+}
+
+export interface LoadedModel {
+  model: UNet;
+  schedule: NoiseSchedule;
+  objective: ObjectiveConfig;
+}
+
+/** Samples a request; `onStep(done, total)` counts sampler steps over all batches. */
+export function renderSamples(m: LoadedModel, r: SampleRequest, onStep?: (done: number, total: number) => void): RenderedSamples {
+  const nc = m.model.config.numClasses;
+  const batches = Math.ceil(r.count / 100);
+  let done = 0;
+  const images = sampleImages(m.model, m.schedule, m.objective, {
+    count: r.count, sampler: samplerConfig(r.sampler, r.steps), seed: r.seed,
+    classes: nc > 0 ? Array.from({ length: r.count }, (_, i) => r.class ?? i % nc) : undefined,
+    guidanceScale: nc > 0 ? r.guidance : undefined,
+    onStep: (_step, steps) => onStep?.(++done, steps * batches),
+  });
+  const grid = encodePng(imageGrid(images, { nrow: Math.ceil(Math.sqrt(r.count)), scale: 2 }));
+  const singles = Array.from({ length: r.count }, (_, i) => encodePng(imageGrid(narrow(images, 0, i, 1), { padding: 0, scale: 2 })));
+  return { grid, images: singles };
+}
