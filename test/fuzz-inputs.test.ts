@@ -193,7 +193,7 @@ describe('bad command lines', () => {
     ...['-1', 'x', '99'].map((v): [string[], number, string] => [['sample', '--checkpoint', run, '--class', v], U, '--class']),
     [['sample', '--checkpoint', run, '--weights', 'bogus'], U, '--weights'], [['sample', '--checkpoint', run, '--out', run], U, run],
     [['sample', '--checkpoint', run, '--out', aFile], U, aFile], [['sample', '--checkpoint', run, '--seed', '-1'], U, '--seed'],
-    [['sample', '--checkpoint', run, '--count', '100000'], U, '--count'],
+    [['sample', '--checkpoint', run, '--count', '100001'], U, '--count'],
     ...['', '-1', '1000', 'a', '1,,2', '0.5', ' ', '1e2', Array(200).fill('1').join(',')].map((v): [string[], number, string] => [['forward', '--t', v], U, '--t']),
     [['forward', '--schedule', 'bogus'], U, '--schedule'], [['forward', '--index', '-1'], U, '--index'], [['forward', '--index', 'x'], U, '--index'],
     [['forward', '--index', '100000'], U, '--index'], [['forward', '--image', join(root, 'nope.png')], R, 'nope.png'], [['forward', '--image', root], R, root],
@@ -209,8 +209,11 @@ describe('bad command lines', () => {
     const spec = join(root, 'cli-cases.json');
     writeFileSync(spec, JSON.stringify(cases.map((c) => c[0])));
     const r = spawnSync(process.execPath, ['--import', 'tsx', 'test/helpers/cli-cases.ts', spec], { encoding: 'utf8', timeout: 200_000 });
-    assert.equal(r.status, 0, `runner: ${r.signal ?? ''} ${r.stderr.slice(-2000)}`);
-    const results = JSON.parse(readFileSync(`${spec}.out`, 'utf8')) as { code: number; err: string; out: string }[];
+    let results: { code: number; err: string; out: string; ms: number }[] = [];
+    try { results = JSON.parse(readFileSync(`${spec}.out`, 'utf8')); } catch { /* none finished */ }
+    const slowest = [...results.keys()].sort((i, j) => results[j].ms - results[i].ms).slice(0, 3).map((i) => `${cases[i][0].join(' ')}: ${results[i].ms} ms`);
+    assert.equal(r.status, 0, `runner: ${r.signal ?? ''} after ${results.length} cases (next: ${cases[results.length]?.[0].join(' ')}; slowest: ${slowest.join('; ')}) ${r.stderr.slice(-2000)}`);
+    console.log(`# ${results.length} command lines in ${results.reduce((a, x) => a + x.ms, 0)} ms; slowest: ${slowest.join('; ')}`);
     results.forEach((res, i) => {
       const [args, code, names] = cases[i];
       const what = `diffuse ${args.join(' ')}`;
@@ -273,7 +276,7 @@ describe('random library calls', () => {
             rejected++;
           }
         }
-        assert.ok(ok > 100 && rejected > 100, `${ok} ok, ${rejected} rejected`);
+        assert.ok(ok > 50 && rejected > 500, `${ok} ok, ${rejected} rejected`);
         console.log(`# ${be}: 2000 random calls, ${ok} returned a tensor, ${rejected} rejected with one line`);
       } finally {
         setBackend(prev as BackendName);

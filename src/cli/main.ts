@@ -39,7 +39,8 @@ const int = (name: string, min = 0, max = Number.MAX_SAFE_INTEGER) => (v: string
 /** Bounds on sizes the command line asks for (the trainer's own are in TRAIN_LIMITS). */
 const CLI_LIMITS = {
   imageSize: 1024,
-  /** Values in one sampled or training batch of images (batch × channels × size²): 64 MiB of float32. */
+  /** A training batch's full-resolution feature maps (batch × model channels × size²), which set the
+   *  activation memory: 2^24 values is a few GiB of activations (the default run uses 1/10 of it). */
   batchValues: 2 ** 24,
   /** Values in all the images one sample/eval command holds (count × channels × size²): 512 MiB. */
   outputValues: 2 ** 27,
@@ -201,10 +202,10 @@ async function train(f: TrainFlags): Promise<void> {
       learnSigma: f.variance === 'learnedRange',
     });
   }
-  const batchValues = config.trainer.batchSize * dataset.channels * dataset.height * dataset.width;
+  const mc = config.model.config.modelChannels, batchValues = config.trainer.batchSize * mc * dataset.height * dataset.width;
   if (batchValues > CLI_LIMITS.batchValues) {
-    throw new UsageError(`--batch-size ${config.trainer.batchSize}: a batch of ${dataset.channels}×${dataset.height}×${dataset.width} images ` +
-      `holds ${batchValues} values, over the limit of ${CLI_LIMITS.batchValues}`);
+    throw new UsageError(`--batch-size ${config.trainer.batchSize}: its ${mc}×${dataset.height}×${dataset.width} feature maps hold ` +
+      `${batchValues} values, over the limit of ${CLI_LIMITS.batchValues} (at most ${Math.floor(CLI_LIMITS.batchValues / (mc * dataset.height * dataset.width))} here)`);
   }
   const created = !existsSync(out);
   mkdirSync(out, { recursive: true });
@@ -297,6 +298,7 @@ async function sample(f: SampleFlags): Promise<void> {
 
 function forward(f: { image?: string; dataset: string; index: number; schedule: string; t: string; out: string; seed: number }): void {
   if (!['linear', 'cosine', 'sigmoid', 'scaledLinear'].includes(f.schedule)) throw new UsageError(`--schedule must be linear, cosine, sigmoid or scaledLinear, got '${f.schedule}'`);
+  const out = outFolder(f.out);
   const schedule = makeSchedule(normalizeScheduleConfig({ kind: f.schedule, T: 1000 }));
   const parts = f.t.split(',');
   if (parts.length > 100) throw new UsageError(`--t: at most 100 timesteps, got ${parts.length}`);
@@ -321,7 +323,6 @@ function forward(f: { image?: string; dataset: string; index: number; schedule: 
   const gen = new Generator(f.seed);
   const noise = randn(x0.shape, gen);
   const frames = ts.map((t) => qSample(schedule, x0, t, noise));
-  const out = outFolder(f.out);
   mkdirSync(out, { recursive: true });
   saveImageGrid(join(out, 'forward.png'), concat(frames, 0), { nrow: frames.length, scale: 4 });
   const steps = Array.from({ length: schedule.T }, (_, i) => i);

@@ -5,6 +5,7 @@
  */
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
+import { inflateSync } from 'node:zlib';
 import { readRegularFile } from './confined.js';
 
 export interface DecodedImage {
@@ -64,6 +65,7 @@ export function decodeImage(bytes: Uint8Array, name: string): DecodedImage {
   }
   const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (format === 'png') {
+    checkPngData(buf, name);
     let png;
     try {
       png = PNG.sync.read(buf);
@@ -94,6 +96,44 @@ export function decodeImage(bytes: Uint8Array, name: string): DecodedImage {
     throw new Error(`${name}: corrupt JPEG (no image data)`);
   }
   return { width: img.width, height: img.height, channels: components === 1 ? 1 : 3, alpha: false, rgba: img.data, format };
+}
+
+/**
+ * Inflates a PNG's image data once, bounded by what its header promises, before the decoder sees it: a
+ * zlib stream that is corrupt, too short, or inflates past the image's size (a zlib bomb) is refused here
+ * (the decoder would take the first silently and inflate the last without limit).
+ */
+function checkPngData(b: Buffer, name: string): void {
+  const width = b.readUInt32BE(16), height = b.readUInt32BE(20), depth = b[24], color = b[25], interlace = b[28];
+  const samples = ({ 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 } as Record<number, number>)[color];
+  if (samples === undefined || ![1, 2, 4, 8, 16].includes(depth) || interlace > 1) {
+    throw new Error(`${name}: corrupt or unsupported PNG (bit depth ${depth}, color type ${color}, interlace ${interlace} is not a PNG format)`);
+  }
+  const rowBytes = (w: number) => (w > 0 ? 1 + Math.ceil((w * samples * depth) / 8) : 0);
+  let expected = height * rowBytes(width);
+  if (interlace === 1) { // Adam7: seven reduced images
+    expected = 0;
+    for (const [x0, y0, dx, dy] of [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2]]) {
+      expected += Math.ceil(Math.max(0, height - y0) / dy) * rowBytes(Math.ceil(Math.max(0, width - x0) / dx));
+    }
+  }
+  const parts: Buffer[] = [];
+  for (let i = 8; i + 8 <= b.length;) {
+    const len = b.readUInt32BE(i), type = b.toString('latin1', i + 4, i + 8);
+    if (i + 12 + len > b.length) throw new Error(`${name}: corrupt or unsupported PNG (chunk ${JSON.stringify(type)} runs past the end of the file)`);
+    if (type === 'IDAT') parts.push(b.subarray(i + 8, i + 8 + len));
+    if (type === 'IEND') break;
+    i += 12 + len;
+  }
+  if (parts.length === 0) throw new Error(`${name}: corrupt or unsupported PNG (no image data)`);
+  let raw: Buffer;
+  try {
+    raw = inflateSync(Buffer.concat(parts), { maxOutputLength: Math.max(expected, 1) });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new Error(`${name}: corrupt or unsupported PNG (image data ${code === 'ERR_BUFFER_TOO_LARGE' ? `inflates past the ${expected} bytes a ${width}×${height} image holds` : `is not a valid zlib stream`})`);
+  }
+  if (raw.length < expected) throw new Error(`${name}: corrupt or unsupported PNG (image data holds ${raw.length} of the ${expected} bytes a ${width}×${height} image needs)`);
 }
 
 /** Reads and decodes an image file; errors are one line naming the file. */
@@ -134,6 +174,8 @@ function jpegFrameHeader(b: Uint8Array): { width: number; height: number; compon
   return null;
 }
 
+/** A decoder's error as one line; its own slips (a TypeError deep inside) say only that the data is damaged. */
 function oneLine(e: unknown): string {
+  if (e instanceof TypeError || e instanceof RangeError) return 'damaged data';
   return String(e instanceof Error ? e.message : e).split('\n')[0];
 }
