@@ -329,6 +329,81 @@ def gen_schedulers(diffusers, commit):
     print(f'{path}: {len(cases)} scheduler cases, {os.path.getsize(path)} bytes')
 
 
+# ---------------------------------------------------------------- UNet2DModel on random weights
+
+UNET_CASES = [
+    # name, config, batch timesteps, class labels
+    ('classcond', {
+        'sample_size': 16, 'in_channels': 1, 'out_channels': 1, 'block_out_channels': [4, 8], 'layers_per_block': 1,
+        'down_block_types': ['DownBlock2D', 'AttnDownBlock2D'], 'up_block_types': ['AttnUpBlock2D', 'UpBlock2D'],
+        'norm_num_groups': 2, 'attention_head_dim': 4, 'num_class_embeds': 10}, [999.0, 421.0, 0.0], [3, 0, 9]),
+    ('fourier', {
+        'sample_size': 16, 'in_channels': 2, 'out_channels': 2, 'block_out_channels': [4, 4], 'layers_per_block': 1,
+        'down_block_types': ['AttnDownBlock2D', 'DownBlock2D'], 'up_block_types': ['UpBlock2D', 'AttnUpBlock2D'],
+        'norm_num_groups': 2, 'attention_head_dim': None, 'time_embedding_type': 'fourier', 'center_input_sample': True,
+        'mid_block_scale_factor': 1.41421356, 'downsample_padding': 0, 'norm_eps': 1e-6}, [80.0, 2.5, 0.25], None),
+    ('scaleshift', {
+        'sample_size': 16, 'in_channels': 1, 'out_channels': 1, 'block_out_channels': [4, 8], 'layers_per_block': 1,
+        'down_block_types': ['AttnDownBlock2D', 'AttnDownBlock2D'],
+        'up_block_types': ['AttnUpBlock2D', 'AttnUpBlock2D'], 'norm_num_groups': 2, 'attention_head_dim': 4,
+        'resnet_time_scale_shift': 'scale_shift', 'downsample_type': 'resnet', 'upsample_type': 'resnet',
+        'freq_shift': 1, 'flip_sin_to_cos': False}, [999.0, 500.5, 3.0], None),
+    ('resnetsample', {
+        'sample_size': 16, 'in_channels': 1, 'out_channels': 2, 'block_out_channels': [4, 4], 'layers_per_block': 2,
+        'down_block_types': ['ResnetDownsampleBlock2D', 'ResnetDownsampleBlock2D'],
+        'up_block_types': ['ResnetUpsampleBlock2D', 'ResnetUpsampleBlock2D'], 'norm_num_groups': 2,
+        'add_attention': False}, [999.0, 250.0, 1.0], None),
+    ('midattn-groups', {
+        'sample_size': 8, 'in_channels': 3, 'out_channels': 3, 'block_out_channels': [4, 8], 'layers_per_block': 1,
+        'down_block_types': ['DownBlock2D', 'DownBlock2D'], 'up_block_types': ['UpBlock2D', 'UpBlock2D'],
+        'norm_num_groups': 2, 'attn_norm_num_groups': 4, 'attention_head_dim': 2}, [640.0, 12.0, 999.0], None),
+]
+
+
+def randomize(model, seed):
+    """Random weights on every path: N(0, 1/fan_in) weights and biases, norms' affines around 1 and 0."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            r = torch.randn(p.shape, generator=g, dtype=torch.float32)
+            if 'norm' in name:
+                p.copy_(1 + 0.2 * r if name.endswith('weight') else 0.2 * r)
+            elif name == 'time_proj.weight':
+                p.copy_(16 * r)
+            elif p.ndim == 1:
+                p.copy_(0.1 * r)
+            else:
+                p.copy_(r / math.sqrt(p[0].numel()))
+
+
+def gen_unet(diffusers, commit):
+    total = 0
+    for k, (name, cfg, tvals, labels) in enumerate(UNET_CASES):
+        model = diffusers.UNet2DModel(**cfg).eval()
+        randomize(model, 100 + k)
+        d = os.path.join(OUT_DIR, f'unet-{name}')
+        os.makedirs(d, exist_ok=True)
+        # config.json by diffusers' own ConfigMixin; the weights as save_pretrained names them (its sharding helper
+        # comes from huggingface_hub, which is stubbed).
+        model.save_config(d)
+        st_write(os.path.join(d, 'diffusion_pytorch_model.safetensors'), model.state_dict(), {'format': 'pt'})
+        g = torch.Generator().manual_seed(200 + k)
+        size = cfg['sample_size']
+        x = torch.randn(len(tvals), cfg['in_channels'], size, size, generator=g)
+        t = torch.tensor(tvals, dtype=torch.float32)
+        cl = torch.tensor(labels, dtype=torch.int64) if labels is not None else None
+        with torch.no_grad():
+            out = model(x, t, class_labels=cl).sample
+        io = {'x': x, 't': t, 'out': out}
+        if cl is not None:
+            io['class_labels'] = cl.to(torch.int32)
+        st_write(os.path.join(d, 'io.safetensors'), io, {'diffusers_commit': commit, 'generator': 'tools/gen_diffusers_fixtures.py'})
+        size_bytes = sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d))
+        total += size_bytes
+        print(f'{d}: {sum(p.numel() for p in model.parameters())} parameters, {size_bytes} bytes')
+    print(f'UNet fixtures: {total} bytes')
+
+
 # ---------------------------------------------------------------- main
 
 def main():
@@ -343,7 +418,7 @@ def main():
     torch.manual_seed(0)
     if 'schedulers' in what:
         gen_schedulers(diffusers, commit)
-    if "unet" in what and "gen_unet" in globals():
+    if "unet" in what:
         gen_unet(diffusers, commit)
     if "roundtrip" in what and "gen_roundtrip" in globals():
         gen_roundtrip(diffusers, commit)
