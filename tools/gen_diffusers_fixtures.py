@@ -404,6 +404,42 @@ def gen_unet(diffusers, commit):
     print(f'UNet fixtures: {total} bytes')
 
 
+# ---------------------------------------------------------------- round trip: diffuse → diffusers folder → diffusers
+
+def gen_roundtrip(diffusers, commit):
+    """Loads each folder that tools/diffusers_roundtrip.ts exported with DDPMPipeline.from_pretrained and records
+    what diffusers computes from it, next to diffuse's own output for the same inputs."""
+    import hashlib
+    root = os.path.join(ROOT, 'runs', 'diffusers-roundtrip')
+    if not os.path.isdir(root):
+        sys.exit(f'{root}: missing; run `npx tsx tools/diffusers_roundtrip.ts` first')
+    for name in sorted(d[:-len('-diffusers')] for d in os.listdir(root) if d.endswith('-diffusers')):
+        folder = os.path.join(root, f'{name}-diffusers')
+        pipe = diffusers.DDPMPipeline.from_pretrained(folder)
+        io = st_read(os.path.join(root, f'{name}-io.safetensors'))
+        labels = io.get('class_labels')
+        with torch.no_grad():
+            out = pipe.unet(io['x'], io['t'], class_labels=labels.long() if labels is not None else None).sample
+        err = (out - io['out_diffuse']).abs().max().item()
+        meta = {
+            'diffusers_commit': commit, 'generator': 'tools/gen_diffusers_fixtures.py roundtrip',
+            'pipeline': type(pipe).__name__, 'unet': type(pipe.unet).__name__, 'scheduler': type(pipe.scheduler).__name__,
+            'scheduler_config': json.dumps({k: v for k, v in dict(pipe.scheduler.config).items() if not k.startswith('_')}),
+            'weights_sha256': hashlib.sha256(open(os.path.join(folder, 'unet', 'diffusion_pytorch_model.safetensors'), 'rb').read()).hexdigest(),
+            'max_abs_diff_vs_diffuse': repr(err),
+        }
+        if labels is None:
+            # The whole pipeline runs on the folder (DDPMPipeline passes no class labels, so unconditional only).
+            img = pipe(batch_size=1, num_inference_steps=2, generator=torch.Generator().manual_seed(0), output_type='np').images
+            meta['pipeline_call_shape'] = json.dumps(list(img.shape))
+        tensors = {'x': io['x'], 't': io['t'], 'out_diffusers': out}
+        if labels is not None:
+            tensors['class_labels'] = labels
+        path = os.path.join(OUT_DIR, f'roundtrip-{name}.safetensors')
+        st_write(path, tensors, meta)
+        print(f'{path}: diffusers vs diffuse max abs {err:.2e}')
+
+
 # ---------------------------------------------------------------- main
 
 def main():
@@ -420,7 +456,7 @@ def main():
         gen_schedulers(diffusers, commit)
     if "unet" in what:
         gen_unet(diffusers, commit)
-    if "roundtrip" in what and "gen_roundtrip" in globals():
+    if "roundtrip" in what:
         gen_roundtrip(diffusers, commit)
 
 

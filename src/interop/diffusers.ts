@@ -9,12 +9,16 @@
  * value is range-checked before anything is allocated, weights must be finite, and every error is one line
  * naming the file and field.
  */
-import { existsSync, lstatSync, mkdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { join, relative, resolve, isAbsolute } from 'node:path';
 import { parseSafetensors, serializeSafetensors, type SafetensorsInput } from '../io/safetensors.js';
 import { writeFileAtomic } from '../io/png.js';
 import { UNet2DModel, parseUNet2DConfig, renameLegacyAttention, type UNet2DConfig } from '../nn/diffusersUNet.js';
-import { type DiffusersScheduler, parseDiffusersScheduler, parsePythonJson } from '../diffusion/diffusers.js';
+import { type DiffusersScheduler, diffusersSamplerConfig, parseDiffusersScheduler, parsePythonJson } from '../diffusion/diffusers.js';
+import { makeSchedule, runSampler } from '../diffusion/index.js';
+import { Generator, Tensor, concat, noGrad, randn, tensor } from '../tensor/index.js';
+import { loadModelFromCheckpoint } from '../train/index.js';
+import { ddpmSchedulerConfigFor, unet2DConfigFor, unet2DStateFor } from './toDiffusers.js';
 
 export const MODEL_INDEX = 'model_index.json';
 export const UNET_CONFIG = 'config.json';
@@ -160,4 +164,75 @@ export function saveDiffusersPipeline(dir: string, pipeline: string, unetConfig:
   writeFileAtomic(join(out, 'scheduler', SCHEDULER_CONFIG), new TextEncoder().encode(`${JSON.stringify(sched, null, 2)}\n`));
   const index = { _class_name: pipeline, _diffusers_version: version, scheduler: ['diffusers', scheduler._class_name], unet: ['diffusers', 'UNet2DModel'] };
   writeFileAtomic(join(out, MODEL_INDEX), new TextEncoder().encode(`${JSON.stringify(index, null, 2)}\n`));
+}
+
+// ---- sampling a diffusers pipeline in diffuse
+
+export interface DiffusersSampleOptions {
+  count: number;
+  /** Default: the pipeline's (DDPMPipeline 1000, DDIMPipeline 50). */
+  steps?: number;
+  seed: number;
+  /** Class per sample, for models with class embeddings (required there: UNet2DModel has no null class). */
+  classes?: number[];
+  /** DDIM's η (DDIMPipeline's eta). */
+  eta?: number;
+  /** Image side when the UNet's config has no sample_size. */
+  imageSize?: number;
+  batchSize?: number;
+  onStep?: (step: number, total: number) => void;
+}
+
+/** The default steps of a pipeline class's __call__. */
+export function pipelineDefaultSteps(className: string): number {
+  return className === 'DDIMPipeline' ? 50 : 1000;
+}
+
+/**
+ * Samples a pipeline as diffusers does: x_T ~ N(0, I) (diffuse's generator), then the scheduler's steps with its
+ * timesteps, σ's and conventions (see src/diffusion/diffusers.ts). Returns the samples, [count, C, H, W].
+ */
+export function sampleDiffusersPipeline(p: DiffusersPipeline, o: DiffusersSampleOptions): Tensor {
+  const unet = p.unet, c = unet.config, sched = p.scheduler;
+  const size = c.sample_size ?? o.imageSize ?? fail('the UNet config has no sample_size: give the image size');
+  const [h, w]: [number, number] = Array.isArray(size) ? size : [size, size];
+  const schedule = makeSchedule(sched.schedule);
+  const steps = o.steps ?? Math.min(pipelineDefaultSteps(p.className), schedule.T);
+  const sampler = diffusersSamplerConfig(sched, steps, { eta: o.eta, schedule });
+  const gen = new Generator(o.seed), bs = o.batchSize ?? 100, parts: Tensor[] = [];
+  const model = (x: Tensor, t: Tensor, cond?: Tensor) => unet.forward(x, t, cond);
+  const nc = c.num_class_embeds;
+  if (nc !== null && !o.classes) fail('the UNet has class embeddings: give a class per sample');
+  noGrad(() => {
+    for (let start = 0; start < o.count; start += bs) {
+      const n = Math.min(bs, o.count - start);
+      const noise = randn([n, c.in_channels, h, w], gen);
+      const cond = nc !== null ? tensor(Int32Array.from(o.classes!.slice(start, start + n)), [n], { dtype: 'int32' }) : undefined;
+      const run = runSampler(sampler, model, schedule, noise, {
+        prediction: sched.prediction, clip: sched.clip, learnedVariance: sched.learnedVariance, cond, gen,
+      });
+      for (;;) {
+        const r = run.next();
+        if (r.done) { parts.push(r.value); break; }
+        o.onStep?.(r.value.step, r.value.totalSteps);
+      }
+    }
+  });
+  return parts.length === 1 ? parts[0] : concat(parts, 0);
+}
+
+// ---- exporting a diffuse checkpoint
+
+/**
+ * Writes a diffuse training run as a diffusers DDPMPipeline folder (model_index.json, unet/, scheduler/) into
+ * `out`, which must not exist or be empty. The model must be expressible as a UNet2DModel (see toDiffusers.ts).
+ */
+export function exportCheckpointToDiffusers(checkpoint: string, out: string, weights: 'ema' | 'model' = 'ema'): { unet: UNet2DConfig; scheduler: Record<string, unknown> } {
+  const { model, config } = loadModelFromCheckpoint(checkpoint, weights);
+  const unetConfig = unet2DConfigFor(model.config);
+  const scheduler = ddpmSchedulerConfigFor(config.schedule, config.objective.prediction, config.objective.variance);
+  const dir = resolve(out);
+  if (existsSync(dir) && (!statSync(dir).isDirectory() || readdirSync(dir).length > 0)) fail(`${dir}: exists and is not an empty folder (nothing is overwritten)`);
+  saveDiffusersPipeline(dir, 'DDPMPipeline', unetConfig, unet2DStateFor(model), scheduler);
+  return { unet: unetConfig, scheduler };
 }
