@@ -3,7 +3,7 @@
  * table.
  */
 import { exportPytorch } from './pytorch.js';
-import { exportDiffusersFormat } from '../interop/exportFormats.js';
+import { exportDiffusersFormat, exportOnnxFormat } from '../interop/exportFormats.js';
 
 export { ExportError, exportPytorch } from './pytorch.js';
 
@@ -21,5 +21,9 @@ export const EXPORT_FORMATS: Record<string, ExportFormat> = {
   diffusers: {
     description: "a diffusers DDPMPipeline folder (UNet2DModel + DDPMScheduler) that diffusers' from_pretrained loads",
     run: exportDiffusersFormat,
+  },
+  onnx: {
+    description: 'the UNet forward graph as an ONNX file (opset 17, dynamic batch); --checkpoint may also be a diffusers folder',
+    run: exportOnnxFormat,
   },
 };
