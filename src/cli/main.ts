@@ -438,7 +438,7 @@ export function program(): Command {
     .addOption(new Option('--backend <name>', 'js, native or webgpu (default: native when built)'))
     .action(async (o) => train(o as TrainFlags));
   p.command('sample').description('Sample images from a checkpoint.')
-    .requiredOption('--checkpoint <path>', 'run folder (or its checkpoint.json)')
+    .requiredOption('--checkpoint <path>', 'run folder (or its checkpoint.json), or a diffusers pipeline or UNet2DModel folder')
     .option('--sampler <kind>', SAMPLER_KINDS.join(', '), 'dpmSolverPlusPlus')
     .option('--steps <n>', 'sampler steps', int('--steps', 1, TRAIN_LIMITS.samplerSteps))
     .option('--count <n>', 'number of samples', int('--count', 1, CLI_LIMITS.count), 64)
