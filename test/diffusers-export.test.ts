@@ -99,7 +99,7 @@ describe('diffuse export / sample with diffusers folders (CLI)', () => {
       const out = join(dir, 'pipe');
       const e = diffuse('export', '--checkpoint', join(dir, 'run'), '--format', 'diffusers', '--out', out);
       assert.equal(e.code, 0, e.err);
-      assert.match(e.out, /diffusers DDPMPipeline/);
+      assert.match(e.out, /diffuse export: diffusers, 4 files/);
       for (const f of ['model_index.json', 'unet/config.json', 'unet/diffusion_pytorch_model.safetensors', 'scheduler/scheduler_config.json']) assert.ok(existsSync(join(out, f)), f);
       const again = diffuse('export', '--checkpoint', join(dir, 'run'), '--format', 'diffusers', '--out', out);
       assert.equal(again.code, 1);
