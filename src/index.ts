@@ -7,6 +7,7 @@ export type { Backend, BackendName, Engine } from './backends/index.js';
 export * from './nn/index.js';
 export * from './train/index.js';
 export * from './diffusion/index.js';
+export * from './interop/index.js';
 export * from './data/index.js';
 export * from './io/safetensors.js';
 export * from './io/png.js';

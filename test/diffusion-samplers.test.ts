@@ -234,7 +234,9 @@ describe('sampler interface', () => {
     assert.throws(() => sample(ddim(gauss, schedule, randn([4, 2]), { spacing: 'even' as never })), oneLine(/^ddim: unknown timestep spacing "even"/));
     assert.throws(() => sample(ddim(gauss, schedule, randn([4, 2]), { eta: -1 })), oneLine(/^ddim: eta must be a finite number ≥ 0, got -1$/));
     assert.throws(() => sample(euler(gauss, schedule, randn([4, 2]), { sigmas: [10, 20, 0] })), oneLine(/^euler: sigmas must be finite, strictly decreasing/));
-    assert.throws(() => sample(dpmSolverPlusPlus(gauss, schedule, randn([4, 2]), { sigmas: [10, 1] })), oneLine(/strictly decreasing and positive before a final 0/));
+    assert.throws(() => sample(dpmSolverPlusPlus(gauss, schedule, randn([4, 2]), { sigmas: [10, 0, 0] })), oneLine(/strictly decreasing and positive \(the last may be 0\)/));
+    // A grid may end above 0 (diffusers' final_sigmas_type = sigma_min): the result is then x at that level, VP scale.
+    assert.equal(sample(dpmSolverPlusPlus(gauss, schedule, randn([4, 2]), { sigmas: [10, 1] })).shape.join(), '4,2');
     assert.throws(() => sample(ddim(gauss, schedule, randn([4, 2]), { cond: randn([3, 1]) })), oneLine(/^ddim: cond \[3, 1\] does not have the batch size 4 of the sample \[4, 2\]$/));
   });
 });

@@ -12,12 +12,14 @@ export function registerExportCommands(p: Command): void {
   p.command('export').description(`Export a run to another engine (${Object.keys(EXPORT_FORMATS).join(', ')}).`)
     .requiredOption('--checkpoint <path>', 'run folder (or its checkpoint.json)')
     .requiredOption('--format <name>', Object.entries(EXPORT_FORMATS).map(([k, f]) => `${k}: ${f.description}`).join('; '), format)
-    .requiredOption('--out <dir>', 'output folder (new or empty)')
+    .requiredOption('--out <path>', 'output folder (new or empty); for onnx a new file')
     .option('--no-data', 'leave out the training data (pytorch)')
-    .action((o: { checkpoint: string; format: string; out: string; data: boolean }, cmd: Command) => {
+    .option('--weights <which>', 'ema or model (diffusers, onnx)', 'ema')
+    .action((o: { checkpoint: string; format: string; out: string; data: boolean; weights: string }, cmd: Command) => {
       let written: string[];
       try {
-        written = EXPORT_FORMATS[o.format].run({ checkpoint: o.checkpoint, out: resolve(o.out), data: o.data });
+        if (o.weights !== 'ema' && o.weights !== 'model') throw new ExportError(`--weights must be ema or model, got '${o.weights}'`);
+        written = EXPORT_FORMATS[o.format].run({ checkpoint: o.checkpoint, out: resolve(o.out), data: o.data, weights: o.weights });
       } catch (e) {
         // What the user asked for cannot be done (usage, exit 2); anything else is a runtime error (exit 1).
         if (e instanceof ExportError) cmd.error(`diffuse: ${e.message}`, { exitCode: 2 });

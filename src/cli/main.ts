@@ -18,6 +18,7 @@ import { savePlot } from '../io/plot.js';
 import { readImage } from '../io/image.js';
 import { formatJudgeResult, frechetToHeldOut, judgeSamples, realDataReference } from '../eval/index.js';
 import { UNET_PRESETS, describeModel, unetPreset, type UNetPresetName } from '../nn/unet.js';
+import { isDiffusersFolder, sampleDiffusersFolder } from './diffusers.js';
 import {
   Generator, Tensor, availableBackends, concat, getBackend, narrow, randn, setBackend, toHost, useBackendAsync, type BackendName,
 } from '../index.js';
@@ -258,6 +259,7 @@ async function sample(f: SampleFlags): Promise<void> {
   if (existsSync(join(out, CHECKPOINT_JSON)) || (existsSync(out) && resolve(checkpointDir(f.checkpoint)) === out)) {
     throw new UsageError(`--out ${out} is a training run's folder; write samples elsewhere`);
   }
+  if (isDiffusersFolder(f.checkpoint)) return sampleDiffusersFolder(f, out, (m) => new UsageError(m));
   const { model, config, schedule } = loadModelFromCheckpoint(f.checkpoint, f.weights);
   const sampler = samplerConfig(f.sampler, f.steps, schedule.T);
   checkOutputSize(f.count, model.config.inChannels, model.config.imageSize);
@@ -437,7 +439,7 @@ export function program(): Command {
     .addOption(new Option('--backend <name>', 'js, native or webgpu (default: native when built)'))
     .action(async (o) => train(o as TrainFlags));
   p.command('sample').description('Sample images from a checkpoint.')
-    .requiredOption('--checkpoint <path>', 'run folder (or its checkpoint.json)')
+    .requiredOption('--checkpoint <path>', 'run folder (or its checkpoint.json), or a diffusers pipeline or UNet2DModel folder')
     .option('--sampler <kind>', SAMPLER_KINDS.join(', '), 'dpmSolverPlusPlus')
     .option('--steps <n>', 'sampler steps', int('--steps', 1, TRAIN_LIMITS.samplerSteps))
     .option('--count <n>', 'number of samples', int('--count', 1, CLI_LIMITS.count), 64)

@@ -39,3 +39,7 @@ export { denoiserFromModel, karrasSigmas, sigmaGrid } from './samplers/denoiser.
 export type { Denoiser, DenoiserOptions, SigmaSpacing, SigmaGridOptions, SigmaStep, SigmaSamplerHooks } from './samplers/denoiser.js';
 export { runSampler, SAMPLER_KINDS } from './samplers/index.js';
 export type { SamplerConfig, SamplerKind } from './samplers/index.js';
+export { parseDiffusersScheduler, diffusersGrid, diffusersSamplerConfig, parsePythonJson, DIFFUSERS_SCHEDULERS } from './diffusers.js';
+export type { DiffusersScheduler, DiffusersSchedulerClass, DiffusersGrid } from './diffusers.js';
+export { roundHalfEven } from './samplers/common.js';
+export type { MultistepOptions } from './samplers/dpmSolverPlusPlus.js';

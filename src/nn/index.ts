@@ -12,3 +12,8 @@ export {
 export type { UNetConfig, UNetPresetName, UNetInitOptions } from './unet.js';
 export { MLPDenoiser, mlpConfig } from './mlp.js';
 export type { MLPConfig } from './mlp.js';
+export {
+  UNet2DModel, UNET2D_DEFAULTS, parseUNet2DConfig, diffusersTimestepEmbedding, renameLegacyAttention, DIFFUSERS_DOWN_BLOCKS,
+  DIFFUSERS_UP_BLOCKS,
+} from './diffusersUNet.js';
+export type { UNet2DConfig } from './diffusersUNet.js';

@@ -142,7 +142,8 @@ export function inpaintBlend(x: Tensor, alphaBar: number, space: 'vp' | 've', r:
 /** The model's x̂_0 and ε̂ (and the raw variance channels) at VP state x, timestep t, level ᾱ. */
 export interface Prediction { x0: Tensor; eps: Tensor; v: Tensor | null }
 
-export function predict(fn: string, model: Model, x: Tensor, t: number, alphaBar: number, r: Resolved, learned = r.learnedVariance): Prediction {
+export function predict(fn: string, model: Model, x: Tensor, t: number, alphaBar: number, r: Resolved, learned = r.learnedVariance,
+  keepModelEps = false): Prediction {
   return noGrad(() => {
     const out = model(x, timeTensor(t, x.shape[0]), r.cond);
     const { pred, v } = splitModelOutput(fn, out, x, learned);
@@ -150,7 +151,7 @@ export function predict(fn: string, model: Model, x: Tensor, t: number, alphaBar
     let { x0, eps } = outputToX0Eps(pred, x, r.prediction, a, s, fn);
     if (r.clip) {
       x0 = applyX0Clip(x0, r.clip);
-      eps = epsFromX0(x, x0, a, s);
+      if (!keepModelEps) eps = epsFromX0(x, x0, a, s);
     }
     return { x0, eps, v };
   });
@@ -161,22 +162,55 @@ export function predict(fn: string, model: Model, x: Tensor, t: number, alphaBar
 export type Spacing = 'leading' | 'trailing' | 'linspace';
 export const SPACINGS: readonly Spacing[] = ['leading', 'trailing', 'linspace'];
 
+/** Rounds to the nearest integer, ties to even (numpy's round and rint, hence diffusers'). */
+export function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/** numpy.linspace(start, stop, num) as numpy computes it: i·((stop − start)/(num − 1)) + start, the last = stop. */
+export function npLinspace(start: number, stop: number, num: number): number[] {
+  if (num === 1) return [start];
+  const step = (stop - start) / (num - 1);
+  return Array.from({ length: num }, (_, i) => (i === num - 1 ? stop : i * step + start));
+}
+
+/** numpy.arange(start, stop, step) for a float step: length ⌈(stop − start)/step⌉, start + i·((start + step) − start). */
+export function npArange(start: number, stop: number, step: number): number[] {
+  const n = Math.max(0, Math.ceil((stop - start) / step)), delta = start + step - start;
+  return Array.from({ length: n }, (_, i) => start + i * delta);
+}
+
 /**
- * `steps` distinct timesteps of T, descending (diffusers' timestep_spacing; Lin et al. 2023, Table 2):
- *   leading   (T/N)·i               — the last step never reaches T−1 (the default of many pipelines)
- *   trailing  round(T − (T/N)·i) − 1 — starts at T−1 (what Lin et al. recommend)
+ * `steps` timesteps of T, descending, exactly as diffusers' DDPM/DDIM schedulers compute them (timestep_spacing;
+ * Lin et al. 2023, Table 2), numpy's half-to-even rounding included:
+ *   leading   i·⌊T/N⌋ + offset        — the last step never reaches T−1 (Stable Diffusion: offset 1, 981 … 1)
+ *   trailing  round(T − i·T/N) − 1   — starts at T−1 (what Lin et al. recommend)
  *   linspace  round(linspace(0, T−1, N))
+ * `offset` is diffusers' steps_offset (leading spacing only, as there).
  */
-export function spacedTimesteps(fn: string, T: number, steps: number, spacing: Spacing): number[] {
+export function spacedTimesteps(fn: string, T: number, steps: number, spacing: Spacing, offset = 0): number[] {
   if (!SPACINGS.includes(spacing)) fail(fn, `unknown timestep spacing ${JSON.stringify(spacing)} (expected ${SPACINGS.join(', ')})`);
   if (!Number.isInteger(steps) || steps < 1 || steps > T) rangeFail(fn, `steps must be an integer in [1, ${T}], got ${steps}`);
-  const out: number[] = [];
-  for (let i = 0; i < steps; i++) {
-    if (spacing === 'leading') out.push(i * Math.floor(T / steps));
-    else if (spacing === 'trailing') out.push(Math.round(T - (T / steps) * (steps - 1 - i)) - 1);
-    else out.push(steps === 1 ? T - 1 : Math.round((i * (T - 1)) / (steps - 1)));
+  if (!Number.isInteger(offset) || offset < 0 || (spacing === 'leading' && (steps - 1) * Math.floor(T / steps) + offset > T - 1)) {
+    rangeFail(fn, `steps offset ${offset} puts a timestep past ${T - 1}`);
   }
-  return out.reverse();
+  if (spacing === 'leading') return Array.from({ length: steps }, (_, i) => (steps - 1 - i) * Math.floor(T / steps) + offset);
+  // numpy's float arange overshoots for some N (61, 103, 121, … of T = 1000) and diffusers then lists a
+  // timestep −1 (ᾱ[−1] in PyTorch is the last ᾱ); diffuse leaves it out.
+  if (spacing === 'trailing') return npArange(T, 0, -T / steps).map((t) => roundHalfEven(t) - 1).filter((t) => t >= 0);
+  return npLinspace(0, T - 1, steps).map(roundHalfEven).reverse();
+}
+
+/** Checks an explicit list of model timesteps: strictly decreasing, within [0, T−1], integers unless `fractional`. */
+export function checkTimesteps(fn: string, T: number, ts: readonly number[], fractional = false): number[] {
+  if (!Array.isArray(ts) || ts.length < 1) fail(fn, 'timesteps must be a non-empty list');
+  ts.forEach((t, i) => {
+    if (typeof t !== 'number' || !(t >= 0 && t <= T - 1) || (!fractional && !Number.isInteger(t)) || (i > 0 && !(t < ts[i - 1]))) {
+      rangeFail(fn, `timesteps must be strictly decreasing ${fractional ? 'numbers' : 'integers'} in [0, ${T - 1}], got ${JSON.stringify(ts.slice(0, 8))}${ts.length > 8 ? '…' : ''}`);
+    }
+  });
+  return [...ts];
 }
 
 /** ᾱ at a timestep, or 1 (the data) for t < 0. */
@@ -192,9 +226,10 @@ export function sigmaVE(alphaBar: number): number {
  * The start shared by the discrete-time samplers (DDPM, DDIM, predictor–corrector): the spaced timesteps (cut
  * for image-to-image), ᾱ at step i (1 past the last step) and the initial x_T, blended for inpainting.
  */
-export function discreteStart(fn: string, schedule: NoiseSchedule, noise: Tensor, r: Resolved, steps: number, spacing: Spacing):
-  { ts: number[]; ab: (i: number) => number; x: Tensor } {
-  const all = spacedTimesteps(fn, schedule.T, steps, spacing);
+export function discreteStart(fn: string, schedule: NoiseSchedule, noise: Tensor, r: Resolved, steps: number, spacing: Spacing,
+  explicit?: { timesteps?: readonly number[]; offset?: number }): { ts: number[]; ab: (i: number) => number; x: Tensor } {
+  const all = explicit?.timesteps ? checkTimesteps(fn, schedule.T, explicit.timesteps)
+    : spacedTimesteps(fn, schedule.T, steps, spacing, explicit?.offset ?? 0);
   const ts = all.slice(img2imgStart(fn, all.length, r.init));
   const ab = (i: number) => (i < ts.length ? schedule.alphasCumprod[ts[i]] : 1);
   const x0 = r.init ? noiseTo(r.init.x0, ab(0), 'vp', randn(noise.shape, r.gen)) : noise;

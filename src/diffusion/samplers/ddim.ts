@@ -24,6 +24,22 @@ export interface DdimOptions extends SampleOptions {
   eta?: number;
   /** Which timesteps (default 'trailing': the first step is at T−1, where x_T ~ N(0, I) really lives). */
   spacing?: Spacing;
+  /** Added to leading-spacing timesteps (diffusers' steps_offset; Stable Diffusion's 1 gives 981 … 1). */
+  stepsOffset?: number;
+  /** Explicit model timesteps, strictly decreasing (instead of steps and spacing). */
+  timesteps?: number[];
+  /**
+   * Where each step lands: 'next' (default) the next listed timestep; 'stride' t − ⌊T/N⌋, as diffusers'
+   * DDIMScheduler does (the two differ when the spacing is not a multiple of ⌊T/N⌋, e.g. linspace or trailing).
+   */
+  prevTimestep?: 'next' | 'stride';
+  /** ᾱ after the last step (default 1, the data; diffusers' set_alpha_to_one = false uses ᾱ_0). */
+  finalAlphaCumprod?: number;
+  /**
+   * With `clip`: 'recompute' (default) derives ε from the clipped x̂_0 (GLIDE); 'model' keeps the model's own ε, as
+   * diffusers' DDIMScheduler does by default (use_clipped_model_output = false).
+   */
+  clipEps?: 'recompute' | 'model';
 }
 
 /** DDIM sampler from x_T = noise ~ N(0, I). */
@@ -32,16 +48,28 @@ export function* ddim(model: Model, schedule: NoiseSchedule, noise: Tensor, opts
   const r = resolveOptions(fn, noise, opts);
   const eta = opts.eta ?? 0;
   if (!(eta >= 0 && Number.isFinite(eta))) rangeFail(fn, `eta must be a finite number ≥ 0, got ${eta}`);
-  const start = discreteStart(fn, schedule, noise, r, opts.steps ?? Math.min(50, schedule.T), opts.spacing ?? 'trailing');
-  const { ts, ab } = start;
+  const start = discreteStart(fn, schedule, noise, r, opts.steps ?? Math.min(50, schedule.T), opts.spacing ?? 'trailing',
+    { timesteps: opts.timesteps, offset: opts.stepsOffset });
+  const { ts } = start;
+  const finalAb = opts.finalAlphaCumprod ?? 1;
+  if (!(finalAb > 0 && finalAb <= 1)) rangeFail(fn, `finalAlphaCumprod must be in (0, 1], got ${finalAb}`);
+  const prevMode = opts.prevTimestep ?? 'next', clipEps = opts.clipEps ?? 'recompute';
+  if (prevMode !== 'next' && prevMode !== 'stride') rangeFail(fn, `prevTimestep must be 'next' or 'stride', got ${JSON.stringify(prevMode)}`);
+  if (clipEps !== 'recompute' && clipEps !== 'model') rangeFail(fn, `clipEps must be 'recompute' or 'model', got ${JSON.stringify(clipEps)}`);
+  // The stride is ⌊T/N⌋ for the full run (image-to-image cuts the list, not the stride).
+  const stride = Math.floor(schedule.T / (opts.timesteps?.length ?? opts.steps ?? Math.min(50, schedule.T)));
+  const abOf = (t: number) => (t >= 0 ? schedule.alphasCumprod[t] : finalAb);
+  const ab = (i: number) => (i < ts.length ? schedule.alphasCumprod[ts[i]] : finalAb);
+  const abNext = (i: number) => (prevMode === 'stride' ? abOf(ts[i] - stride) : ab(i + 1));
   let x = start.x;
   for (let i = 0; i < ts.length; i++) {
-    const abT = ab(i), abPrev = ab(i + 1);
-    const p = predict(fn, model, x, ts[i], abT, r);
+    const abT = ab(i), abPrev = abNext(i);
+    const p = predict(fn, model, x, ts[i], abT, r, r.learnedVariance, clipEps === 'model');
     x = noGrad(() => {
       const sigma = eta * Math.sqrt((1 - abPrev) / (1 - abT)) * Math.sqrt(1 - abT / abPrev);
       let next = add(mul(p.x0, Math.sqrt(abPrev)), mul(p.eps, Math.sqrt(Math.max(1 - abPrev - sigma * sigma, 0))));
-      if (sigma > 0) next = add(next, mul(randn(x.shape, r.gen), sigma));
+      // Drawn whenever η > 0, even where σ is 0 (the last step), so the noise stream matches diffusers'.
+      if (eta > 0) next = add(next, mul(randn(x.shape, r.gen), sigma));
       return inpaintBlend(next, abPrev, 'vp', r);
     });
     yield { step: i + 1, totalSteps: ts.length, t: ts[i], sigma: sigmaVE(abT), xt: x, x0Pred: p.x0, nfe: i + 1 };

@@ -33,12 +33,14 @@ export function denoiserFromModel(model: Model, schedule: NoiseSchedule, opts: D
   });
 }
 
-export function denoiserFromResolved(fn: string, model: Model, schedule: NoiseSchedule, r: Resolved): Denoiser {
+/** `timeOf` maps σ to the model timestep (default: the schedule's log-σ interpolation, sigmaToT). */
+export function denoiserFromResolved(fn: string, model: Model, schedule: NoiseSchedule, r: Resolved,
+  timeOf: (sigma: number) => number = (s) => schedule.sigmaToT(s)): Denoiser {
   return (x: Tensor, sigma: number) => {
     if (!(sigma > 0 && Number.isFinite(sigma))) rangeFail(fn, `the denoiser needs a finite σ > 0, got ${sigma}`);
     const ab = 1 / (1 + sigma * sigma);
     const xt = noGrad(() => mul(x, Math.sqrt(ab)));
-    return predict(fn, model, xt, schedule.sigmaToT(sigma), ab, r).x0;
+    return predict(fn, model, xt, timeOf(sigma), ab, r).x0;
   };
 }
 
@@ -108,8 +110,8 @@ export function checkSigmas(fn: string, sigmas: readonly number[]): void {
   for (let i = 0; i < sigmas.length; i++) {
     const s = sigmas[i];
     const last = i === sigmas.length - 1;
-    if (!(s >= 0 && Number.isFinite(s)) || (i > 0 && !(s < sigmas[i - 1])) || (s === 0) !== last) {
-      rangeFail(fn, `sigmas must be finite, strictly decreasing and positive before a final 0, got ${JSON.stringify(sigmas.slice(0, 8))}${sigmas.length > 8 ? '…' : ''}`);
+    if (!(s >= 0 && Number.isFinite(s)) || (i > 0 && !(s < sigmas[i - 1])) || (s === 0 && !last)) {
+      rangeFail(fn, `sigmas must be finite, strictly decreasing and positive (the last may be 0), got ${JSON.stringify(sigmas.slice(0, 8))}${sigmas.length > 8 ? '…' : ''}`);
     }
   }
 }
@@ -117,8 +119,18 @@ export function checkSigmas(fn: string, sigmas: readonly number[]): void {
 export interface SigmaRunOptions extends SampleOptions, SigmaGridOptions {
   /** Number of noise levels (steps) before σ = 0. */
   steps?: number;
-  /** An explicit grid (descending, ending in 0) instead of steps/spacing. */
+  /** An explicit grid (descending; usually ending in 0, or in σ_min as diffusers' final_sigmas_type) instead of steps/spacing. */
   sigmas?: number[];
+  /**
+   * The model timestep of each level of `sigmas` (same order; the final level needs none) instead of the log-σ
+   * interpolation: e.g. diffusers' rounded timesteps on Karras σ's, or its fractional linspace timesteps.
+   */
+  timesteps?: number[];
+  /** x_T = noise · initNoiseSigma (default √(1 + σ_0²), the VE image of x_T ~ N(0, I); diffusers' Euler and Heun
+   *  use σ_0 for linspace and trailing spacing). */
+  initNoiseSigma?: number;
+  /** Scale of the returned sample when the last σ is not 0: 'vp' (default, as the events) or 've' (x_0 + σ n). */
+  outputScale?: 'vp' | 've';
 }
 
 /**
@@ -130,11 +142,25 @@ export function* runSigmaSampler(fn: string, sampler: SigmaSampler, model: Model
   const r = resolveOptions(fn, noise, opts);
   const all = opts.sigmas ?? sigmaGrid(schedule, opts.steps ?? defaultSteps, opts);
   checkSigmas(fn, all);
-  const sigmas = all.slice(img2imgStart(fn, all.length - 1, r.init));
+  const first = img2imgStart(fn, all.length - 1, r.init);
+  const sigmas = all.slice(first);
+  let timeOf: ((s: number) => number) | undefined;
+  if (opts.timesteps) {
+    const ts = opts.timesteps;
+    if (!opts.sigmas) fail(fn, 'timesteps need an explicit sigmas grid');
+    if (ts.length !== all.length - 1 && ts.length !== all.length) fail(fn, `${ts.length} timesteps for ${all.length - 1} noise levels`);
+    ts.forEach((t) => { if (!(t >= 0 && t <= schedule.T - 1)) rangeFail(fn, `timestep ${t} is out of range [0, ${schedule.T - 1}]`); });
+    const byLevel = new Map(all.slice(0, ts.length).map((s, i) => [s, ts[i]]));
+    timeOf = (s) => byLevel.get(s) ?? schedule.sigmaToT(s);
+  }
+  const initScale = opts.initNoiseSigma ?? Math.sqrt(1 + sigmas[0] ** 2);
+  if (!(initScale > 0 && Number.isFinite(initScale))) rangeFail(fn, `initNoiseSigma must be a finite number > 0, got ${initScale}`);
+  const outScale = opts.outputScale ?? 'vp';
+  if (outScale !== 'vp' && outScale !== 've') rangeFail(fn, `outputScale must be 'vp' or 've', got ${JSON.stringify(outScale)}`);
   const ab = (s: number) => 1 / (1 + s * s);
-  let x = r.init ? noiseTo(r.init.x0, ab(sigmas[0]), 've', randn(noise.shape, r.gen)) : noGrad(() => mul(noise, Math.sqrt(1 + sigmas[0] ** 2)));
+  let x = r.init ? noiseTo(r.init.x0, ab(sigmas[0]), 've', randn(noise.shape, r.gen)) : noGrad(() => mul(noise, initScale));
   x = noGrad(() => inpaintBlend(x, ab(sigmas[0]), 've', r));
-  const denoiser = denoiserFromResolved(fn, model, schedule, r);
+  const denoiser = denoiserFromResolved(fn, model, schedule, r, timeOf);
   const run = sampler(denoiser, x, sigmas, {
     gen: r.gen,
     afterStep: r.inpaint ? (y, s) => noGrad(() => inpaintBlend(y, ab(s), 've', r)) : undefined,
@@ -142,10 +168,13 @@ export function* runSigmaSampler(fn: string, sampler: SigmaSampler, model: Model
   const total = sigmas.length - 1;
   for (;;) {
     const it = run.next();
-    if (it.done) return it.value;
+    if (it.done) {
+      const last = sigmas[sigmas.length - 1];
+      return last === 0 || outScale === 've' ? it.value : noGrad(() => div(it.value, Math.sqrt(1 + last * last)));
+    }
     const e = it.value;
     yield {
-      step: e.i + 1, totalSteps: total, t: schedule.sigmaToT(e.sigma), sigma: e.sigma,
+      step: e.i + 1, totalSteps: total, t: timeOf ? timeOf(e.sigma) : schedule.sigmaToT(e.sigma), sigma: e.sigma,
       xt: noGrad(() => div(e.x, Math.sqrt(1 + e.sigmaNext ** 2))), x0Pred: e.denoised, nfe: e.nfe,
     };
   }

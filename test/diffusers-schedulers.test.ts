@@ -1,0 +1,163 @@
+/**
+ * diffusers scheduler configs run in diffuse as diffusers runs them.
+ *
+ * test/fixtures/diffusers/schedulers.json comes from diffusers' own schedulers (tools/gen_diffusers_fixtures.py,
+ * the commit in its `diffusersCommit`): for each config, the timesteps and σ's of set_timesteps, and the
+ * trajectory of the standard loop (x = noise · init_noise_sigma; scale_model_input; step) on an analytic model —
+ * the exact denoiser of a 2-D Gaussian under a closed-form ᾱ(t), computed in float64 on both sides. Stochastic
+ * steps replay the normal draws diffusers made, in order, so every step must draw exactly when diffusers does.
+ */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { Generator, Tensor, tensor } from '../src/tensor/index.js';
+import { type Model, makeSchedule, runSampler, sample, spacedTimesteps } from '../src/diffusion/index.js';
+import { diffusersGrid, diffusersSamplerConfig, parseDiffusersScheduler, parsePythonJson } from '../src/diffusion/diffusers.js';
+import { roundHalfEven } from '../src/diffusion/samplers/common.js';
+
+interface Case {
+  name: string; class: string; config: Record<string, unknown>; steps: number; pipeline: { eta?: number };
+  timesteps: number[]; sigmas: number[] | null; initNoiseSigma: number; noise: number[]; shape: number[];
+  drawn: number[][]; trajectory: number[][]; alphasCumprodTable: string;
+}
+interface Doc {
+  diffusersCommit: string;
+  model: { mu: number[]; std: number[]; learnedChannels: number[] };
+  cases: Case[];
+  alphasCumprod: Record<string, number[]>;
+  spacing: Record<string, { checksums: number[]; lengthNot_n: [number, number][] }>;
+}
+
+const FIX = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'diffusers', 'schedulers.json');
+const doc = parsePythonJson(readFileSync(FIX, "utf8"), FIX) as Doc;
+
+/** A Generator whose normal draws are the ones diffusers made, in order, one tensor at a time. */
+class ReplayGenerator extends Generator {
+  private next = 0;
+  constructor(private readonly draws: number[][]) { super(0); }
+  override fillNormal(out: Float32Array): Float32Array {
+    const d = this.draws[this.next++];
+    if (!d || d.length !== out.length) throw new Error(`ReplayGenerator: draw ${this.next} of ${this.draws.length} (size ${out.length}) was not made by diffusers`);
+    out.set(d);
+    return out;
+  }
+  get used(): number { return this.next; }
+}
+
+/** The fixture's analytic model (see tools/gen_diffusers_fixtures.py, analytic_model). */
+function analyticModel(prediction: string, learned: boolean): Model {
+  const { mu, std, learnedChannels } = doc.model;
+  return (x: Tensor, t: Tensor) => {
+    const [b, c] = x.shape, xd = x.data, td = t.data;
+    const out = new Float32Array(b * (learned ? 2 * c : c));
+    for (let i = 0; i < b; i++) {
+      const t1 = td[i] + 1;
+      const ab = Math.exp(-(1e-4 * t1 + 0.5 * (0.02 - 1e-4) * t1 * t1 / 1000));
+      const a = Math.sqrt(ab), s = Math.sqrt(1 - ab);
+      for (let j = 0; j < c; j++) {
+        const xs = xd[i * c + j];
+        const eps = s * (xs - a * mu[j]) / (ab * std[j] ** 2 + 1 - ab);
+        const x0 = (xs - s * eps) / a;
+        const o = prediction === 'epsilon' ? eps : prediction === 'sample' ? x0 : a * eps - s * x0;
+        out[i * (learned ? 2 * c : c) + j] = o;
+        if (learned) out[i * 2 * c + c + j] = learnedChannels[j];
+      }
+    }
+    return tensor(out, learned ? [b, 2 * c, 1, 1] : [b, c, 1, 1]);
+  };
+}
+
+describe(`diffusers schedulers (diffusers ${doc.diffusersCommit})`, () => {
+  test('timestep spacings equal diffusers for every step count 1…1000 (numpy rounds half to even)', () => {
+    for (const [key, ref] of Object.entries(doc.spacing)) {
+      const [cls, spacing] = key.split('/');
+      const sched = parseDiffusersScheduler({ _class_name: cls, timestep_spacing: spacing });
+      const lengths = new Map(ref.lengthNot_n);
+      ref.checksums.forEach((sum, i) => {
+        const n = i + 1;
+        const ts = diffusersGrid(sched, n).timesteps;
+        const sumOurs = ts.reduce((a, t, k) => a + (k + 1) * t, 0);
+        if (lengths.get(n) === n + 1 && spacing === 'trailing') {
+          // numpy's arange overshoot: diffusers appends a timestep −1, which diffuse leaves out.
+          assert.equal(ts.length, n, `${key} n=${n}: length`);
+          assert.equal(sumOurs - (n + 1), sum, `${key} n=${n}: timesteps (and diffusers' extra −1)`);
+        } else {
+          assert.equal(ts.length, lengths.get(n) ?? n, `${key} n=${n}: length`);
+          assert.equal(sumOurs, sum, `${key} n=${n}: timesteps`);
+        }
+        if (cls === 'DDIMScheduler') assert.deepEqual(spacedTimesteps('t', 1000, n, spacing as 'linspace'), ts, `spacedTimesteps ${spacing} n=${n}`);
+      });
+    }
+  });
+
+  test('roundHalfEven', () => {
+    assert.deepEqual([0.5, 1.5, 2.5, -0.5, -1.5, 937.5, 2.4999, 2.5001].map(roundHalfEven), [0, 2, 2, -0, -2, 938, 2, 3]);
+  });
+
+  for (const c of doc.cases) {
+    test(`${c.name}: timesteps, σ's and trajectory`, () => {
+      const sched = parseDiffusersScheduler(c.config);
+      // The config's schedule equals diffusers' float32 ᾱ table to float32 rounding (a product of up to 1000
+      // rounded factors); the steps below run on diffusers' own table, so that they are compared alone.
+      const ac = doc.alphasCumprod[c.alphasCumprodTable].map(Math.fround);
+      const ours = makeSchedule(sched.schedule).alphasCumprod;
+      ac.forEach((v, i) => assert.ok(Math.abs(ours[i] - v) <= 2e-5 * v + 1e-9, `ᾱ_${i}: ${ours[i]} vs diffusers ${v}`));
+      const schedule = makeSchedule({ kind: 'custom', betas: ac.map((v, i) => (i === 0 ? 1 - v : 1 - v / ac[i - 1])) });
+      const grid = diffusersGrid(sched, c.steps, schedule);
+      // Heun repeats every timestep but the first (one per model evaluation).
+      const refTs = c.class === 'HeunDiscreteScheduler' ? c.timesteps.filter((_, i) => i === 0 || i % 2 === 1) : c.timesteps;
+      assert.equal(grid.timesteps.length, refTs.length, 'number of timesteps');
+      const integer = refTs.every(Number.isInteger) && grid.timesteps.every(Number.isInteger);
+      grid.timesteps.forEach((t, i) => {
+        // Integer timesteps are exact; fractional ones are float32 in diffusers, from a float32 σ table.
+        if (integer) assert.equal(t, refTs[i], `timestep ${i}`);
+        else assert.ok(Math.abs(t - refTs[i]) <= 2e-4 * Math.max(1, Math.abs(refTs[i])), `timestep ${i}: ${t} vs ${refTs[i]}`);
+      });
+      if (c.sigmas) {
+        const refS = c.class === 'HeunDiscreteScheduler' ? c.sigmas.filter((_, i) => i === 0 || i % 2 === 1) : c.sigmas;
+        assert.equal(grid.sigmas!.length, refS.length, 'number of σ levels');
+        // diffusers' σ's are float32, computed from a float32 ᾱ table: equal to that rounding.
+        grid.sigmas!.forEach((s, i) => assert.ok(Math.abs(s - refS[i]) <= 2e-6 * Math.abs(refS[i]) + 1e-12, `σ ${i}: ${s} vs ${refS[i]}`));
+        assert.ok(Math.abs(grid.initNoiseSigma - c.initNoiseSigma) <= 2e-6 * c.initNoiseSigma, `init_noise_sigma ${grid.initNoiseSigma} vs ${c.initNoiseSigma}`);
+      }
+      const gen = new ReplayGenerator(c.drawn);
+      const config = diffusersSamplerConfig(sched, c.steps, { eta: c.pipeline.eta, schedule });
+      const model = analyticModel(c.config.prediction_type as string ?? 'epsilon', sched.learnedVariance);
+      const noise = tensor(Float32Array.from(c.noise), c.shape);
+      const xs: Float32Array[] = [];
+      const out = sample(runSampler(config, model, schedule, noise, {
+        prediction: sched.prediction, clip: sched.clip, learnedVariance: sched.learnedVariance, gen,
+      }), (e) => { xs.push(e.xt.data as Float32Array); });
+      assert.equal(gen.used, c.drawn.length, 'normal draws');
+      const ref = c.trajectory[c.trajectory.length - 1];
+      let err = 0;
+      out.data.forEach((v, i) => { err = Math.max(err, Math.abs(v - ref[i])); });
+      assert.ok(err <= 1e-5, `final sample differs from diffusers by ${err.toExponential(2)}`);
+      // The discrete samplers' steps are the scheduler's steps: compare every one.
+      if (c.class === 'DDPMScheduler' || c.class === 'DDIMScheduler') {
+        xs.forEach((x, k) => x.forEach((v, i) => assert.ok(Math.abs(v - c.trajectory[k][i]) <= 1e-5, `step ${k}`)));
+      }
+    });
+  }
+
+  test('config errors are one line naming the field', () => {
+    const bad: [Record<string, unknown>, RegExp][] = [
+      [{ _class_name: 'LMSDiscreteScheduler' }, /_class_name = "LMSDiscreteScheduler" is not supported/],
+      [{ _class_name: 'DDIMScheduler', foo: 1 }, /foo = 1 is not a field of DDIMScheduler/],
+      [{ _class_name: 'DPMSolverMultistepScheduler', algorithm_type: 'dpmsolver' }, /algorithm_type = "dpmsolver" is not supported/],
+      [{ _class_name: 'DPMSolverMultistepScheduler', solver_order: 4 }, /solver_order = 4 must be one of 1, 2, 3/],
+      [{ _class_name: 'DDPMScheduler', num_train_timesteps: -3 }, /num_train_timesteps = -3 must be/],
+      [{ _class_name: 'EulerDiscreteScheduler', rescale_betas_zero_snr: true }, /rescale_betas_zero_snr = true is not supported/],
+      [{ _class_name: 'DDPMScheduler', beta_schedule: 'laplace' }, /beta_schedule = "laplace" must be one of/],
+    ];
+    for (const [cfg, re] of bad) {
+      assert.throws(() => parseDiffusersScheduler(cfg, 'x/scheduler_config.json'), (e: Error) => re.test(e.message) && e.message.startsWith('x/scheduler_config.json: ') && !e.message.includes('\n'), JSON.stringify(cfg));
+    }
+    // Python's json writes -Infinity bare (DPM-Solver's lambda_min_clipped default).
+    const s = parseDiffusersScheduler(parsePythonJson('{"_class_name": "DPMSolverMultistepScheduler", "lambda_min_clipped": -Infinity, "_diffusers_version": "0.31.0"}', 'f'));
+    assert.equal(s.className, 'DPMSolverMultistepScheduler');
+  });
+});
