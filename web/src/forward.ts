@@ -55,7 +55,7 @@ export function setupForward(app: App): void {
     drawGray($<HTMLCanvasElement>('fw-x0'), x0.data, h, w);
     drawGray($<HTMLCanvasElement>('fw-xt'), xts, h, w);
     const ab = schedule.alphasCumprod[t];
-    $('fw-xt-cap').textContent = `x_t at t = ${t}: ᾱ = ${ab.toFixed(4)}, SNR = ${schedule.snr[t].toPrecision(3)}`;
+    $('fw-xt-cap').textContent = `xₜ at t = ${t}: ᾱ = ${ab.toFixed(4)}, SNR = ${schedule.snr[t].toPrecision(3)}`;
     drawPlot($<HTMLCanvasElement>('fw-plot'), [
       { label: 'ᾱ', color: '#2a6fdb', values: schedule.alphasCumprod, min: 0, max: 1 },
       { label: 'log SNR', color: '#e07b00', values: schedule.logSnr, min: -12, max: 10, format: (v) => v.toFixed(0) },

@@ -239,7 +239,7 @@ export function setupReverse(app: App): void {
     cell.width = cell.height = 72;
     let k = 0;
     const say = (line: string) => { $('rv-info').textContent = line; };
-    $('rv-xt-cap').textContent = 'x_t: the image being denoised';
+    $('rv-xt-cap').textContent = 'xₜ: the image being denoised';
     $('rv-x0-cap').textContent = 'x̂₀: the network\'s guess of the end result';
     try {
       const out = await runSampling(app, {
@@ -248,13 +248,13 @@ export function setupReverse(app: App): void {
           drawGrid($<HTMLCanvasElement>('rv-xT'), noise, n, H, W);
           drawGrid($<HTMLCanvasElement>('rv-xt'), noise, n, H, W);
           drawPlaceholder($<HTMLCanvasElement>('rv-x0'), 'after step 1');
-          $('rv-xt-cap').textContent = 'x_t at step 0: the starting noise';
+          $('rv-xt-cap').textContent = 'xₜ at step 0: the starting noise';
         },
         onStep: (xt, x0, info, step, total) => {
           drawGrid($<HTMLCanvasElement>('rv-xt'), xt, n, H, W);
           drawGrid($<HTMLCanvasElement>('rv-x0'), x0, n, H, W);
           say(info);
-          $('rv-xt-cap').textContent = `x_t after step ${step} of ${total}`;
+          $('rv-xt-cap').textContent = `xₜ after step ${step} of ${total}`;
           $('rv-x0-cap').textContent = `x̂₀: the network's guess at step ${step}`;
           // Up to 10 evenly spaced x̂_0 (first image) along the run.
           const slots = Math.min(10, total);
@@ -266,7 +266,7 @@ export function setupReverse(app: App): void {
         },
       }, ctl);
       say(endLine(out, app.backend));
-      if (out.state === 'done') $('rv-xt-cap').textContent = `x_0: the sample, after all ${out.totalSteps} steps`;
+      if (out.state === 'done') $('rv-xt-cap').textContent = `x₀: the sample, after all ${out.totalSteps} steps`;
       section.dataset.state = out.state;
     } catch (err) {
       section.dataset.state = 'error';

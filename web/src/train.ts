@@ -434,6 +434,8 @@ export function setupTrain(app: App): void {
       $<HTMLInputElement>('tr-steps').value = String(ck.config.trainer.steps);
       $<HTMLInputElement>('tr-lr').value = String(ck.config.trainer.lr);
       $<HTMLSelectElement>('tr-size').value = String(mc.imageSize);
+      const key = ck.config.model.preset === 'tiny' ? 'tiny' : Object.keys(MODELS).find((k) => MODELS[k].config.modelChannels === mc.modelChannels && !MODELS[k].preset);
+      if (key) $<HTMLSelectElement>('tr-model').value = key;
       showFieldError(input, '');
       showData(ds);
       drawLossCurve($<HTMLCanvasElement>('tr-loss'), rec.losses);

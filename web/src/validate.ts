@@ -60,12 +60,12 @@ export function samplerHint(kind: SamplerKind, steps: number): string {
   return '';
 }
 
-/** Guidance above this over-saturates the digits (strokes blow out, then a checkerboard). */
+/** Guidance above this is far outside the usual 1–5 (very large scales give a checkerboard). */
 export const GUIDANCE_EXTREME = 8;
 
 export function guidanceHint(guidance: number, classChosen: boolean): string {
   if (!classChosen) return '';
-  if (guidance > GUIDANCE_EXTREME) return `guidance ${guidance} is extreme: expect blown-out strokes or a checkerboard (1–5 is the useful range).`;
+  if (guidance > GUIDANCE_EXTREME) return `guidance ${guidance} is extreme (the usual range is 1–5): expect over-saturated, blown-out strokes.`;
   return '';
 }
 
