@@ -8,7 +8,7 @@
 import { unzipSync, zipSync, type Zippable } from 'fflate';
 import {
   Trainer, checkpointJsonBytes, encodeCheckpointFiles, normalizeScheduleConfig, parseSafetensors, sampleImagesAsync,
-  unetConfigFromJSON, unetPreset, type ImageDataset, type RunConfig, type StepInfo, type TrainerState, type UNetConfig,
+  unetPreset, validateRunConfig, validateTrainerState, type ImageDataset, type RunConfig, type StepInfo, type TrainerState, type UNetConfig,
 } from '../../src/index.js';
 import type { App, TrainRecord } from './common.js';
 import { $, fillSelect, readField, showFieldError } from './common.js';
@@ -133,7 +133,7 @@ async function readUploadedCheckpoint(files: Map<string, Uint8Array>): Promise<{
   const jsonPaths = [...files.keys()].filter((p) => p === 'checkpoint.json' || p.endsWith('/checkpoint.json'));
   if (jsonPaths.length !== 1) throw new Error(jsonPaths.length ? 'the upload holds several checkpoint.json files: upload one checkpoint' : 'no checkpoint.json in the upload');
   const dir = jsonPaths[0].slice(0, -'checkpoint.json'.length);
-  let json: { format?: unknown; version?: unknown; config?: RunConfig; state?: TrainerState; files?: Record<string, { file: string; bytes: number; sha256: string }> };
+  let json: { format?: unknown; version?: unknown; config?: unknown; state?: unknown; files?: Record<string, { file: string; bytes: number; sha256: string }> };
   try {
     json = JSON.parse(new TextDecoder().decode(files.get(jsonPaths[0]))) as typeof json;
   } catch (e) {
@@ -141,9 +141,10 @@ async function readUploadedCheckpoint(files: Map<string, Uint8Array>): Promise<{
   }
   if (json.format !== 'diffuse-checkpoint') throw new Error('checkpoint.json: not a diffuse checkpoint');
   if (json.version !== 1) throw new Error(`checkpoint.json: version ${String(json.version)} is not supported (expected 1)`);
-  if (!json.config || !json.state || !json.files) throw new Error('checkpoint.json: config, state or files missing');
-  if (json.config.model?.kind !== 'unet') throw new Error('checkpoint.json: not a UNet checkpoint');
-  json.config.model.config = unetConfigFromJSON(json.config.model.config);
+  if (!json.files || typeof json.files !== 'object') throw new Error('checkpoint.json: no weight files listed');
+  // The library's own checks, field by field, before anything is built from the JSON.
+  const config = validateRunConfig(json.config);
+  const state = validateTrainerState(json.state, config);
   const groups = {} as Groups;
   for (const role of CHECKPOINT_ROLES) {
     const rec = json.files[role];
@@ -165,7 +166,7 @@ async function readUploadedCheckpoint(files: Map<string, Uint8Array>): Promise<{
   const metrics = metricsBytes
     ? new TextDecoder().decode(metricsBytes).split('\n').filter(Boolean).map((l) => (JSON.parse(l) as StepInfo).loss).filter((v) => typeof v === 'number')
     : [];
-  return { config: json.config, state: json.state, groups, metrics };
+  return { config, state, groups, metrics };
 }
 
 export function setupTrain(app: App): void {
