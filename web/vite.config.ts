@@ -66,7 +66,9 @@ function nodeStubs(): Plugin {
       if (!id.startsWith(STUB)) return null;
       const what = id.slice(STUB.length);
       if (what === 'native') {
-        return "export function loadNativeBackend() { return { error: 'the native backend does not run in a browser' }; }";
+        // As the real loader answers when the addon is missing.
+        return "export function loadNativeBackend() { return { error: 'the native backend does not run in a browser' }; }\n" +
+          'export function nativeWatchSignals() { return null; }\nexport function nativeUnwatchSignals() {}';
       }
       const fail = (n: string) => `function () { throw new Error(${JSON.stringify(`${what}: ${n} is not available in the browser`)}); }`;
       const lines = [...(names.get(what) ?? [])].map((n) => `export const ${n} = ${fail(n)};`);
