@@ -114,6 +114,13 @@ async function controlReport(page: Page): Promise<{ id: string; w: number; h: nu
   });
 }
 
+/** Visible canvases narrower than min(100 px, their own width) or reaching past `width`: none should be. */
+async function squeezedPictures(page: Page, width: number): Promise<string[]> {
+  const pictures = await page.evaluate(() => [...document.querySelectorAll('canvas')].filter((c) => c.getClientRects().length)
+    .map((c) => { const r = c.getBoundingClientRect(); return { id: c.id, w: r.width, own: c.width, right: r.right + window.scrollX }; }));
+  return pictures.filter((p) => p.w < Math.min(100, p.own) || p.right > width + 0.5).map((p) => `${p.id} ${p.w.toFixed(0)} px`);
+}
+
 test('chromium is installed where CI runs', { skip: process.env.CI ? false : 'CI is not set' }, () => {
   assert.ok(haveChromium, `CI is set but there is no chromium at ${CHROMIUM}: run bash .ci/install-browser.sh`);
 });
@@ -242,6 +249,7 @@ describe('web explorer in headless chromium', { skip }, () => {
       assert.ok(glossary.replace(/\s+/g, ' ').includes(sym), `the glossary does not explain ${sym}`);
     }
     assert.ok(await page.locator('details.explain').count() >= 6, 'each panel has its explanation');
+    assert.deepEqual(await squeezedPictures(page, 1280), [], 'pictures squeezed or off the screen');
 
     const before = await runCount(page);
     const reject = async (field: string, value: string, run = '#rv-run', section = '#reverse') => {
@@ -324,6 +332,7 @@ describe('web explorer in headless chromium', { skip }, () => {
       assert.deepEqual(outside, [], `${where}: controls outside the viewport's width`);
       const covered = report.filter((c) => !c.hit).map((c) => c.id);
       assert.deepEqual(covered, [], `${where}: controls a tap does not reach`);
+      assert.deepEqual(await squeezedPictures(page, width), [], `${where}: pictures squeezed or off the screen`);
       t.diagnostic(`${where}: ${report.length} controls checked`);
     };
     await check('explore, 390 px', 390);
@@ -333,6 +342,9 @@ describe('web explorer in headless chromium', { skip }, () => {
     await page.tap('#rv-run');
     await page.waitForSelector('#reverse[data-state="done"]', { timeout: 60_000 });
     mkdirSync(OUT, { recursive: true });
+    // From the top, after a moment: a full-page capture taken while scrolled down showed stale text here.
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.waitForTimeout(300);
     await page.screenshot({ path: join(OUT, 'explorer-phone.png'), fullPage: true });
     await page.tap('#tab-train');
     await check('train, 390 px', 390);

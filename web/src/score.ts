@@ -100,7 +100,7 @@ export function setupScore(app: App): void {
     section.dataset.state = 'running';
     const kind = $<HTMLSelectElement>('sc-sampler').value as SamplerKind;
     const rec = record({ what: 'score', sampler: kind, steps, nfe: 0, msPerStep: [], stepEndedAt: [], backend: app.backend, state: 'running' });
-    const caption = (line: string) => { $('sc-cap').textContent = `${line}; arrows: σ_t s(x, t) = −ε̂; grey: data; blue: samples`; };
+    const caption = (line: string) => { $('sc-cap').textContent = `${line}; arrows: σₜ s(x, t) = −ε̂; grey: data; blue: samples`; };
     const stopped = (shown: number) => {
       rec.state = 'stopped';
       rec.stopPressedAt = ctl.pressedAt;
