@@ -253,12 +253,14 @@ export class Trainer {
    * encodeCheckpointFiles and checkpointJsonBytes.
    */
   async checkpointContents(elapsedSec: number): Promise<{ config: RunConfig; state: TrainerState; groups: Record<string, TensorGroup> }> {
-    let model: Map<string, { shape: readonly number[]; data: Float32Array }> = this.model.stateDict();
-    if (getBackend().device) {
+    const dev = !!getBackend().device;
+    let model: Map<string, { shape: readonly number[]; data: Float32Array }>;
+    if (dev) {
       model = new Map();
       for (const [name, p] of this.model.namedParameters()) model.set(name, { shape: [...p.shape], data: Float32Array.from(await p.read()) });
+    } else {
+      model = this.model.stateDict();
     }
-    const dev = !!getBackend().device;
     const parts = this.checkpointParts(elapsedSec, model, dev ? await this.optimizer.stateDictAsync() : this.optimizer.stateDict(),
       dev ? await this.ema.stateDictAsync() : this.ema.stateDict());
     return { config: this.config, ...parts };
