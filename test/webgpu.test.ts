@@ -141,6 +141,13 @@ describe('training [webgpu]', opts, () => {
     for (let i = 0; i < pg.length; i++) worst = Math.max(worst, normalizedMaxError(await pg[i][1].read(), pc[i][1].data));
     const [eg, ec] = [await gpu.ema.stateDictAsync(), ref.ema.stateDict()];
     for (const [k, v] of ec.tensors) worst = Math.max(worst, normalizedMaxError(eg.tensors.get(k)!.data, v.data));
+    // The checkpoint read back from the device (what saveCheckpointAsync and the explorer's download write)
+    // holds the same weights, and the same trainer state apart from the elapsed time.
+    const [ckGpu, ckCpu] = [await gpu.checkpointContents(0), await ref.checkpointContents(0)];
+    for (const role of ['model', 'ema', 'optimizer']) {
+      for (const [k, v] of ckCpu.groups[role]) worst = Math.max(worst, normalizedMaxError(ckGpu.groups[role].get(k)!.data as Float32Array, v.data as Float32Array));
+    }
+    assert.deepEqual({ ...ckGpu.state, lastLoss: 0 }, { ...ckCpu.state, lastLoss: 0 });
     t.diagnostic(`weights after ${steps} steps: max normalized difference ${worst.toExponential(2)}`);
     // Looser than the losses: AdamW divides by √v, so weights whose gradients are near zero move by amounts
     // that depend on the last bits of those gradients.

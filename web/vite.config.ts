@@ -6,7 +6,11 @@
  * but their imports must resolve: `nodeStubs` replaces the Node built-ins, pngjs, jpeg-js and the native
  * backend's loader by small modules whose functions throw "not available in the browser". The names each stub
  * exports are read from the imports in src/, so a new Node import there needs no change here.
+ *
+ * `serviceWorker` writes sw.js into the build: web/src/sw.js with the list of every file of the build (bundle
+ * and public/) and a version hashed from their contents, so the app and its models load offline.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -62,7 +66,9 @@ function nodeStubs(): Plugin {
       if (!id.startsWith(STUB)) return null;
       const what = id.slice(STUB.length);
       if (what === 'native') {
-        return "export function loadNativeBackend() { return { error: 'the native backend does not run in a browser' }; }";
+        // As the real loader answers when the addon is missing.
+        return "export function loadNativeBackend() { return { error: 'the native backend does not run in a browser' }; }\n" +
+          'export function nativeWatchSignals() { return null; }\nexport function nativeUnwatchSignals() {}';
       }
       const fail = (n: string) => `function () { throw new Error(${JSON.stringify(`${what}: ${n} is not available in the browser`)}); }`;
       const lines = [...(names.get(what) ?? [])].map((n) => `export const ${n} = ${fail(n)};`);
@@ -72,11 +78,45 @@ function nodeStubs(): Plugin {
   };
 }
 
+/** sw.js for the build: the worker of web/src/sw.js with every built and public file to precache. */
+function serviceWorker(): Plugin {
+  return {
+    name: 'diffuse-service-worker',
+    apply: 'build',
+    generateBundle(_options, bundle) {
+      const hash = createHash('sha256');
+      const files = ['./'];
+      for (const [name, item] of Object.entries(bundle).sort(([a], [b]) => a.localeCompare(b))) {
+        files.push(`./${name}`);
+        hash.update(name).update(item.type === 'chunk' ? item.code : item.source);
+      }
+      const pub = join(webRoot, 'public');
+      for (const file of filesUnder(pub).sort()) {
+        const rel = file.slice(pub.length + 1).split('\\').join('/');
+        files.push(`./${rel}`);
+        hash.update(rel).update(readFileSync(file));
+      }
+      const source = readFileSync(join(webRoot, 'src', 'sw.js'), 'utf8')
+        .replace('__FILES__', JSON.stringify(files))
+        .replace('__VERSION__', hash.digest('hex').slice(0, 16));
+      this.emitFile({ type: 'asset', fileName: 'sw.js', source });
+    },
+  };
+}
+
+/** Every file under a folder. */
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir).flatMap((f) => {
+    const p = join(dir, f);
+    return statSync(p).isDirectory() ? filesUnder(p) : [p];
+  });
+}
+
 export default defineConfig({
   root: webRoot,
   base: './',
   publicDir: join(webRoot, 'public'),
-  plugins: [nodeStubs()],
+  plugins: [nodeStubs(), serviceWorker()],
   build: {
     outDir: join(webRoot, 'dist'),
     emptyOutDir: true,

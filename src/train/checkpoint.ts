@@ -39,18 +39,35 @@ export class CheckpointError extends Error {
   override name = 'CheckpointError';
 }
 
+/**
+ * The bytes of a checkpoint's weight files, named as saveCheckpoint names them (no file system: the browser's
+ * trainer uses this too, then checkpointJsonBytes with the files' SHA-256).
+ */
+export function encodeCheckpointFiles(step: number, groups: Record<string, TensorGroup>, metadata: Record<string, string> = {},
+  dir = ''): { role: string; file: string; bytes: Uint8Array }[] {
+  return Object.entries(groups).map(([role, tensors]) => {
+    const file = `${role}-${String(step).padStart(8, '0')}.safetensors`;
+    return { role, file, bytes: serializeSafetensors(tensors, { format: 'pt', ...metadata }, { name: dir ? join(dir, file) : file }) };
+  });
+}
+
+/** checkpoint.json for encoded files and their SHA-256 (hex), as saveCheckpoint writes it. */
+export function checkpointJsonBytes<C, S>(config: C, state: S, files: { role: string; file: string; bytes: Uint8Array; sha256: string }[]):
+  { json: CheckpointJson<C, S>; bytes: Uint8Array } {
+  const records: Record<string, FileRecord> = {};
+  for (const f of files) records[f.role] = { file: f.file, bytes: f.bytes.length, sha256: f.sha256 };
+  const json: CheckpointJson<C, S> = { format: FORMAT, version: VERSION, config, state, files: records };
+  return { json, bytes: new TextEncoder().encode(JSON.stringify(json, null, 1)) };
+}
+
 /** Writes a checkpoint into `dir` (which must exist). `groups` maps a role (model, ema, optimizer) to tensors. */
 export function saveCheckpoint<C, S>(dir: string, step: number, config: C, state: S,
   groups: Record<string, TensorGroup>, metadata: Record<string, string> = {}): CheckpointJson<C, S> {
-  const files: Record<string, FileRecord> = {};
-  for (const [role, tensors] of Object.entries(groups)) {
-    const file = `${role}-${String(step).padStart(8, '0')}.safetensors`;
-    const bytes = serializeSafetensors(tensors, { format: 'pt', ...metadata }, { name: join(dir, file) });
-    writeFileAtomic(join(dir, file), bytes);
-    files[role] = { file, bytes: bytes.length, sha256: sha256(bytes) };
-  }
-  const json: CheckpointJson<C, S> = { format: FORMAT, version: VERSION, config, state, files };
-  writeFileAtomic(join(dir, CHECKPOINT_JSON), new TextEncoder().encode(JSON.stringify(json, null, 1)));
+  const encoded = encodeCheckpointFiles(step, groups, metadata, dir).map((f) => ({ ...f, sha256: sha256(f.bytes) }));
+  for (const f of encoded) writeFileAtomic(join(dir, f.file), f.bytes);
+  const { json, bytes } = checkpointJsonBytes(config, state, encoded);
+  const files = json.files;
+  writeFileAtomic(join(dir, CHECKPOINT_JSON), bytes);
   // Only now are the previous files unreferenced.
   const keep = new Set(Object.values(files).map((f) => f.file));
   for (const f of readdirSync(dir)) {

@@ -24,6 +24,7 @@ import {
 } from '../tensor/index.js';
 import {
   CHECKPOINT_JSON, CheckpointError, checkpointDir, loadCheckpointGroup, readCheckpointJson, saveCheckpoint, type CheckpointJson,
+  type TensorGroup,
 } from './checkpoint.js';
 import { validateRunConfig, validateTrainerState } from './run-config.js';
 import { EMA } from './ema.js';
@@ -201,6 +202,23 @@ export class Trainer {
     this.lastLoss = s.lastLoss;
   }
 
+  /**
+   * restore's twin for weight groups already read (the browser reads them from files the user gives it; its
+   * errors name tensors, not files). With `keepDataOrder` false the data order restarts (another data set).
+   */
+  restoreState(s: TrainerState, groups: Record<'model' | 'optimizer' | 'ema', Map<string, { shape: number[]; data: Float32Array }>>,
+    keepDataOrder = true): void {
+    this.model.loadStateDict(groups.model);
+    this.optimizer.loadStateDict({ hyper: s.optimizerHyper, steps: s.optimizerSteps, tensors: groups.optimizer });
+    this.ema.loadStateDict({ decay: this.config.trainer.emaDecay, warmup: true, numUpdates: s.emaUpdates, tensors: groups.ema });
+    this.trainGen.setState(s.trainGen);
+    this.model.dropoutGen.setState(s.dropoutGen);
+    if (keepDataOrder) this.data.setState(s.data);
+    this.step = s.step;
+    this.elapsedBefore = s.elapsedSec;
+    this.lastLoss = s.lastLoss;
+  }
+
   /** Writes the checkpoint for the current step (CPU backends; saveCheckpointAsync works on every backend). */
   saveCheckpoint(outDir: string, elapsedSec: number): void {
     this.writeCheckpoint(outDir, elapsedSec, this.model.stateDict(), this.optimizer.stateDict(), this.ema.stateDict());
@@ -209,23 +227,43 @@ export class Trainer {
   /** saveCheckpoint, reading the weights and optimizer state back from a device first. */
   async saveCheckpointAsync(outDir: string, elapsedSec: number): Promise<void> {
     if (!getBackend().device) { this.saveCheckpoint(outDir, elapsedSec); return; }
-    const model = new Map<string, { shape: readonly number[]; data: Float32Array }>();
-    for (const [name, p] of this.model.namedParameters()) model.set(name, { shape: [...p.shape], data: Float32Array.from(await p.read()) });
-    this.writeCheckpoint(outDir, elapsedSec, model, await this.optimizer.stateDictAsync(), await this.ema.stateDictAsync());
+    const { state, groups } = await this.checkpointContents(elapsedSec);
+    saveCheckpoint(outDir, this.step, this.config, state, groups);
   }
 
   private writeCheckpoint(outDir: string, elapsedSec: number, modelState: Map<string, { shape: readonly number[]; data: Float32Array }>,
     opt: ReturnType<AdamW['stateDict']>, ema: ReturnType<EMA['stateDict']>): void {
+    const { state, groups } = this.checkpointParts(elapsedSec, modelState, opt, ema);
+    saveCheckpoint(outDir, this.step, this.config, state, groups);
+  }
+
+  private checkpointParts(elapsedSec: number, modelState: Map<string, { shape: readonly number[]; data: Float32Array }>,
+    opt: ReturnType<AdamW['stateDict']>, ema: ReturnType<EMA['stateDict']>) {
     const state: TrainerState = {
       step: this.step, elapsedSec, trainGen: this.trainGen.getState(), dropoutGen: this.model.dropoutGen.getState(),
       data: this.data.getState(), emaUpdates: ema.numUpdates, optimizerSteps: opt.steps, optimizerHyper: opt.hyper,
       lastLoss: this.lastLoss,
     };
-    saveCheckpoint(outDir, this.step, this.config, state, {
-      model: groupFromEntries(modelState),
-      ema: groupFromEntries(ema.tensors),
-      optimizer: groupFromEntries(opt.tensors),
-    });
+    return { state, groups: { model: groupFromEntries(modelState), ema: groupFromEntries(ema.tensors), optimizer: groupFromEntries(opt.tensors) } };
+  }
+
+  /**
+   * What saveCheckpoint would write for the current step, in memory (no file system; read back from a device
+   * first): the trainer state and the model, EMA and optimizer tensors. The browser's trainer encodes it with
+   * encodeCheckpointFiles and checkpointJsonBytes.
+   */
+  async checkpointContents(elapsedSec: number): Promise<{ config: RunConfig; state: TrainerState; groups: Record<string, TensorGroup> }> {
+    const dev = !!getBackend().device;
+    let model: Map<string, { shape: readonly number[]; data: Float32Array }>;
+    if (dev) {
+      model = new Map();
+      for (const [name, p] of this.model.namedParameters()) model.set(name, { shape: [...p.shape], data: Float32Array.from(await p.read()) });
+    } else {
+      model = this.model.stateDict();
+    }
+    const parts = this.checkpointParts(elapsedSec, model, dev ? await this.optimizer.stateDictAsync() : this.optimizer.stateDict(),
+      dev ? await this.ema.stateDictAsync() : this.ema.stateDict());
+    return { config: this.config, ...parts };
   }
 
   /**

@@ -112,3 +112,82 @@ export function nextFrame(): Promise<void> {
     setTimeout(finish, 50);
   });
 }
+
+/** A dark canvas with a centred line of text: what will appear there, before anything has run. */
+export function drawPlaceholder(canvas: HTMLCanvasElement, text: string): void {
+  const ctx = canvas.getContext('2d')!;
+  ctx.fillStyle = '#22272e';
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  ctx.fillStyle = '#aab4c0';
+  ctx.font = `${Math.max(11, Math.round(canvas.width / 14))}px sans-serif`;
+  ctx.textAlign = 'center';
+  ctx.textBaseline = 'middle';
+  ctx.fillText(text, canvas.width / 2, canvas.height / 2, canvas.width - 8);
+  ctx.textBaseline = 'alphabetic';
+}
+
+/** A training-loss curve: every step's loss (grey) and an exponential moving average (blue), log y axis. */
+export function drawLossCurve(canvas: HTMLCanvasElement, losses: number[]): void {
+  const ctx = canvas.getContext('2d')!;
+  const W = canvas.width, H = canvas.height, L = 48, R = 10, T = 10, B = 26;
+  ctx.fillStyle = '#fff';
+  ctx.fillRect(0, 0, W, H);
+  ctx.strokeStyle = '#ccc';
+  ctx.strokeRect(L, T, W - L - R, H - T - B);
+  ctx.font = '11px sans-serif';
+  ctx.fillStyle = '#444';
+  if (losses.length === 0) {
+    ctx.textAlign = 'center';
+    ctx.fillText('the loss appears here while training', (L + W - R) / 2, H / 2);
+    return;
+  }
+  const finite = losses.filter((v) => v > 0 && Number.isFinite(v));
+  let lo = Math.log10(Math.min(...finite)), hi = Math.log10(Math.max(...finite));
+  if (hi - lo < 0.2) { lo -= 0.1; hi += 0.1; }
+  const n = losses.length;
+  const px = (i: number) => L + ((W - L - R) * i) / Math.max(n - 1, 1);
+  const py = (v: number) => T + (H - T - B) * (1 - (Math.log10(Math.max(v, 1e-12)) - lo) / (hi - lo));
+  const line = (vals: number[], color: string, width: number) => {
+    ctx.strokeStyle = color;
+    ctx.lineWidth = width;
+    ctx.beginPath();
+    vals.forEach((v, i) => (i ? ctx.lineTo(px(i), py(v)) : ctx.moveTo(px(i), py(v))));
+    ctx.stroke();
+  };
+  line(losses, '#bbb', 1);
+  const smooth: number[] = [];
+  let m = losses[0];
+  for (const v of losses) { m = 0.9 * m + 0.1 * v; smooth.push(m); }
+  line(smooth, '#2a6fdb', 2);
+  ctx.fillStyle = '#444';
+  ctx.textAlign = 'right';
+  ctx.fillText((10 ** hi).toPrecision(2), L - 4, T + 9);
+  ctx.fillText((10 ** lo).toPrecision(2), L - 4, H - B);
+  ctx.textAlign = 'center';
+  ctx.fillText('step 1', px(0) + 14, H - 8);
+  ctx.fillText(`step ${n}`, px(n - 1) - 20, H - 8);
+}
+
+/** Draws a batch [B, C, H, W] of values in [−1, 1] (C = 1: gray, C = 3: RGB) as a square grid. */
+export function drawImages(canvas: HTMLCanvasElement, values: ArrayLike<number>, b: number, c: number, h: number, w: number): void {
+  const cols = Math.ceil(Math.sqrt(b)), rows = Math.ceil(b / cols);
+  const ctx = canvas.getContext('2d')!;
+  ctx.fillStyle = '#000';
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  const cell = document.createElement('canvas');
+  cell.width = w;
+  cell.height = h;
+  const cctx = cell.getContext('2d')!;
+  const cw = canvas.width / cols, ch = canvas.height / rows, P = h * w;
+  const byte = (v: number) => { const x = Math.round((v + 1) * 127.5); return x < 0 ? 0 : x > 255 ? 255 : x; };
+  ctx.imageSmoothingEnabled = false;
+  for (let i = 0; i < b; i++) {
+    const img = new ImageData(w, h);
+    for (let p = 0; p < P; p++) {
+      for (let k = 0; k < 3; k++) img.data[4 * p + k] = byte(values[(i * c + (c === 3 ? k : 0)) * P + p]);
+      img.data[4 * p + 3] = 255;
+    }
+    cctx.putImageData(img, 0, 0);
+    ctx.drawImage(cell, (i % cols) * cw, Math.floor(i / cols) * ch, cw - (cols > 1 ? 2 : 0), ch - (rows > 1 ? 2 : 0));
+  }
+}

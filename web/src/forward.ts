@@ -1,7 +1,8 @@
 /** The forward process view: a digit, a schedule, x_t at a slider's t, the ᾱ / log-SNR curves, a strip of x_t. */
 import { Generator, fromUint8, makeSchedule, qSample, randn, tensor, type ScheduleConfig, type Tensor } from '../../src/index.js';
 import type { App } from './common.js';
-import { $, fillSelect, num } from './common.js';
+import { $, fillSelect, readField, sliderValue } from './common.js';
+import { SEED, digitRule } from './validate.js';
 import { drawGray, drawPlot } from './draw.js';
 
 const SCHEDULES: [string, string, ScheduleConfig][] = [
@@ -25,23 +26,24 @@ export function setupForward(app: App): void {
   const { n, height: h, width: w, labels } = app.digits;
   const sel = $<HTMLSelectElement>('fw-schedule'), slider = $<HTMLInputElement>('fw-t'), index = $<HTMLInputElement>('fw-index');
   fillSelect(sel, SCHEDULES.map(([v, l]) => [v, l]), 'linear');
-  index.max = String(n - 1);
 
   let latest = 0;
   const draw = async () => {
+    // An invalid digit index or seed is shown under its field; the pictures keep the last valid values.
+    const i = readField('fw-index', digitRule(n)), seed = readField('fw-seed', SEED);
+    if (i === null || seed === null) return;
     const ticket = ++latest;
-    const i = Math.min(Math.max(Math.round(num('fw-index', 0)), 0), n - 1);
     if (i !== app.digitIndex) {
       app.digitIndex = i;
       app.onDigitChange.forEach((f) => f());
     }
     const cfg = SCHEDULES.find(([v]) => v === sel.value)![2];
     const schedule = makeSchedule(cfg);
-    const t = Math.round(num('fw-t', 0));
+    const t = sliderValue('fw-t');
     $('fw-t-out').textContent = String(t);
     $('fw-label').textContent = `label ${labels[i]} (test digit ${i + 1} of ${n})`;
     const x0 = digitTensor(app, i);
-    const noise = randn(x0.shape, new Generator(Math.round(num('fw-seed', 0))));
+    const noise = randn(x0.shape, new Generator(seed));
     // x_t at the slider's t and at the strip's t's in one batch (one read from a device backend).
     const ts = [t, ...STRIP_T], k = ts.length;
     const x0s = tensor(new Float32Array(k * h * w).map((_, j) => x0.data[j % (h * w)] as number), [k, 1, h, w]);
@@ -53,7 +55,7 @@ export function setupForward(app: App): void {
     drawGray($<HTMLCanvasElement>('fw-x0'), x0.data, h, w);
     drawGray($<HTMLCanvasElement>('fw-xt'), xts, h, w);
     const ab = schedule.alphasCumprod[t];
-    $('fw-xt-cap').textContent = `x_t at t = ${t}: ᾱ = ${ab.toFixed(4)}, SNR = ${schedule.snr[t].toPrecision(3)}`;
+    $('fw-xt-cap').textContent = `xₜ at t = ${t}: ᾱ = ${ab.toFixed(4)}, SNR = ${schedule.snr[t].toPrecision(3)}`;
     drawPlot($<HTMLCanvasElement>('fw-plot'), [
       { label: 'ᾱ', color: '#2a6fdb', values: schedule.alphasCumprod, min: 0, max: 1 },
       { label: 'log SNR', color: '#e07b00', values: schedule.logSnr, min: -12, max: 10, format: (v) => v.toFixed(0) },

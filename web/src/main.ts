@@ -1,6 +1,8 @@
+/// <reference types="vite/client" />
 /**
  * The diffusion explorer: loads the shipped models (all from this page's origin), picks the backend, and sets
- * up the four views. `?backend=js` forces the TypeScript backend.
+ * up the views (Explore: four panels; Train). `?backend=js` forces the TypeScript backend. In a built app a
+ * service worker caches every file, so the page also loads offline.
  */
 import { initWebGPU, setBackend, type MLPDenoiser } from '../../src/index.js';
 import { loadDigits, loadWebMLP, loadWebUNet, type LoadedModel } from './assets.js';
@@ -8,6 +10,7 @@ import { $, type App } from './common.js';
 import { setupForward } from './forward.js';
 import { setBusy, setupReverse } from './reverse.js';
 import { setupScore } from './score.js';
+import { setupTrain } from './train.js';
 
 const DATA = './data/';
 
@@ -48,8 +51,36 @@ async function chooseBackend(): Promise<{ name: string; note: string }> {
   return { name: 'js', note };
 }
 
+/** Explore / Train tabs; the address's #train opens the Train view. */
+function setupTabs(): void {
+  const show = (train: boolean) => {
+    $('view-explore').hidden = train;
+    $('view-train').hidden = !train;
+    $('tab-explore').setAttribute('aria-pressed', String(!train));
+    $('tab-train').setAttribute('aria-pressed', String(train));
+  };
+  $('tab-explore').addEventListener('click', () => { history.replaceState(null, '', location.pathname + location.search); show(false); });
+  $('tab-train').addEventListener('click', () => { history.replaceState(null, '', `${location.pathname}${location.search}#train`); show(true); });
+  show(location.hash === '#train');
+}
+
+/** The service worker (built app only: the dev server has none) caches the app and its files for offline use. */
+function registerServiceWorker(): void {
+  if (!import.meta.env.PROD || !('serviceWorker' in navigator)) return;
+  navigator.serviceWorker.register('./sw.js').then(() => navigator.serviceWorker.ready).then(() => {
+    window.explorer!.offlineReady = true;
+    $('offline').hidden = false;
+  }).catch((e: unknown) => {
+    $('offline').hidden = false;
+    $('offline').textContent = 'offline use unavailable';
+    $('offline').title = String(e);
+  });
+}
+
 async function main(): Promise<void> {
   window.explorer = { backend: '', runs: [], ready: false };
+  setupTabs();
+  registerServiceWorker();
   const status = $('status');
   const { name: backend, note } = await chooseBackend();
   window.explorer.backend = backend;
@@ -88,6 +119,7 @@ async function main(): Promise<void> {
   setupForward(app);
   setupReverse(app);
   setupScore(app);
+  setupTrain(app);
   setBusy(false);
   status.textContent = `${note}MNIST UNet: ${(p / 1e6).toFixed(2)} M parameters (${unet.json.weights.dtype} weights, step ` +
     `${unet.json.source.step ?? '?'} of ${unet.json.source.from}); ${app.digits.n} test digits`;

@@ -1,16 +1,17 @@
 /**
  * The score view: a 2-D toy model (an MLP noise predictor) whose score s(x, t) = −ε̂(x, t)/σ_t is drawn as a
  * field of arrows; the slider's t shows q(x_t) samples, and Run moves samples from noise to data with a
- * sampler, the field redrawn at each step's t.
+ * sampler, the field redrawn at each step's t. Stop takes effect at once, as in the reverse view.
  */
 import {
   Generator, RollingScope, noGrad, qSample, randn, runSampler, sampleToy2d, scope, tensor,
   type MLPDenoiser, type NoiseSchedule, type SamplerKind, type Tensor, type Toy2dName,
 } from '../../src/index.js';
 import type { App } from './common.js';
-import { $, fillSelect, mean, num, record } from './common.js';
+import { $, STOPPED, fillSelect, mean, readField, record, sliderValue } from './common.js';
 import { drawArrow, nextFrame, view2d } from './draw.js';
-import { isBusy, setBusy, takeStop } from './reverse.js';
+import { firstStepNote, isBusy, markWarm, setBusy, startControl } from './reverse.js';
+import { SCORE_STEPS } from './validate.js';
 
 export const TOY_SETS: Toy2dName[] = ['swissroll', 'moons', '8gaussians'];
 const R = 3.2, GRID = 21, N_SAMPLES = 600;
@@ -77,7 +78,7 @@ export function setupScore(app: App): void {
   const idle = async () => {
     if (isBusy()) return;
     const { model, schedule } = await current();
-    const t = Math.round(num('sc-t', 500));
+    const t = sliderValue('sc-t');
     $('sc-t-out').textContent = String(t);
     const x0 = tensor(sampleToy2d(section.dataset.data as Toy2dName, N_SAMPLES, new Generator(2)), [N_SAMPLES, 2]);
     await draw(model, schedule, t, qSample(schedule, x0, t, undefined, new Generator(3)));
@@ -85,44 +86,70 @@ export function setupScore(app: App): void {
   $('sc-t').addEventListener('input', () => void idle());
   $('sc-data').addEventListener('input', () => { data = new Float32Array(0); void idle(); });
 
+  $('sc-steps').addEventListener('input', () => readField('sc-steps', SCORE_STEPS));
   $('sc-run').addEventListener('click', async () => {
     if (isBusy()) return;
-    setBusy(true);
-    takeStop();
+    const steps = readField('sc-steps', SCORE_STEPS);
+    if (steps === null) {
+      section.dataset.state = 'invalid';
+      $('sc-cap').textContent = 'not run: fix the steps field';
+      return;
+    }
+    setBusy('sample');
+    const ctl = startControl();
     section.dataset.state = 'running';
     const kind = $<HTMLSelectElement>('sc-sampler').value as SamplerKind;
-    const steps = Math.max(2, Math.round(num('sc-steps', 60)));
-    const rec = record({ what: 'score', sampler: kind, steps, nfe: 0, msPerStep: [], backend: app.backend, state: 'running' });
+    const rec = record({ what: 'score', sampler: kind, steps, nfe: 0, msPerStep: [], stepEndedAt: [], backend: app.backend, state: 'running' });
+    const caption = (line: string) => { $('sc-cap').textContent = `${line}; arrows: σₜ s(x, t) = −ε̂; grey: data; blue: samples`; };
+    const stopped = (shown: number) => {
+      rec.state = 'stopped';
+      rec.stopPressedAt = ctl.pressedAt;
+      rec.stoppedAt = performance.now();
+      caption(`stopped at step ${shown} of ${steps}: the samples are step ${shown}'s`);
+    };
     try {
       const { model, schedule, json } = await current();
+      const note = firstStepNote(app, 'mlp');
+      caption(note || `starting ${steps} steps`);
       const gen = new Generator(4);
       const noise = randn([N_SAMPLES, 2], gen);
       await draw(model, schedule, schedule.T - 1, noise);
+      if (note) caption(note);
       await nextFrame();
       const run = runSampler({ kind, steps }, (x, t) => model.forward(x, t), schedule, noise, { prediction: json.prediction, gen });
       const rolling = new RollingScope(2);
       for (;;) {
+        if (ctl.requested) {
+          run.return(noise);
+          rolling.finish(null);
+          stopped(rec.msPerStep.length);
+          break;
+        }
         const t0 = performance.now();
         const r = rolling.step(() => noGrad(() => run.next()));
         if (r.done) {
           rolling.finish(null);
           break;
         }
-        await r.value.xt.read();
-        rec.msPerStep.push(performance.now() - t0);
-        rec.nfe = r.value.nfe;
-        await draw(model, schedule, Math.max(0, r.value.t), r.value.xt);
-        $('sc-cap').textContent = `step ${r.value.step}/${r.value.totalSteps}, ${mean(rec.msPerStep).toFixed(1)} ms/step [${app.backend}]; ` +
-          'arrows: σ_t s(x, t) = −ε̂; grey: data; blue: samples';
-        await nextFrame();
-        if (takeStop()) {
+        const reading = r.value.xt.read();
+        if (await Promise.race([reading, ctl.stopped]) === STOPPED) {
           run.return(r.value.x0Pred);
-          rolling.finish(null);
-          rec.state = 'stopped';
+          void reading.finally(() => rolling.finish(null)).catch(() => {});
+          stopped(rec.msPerStep.length);
           break;
         }
+        markWarm('mlp');
+        rec.msPerStep.push(performance.now() - t0);
+        rec.stepEndedAt.push(performance.now());
+        rec.nfe = r.value.nfe;
+        await draw(model, schedule, Math.max(0, r.value.t), r.value.xt);
+        caption(`step ${r.value.step}/${r.value.totalSteps}, ${mean(rec.msPerStep).toFixed(1)} ms/step [${app.backend}]`);
+        await nextFrame();
       }
-      if (rec.state === 'running') rec.state = 'done';
+      if (rec.state === 'running') {
+        rec.state = 'done';
+        caption(`done: ${steps} steps of ${kind} in ${(rec.msPerStep.reduce((a, b) => a + b, 0) / 1000).toFixed(1)} s [${app.backend}]`);
+      }
       section.dataset.state = rec.state;
     } catch (err) {
       rec.state = 'error';
