@@ -1,16 +1,20 @@
 {
   # Builds native/src/*.cc into build/Release/diffuse_native.node (plain N-API, no node-addon-api).
   # Portable flags only: no -march, no -ffast-math (kernels must keep IEEE behaviour for parity with
-  # the js backend). Hot loops carry their own target attributes / target_clones and dispatch at run time.
+  # the js backend). Hot loops carry their own target attributes / target_clones and dispatch at run time
+  # (native/src/cpu.cc), so one build runs on any CPU of its architecture. No system library: the GEMM is
+  # our own (native/src/gemm.cc, sgemm_kernels.cc); a C++17 compiler, make and Python 3 (node-gyp) suffice.
   "targets": [
     {
       "target_name": "diffuse_native",
       "sources": [
         "native/src/addon.cc",
+        "native/src/cpu.cc",
         "native/src/pool.cc",
         "native/src/elementwise.cc",
         "native/src/norm.cc",
         "native/src/gemm.cc",
+        "native/src/sgemm_kernels.cc",
         "native/src/conv.cc",
         "native/src/conv_direct.cc",
         "native/src/signals.cc"
@@ -21,8 +25,6 @@
       "cflags_cc": ["-std=c++17", "-O3", "-fno-math-errno", "-fopenmp-simd", "-Wall", "-Wno-unused-function"],
       "conditions": [
         ["OS=='mac'", {
-          "defines": ["DIFFUSE_ACCELERATE", "ACCELERATE_NEW_LAPACK"],
-          "libraries": ["-framework Accelerate"],
           "xcode_settings": {
             "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
             "GCC_OPTIMIZATION_LEVEL": "3",
@@ -32,12 +34,8 @@
           }
         }],
         ["OS=='linux'", {
-          "include_dirs": ["/usr/include/openblas"],
-          "libraries": ["-lopenblas", "-lpthread"],
+          "libraries": ["-lpthread"],
           "ldflags": ["-Wl,-z,now"]
-        }],
-        ["OS!='mac' and OS!='linux'", {
-          "libraries": ["-lopenblas"]
         }]
       ]
     }

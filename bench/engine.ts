@@ -5,6 +5,8 @@
  * noise hits both; we report medians, the ratio ours / PyTorch (< 1 means faster) and GFLOP/s.
  * The peer gets its fair setting: OPENBLAS_NUM_THREADS=1 so torch uses its own pool only.
  * Everything runs twice: with OPENBLAS_CORETYPE unset (as on a user's machine) and as the environment has it.
+ * The sgemm peer "OpenBLAS called directly" (bench/sgemm_openblas.c) needs libopenblas-dev — for this benchmark
+ * only: the addon has its own GEMM and links no BLAS.
  *
  * Usage: npx tsx bench/engine.ts [--threads 2] [--reps 10] [--rounds 3] [--python /usr/bin/python3]
  */
@@ -52,7 +54,12 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Record<string
 function compileOpenblasBaseline(): string {
   const dir = mkdtempSync(join(tmpdir(), 'diffuse-bench-'));
   const exe = join(dir, 'sgemm_openblas');
-  execFileSync('cc', ['-O2', '-o', exe, 'bench/sgemm_openblas.c', '-I/usr/include/x86_64-linux-gnu', '-lopenblas']);
+  try {
+    execFileSync('cc', ['-O2', '-o', exe, 'bench/sgemm_openblas.c', '-I/usr/include/x86_64-linux-gnu', '-I/usr/include/openblas', '-lopenblas'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  } catch (e) {
+    console.error(`bench/engine.ts: cannot build the OpenBLAS peer (bench/sgemm_openblas.c): ${(e as Error).message.split('\n')[0]}\n(Debian/Ubuntu: apt-get install libopenblas-dev)`);
+    process.exit(1);
+  }
   return exe;
 }
 
@@ -87,7 +94,8 @@ function report(title: string, m: ReturnType<typeof measure>) {
 }
 
 console.log(`# diffuse engine benchmark — ${threads} threads, ${rounds} rounds × ${reps} reps, medians`);
-console.log(`CPU: ${execFileSync('sh', ['-c', "lscpu | sed -n 's/^Model name: *//p'"], { encoding: 'utf8' }).trim()}, ${execFileSync('nproc', { encoding: 'utf8' }).trim()} cores; PyTorch ${execFileSync(opt.python!, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' }).trim()}`);
+const ourGemm = execFileSync(process.execPath, ['--import', 'tsx', '-e', "import('./src/backends/native/index.ts').then((m) => console.log(m.nativeInfo().gemm))"], { encoding: 'utf8' }).trim();
+console.log(`CPU: ${execFileSync('sh', ['-c', "lscpu | sed -n 's/^Model name: *//p'"], { encoding: 'utf8' }).trim()}, ${execFileSync('nproc', { encoding: 'utf8' }).trim()} cores; ours: ${ourGemm}; PyTorch ${execFileSync(opt.python!, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' }).trim()}`);
 report('OPENBLAS_CORETYPE unset (as on a user\'s machine)', measure(undefined));
 const envCore = process.env.OPENBLAS_CORETYPE;
 report(`OPENBLAS_CORETYPE as the environment sets it (${envCore ?? 'unset here'}; forced to Haswell when unset)`, measure(envCore ?? 'Haswell'));

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import type { Backend, BinaryOp, Conv2dGeometry, F32, UnaryOp } from '../src/backends/backend.js';
 import { jsBackend } from '../src/backends/js/index.js';
 import { Worker } from 'node:worker_threads';
+import { execFileSync } from 'node:child_process';
 import { loadNativeBackend, nativeAddon, nativeAddonPath, type NativeAddon } from '../src/backends/native/index.js';
 
 const loaded = loadNativeBackend();
@@ -224,30 +225,35 @@ test('stridedCopy: permute, slice, pad, accumulate with repeats', { skip }, () =
 
 // ------------------------------------------------------------------ matmul
 
-test('matmul: transposes, batch broadcast, large k, thread split', { skip }, () => {
-  const cases: [number, number, number, number, number, number][] = [
-    // batch, m, n, k, aBatchStride(-1: m·k, 0: broadcast), bBatchStride
-    [1, 3, 4, 5, -1, -1],
-    [4, 17, 9, 33, -1, -1],
-    [3, 8, 8, 8, 0, -1],
-    [3, 8, 8, 8, -1, 0],
-    [1, 150, 130, 700, -1, -1],
-    [1, 256, 256, 256, -1, -1],
-    [5, 64, 48, 40, -1, -1],
-    [2, 1, 1, 1, -1, -1],
-  ];
-  for (const [batch, m, n, k, sa0, sb0] of cases) {
+const MATMUL_CASES: [number, number, number, number, number, number][] = [
+  // batch, m, n, k, aBatchStride(-1: m·k, 0: broadcast), bBatchStride
+  [1, 3, 4, 5, -1, -1],
+  [4, 17, 9, 33, -1, -1],
+  [3, 8, 8, 8, 0, -1],
+  [3, 8, 8, 8, -1, 0],
+  [1, 150, 130, 700, -1, -1],   // several k blocks, edge tiles in m and n
+  [1, 256, 256, 256, -1, -1],
+  [5, 64, 48, 40, -1, -1],
+  [2, 1, 1, 1, -1, -1],
+  [1, 7, 1000, 50, -1, -1],     // one row tile: the threads split n
+  [1, 5000, 3, 20, -1, -1],     // many row tiles, one partial column tile
+];
+
+function checkMatmul(label: string): void {
+  for (const [batch, m, n, k, sa0, sb0] of MATMUL_CASES) {
     for (const ta of [false, true]) for (const tb of [false, true]) {
       const sa = sa0 < 0 ? m * k : sa0, sb = sb0 < 0 ? k * n : sb0;
       const a = randn(sa === 0 ? m * k : batch * m * k), b = randn(sb === 0 ? k * n : batch * k * n);
       const tol = k > 100 ? 1e-4 : 1e-5;
       close(nat.matmul(a, b, batch, m, n, k, ta, tb, sa, sb), js.matmul(a, b, batch, m, n, k, ta, tb, sa, sb), tol,
-        `matmul b${batch} ${m}x${n}x${k} ta=${ta} tb=${tb}`);
+        `${label} matmul b${batch} ${m}x${n}x${k} ta=${ta} tb=${tb}`);
     }
   }
   const z = nat.matmul(new Float32Array(0), new Float32Array(0), 2, 3, 4, 0, false, false, 0, 0);
   assert.deepEqual(Array.from(z), new Array(24).fill(0));
-});
+}
+
+test('matmul: transposes, batch broadcast, large k, thread split', { skip }, () => checkMatmul(addon.isa()));
 
 // ------------------------------------------------------------------ conv
 
@@ -280,26 +286,53 @@ const CONV_CASES: Conv2dGeometry[] = [
   geom(2, 16, 18, 35, 48, 3, 3, 1, 1, 1, 1),  // whole register blocks in the channel-last transposes
 ];
 
+function checkConv(label: string): void {
+  for (const g of CONV_CASES) {
+    const x = randn(g.n * g.c * g.h * g.w), w = randn(g.o * g.c * g.kh * g.kw, 0.2), bias = randn(g.o);
+    const dy = randn(g.n * g.o * g.oh * g.ow);
+    const tol = g.c * g.kh * g.kw > 100 ? 1e-4 : 2e-5;
+    const name = `${label} ${JSON.stringify(g)}`;
+    close(nat.conv2d(x, w, bias, g), js.conv2d(x, w, bias, g), tol, `conv2d ${name}`);
+    close(nat.conv2d(x, w, null, g), js.conv2d(x, w, null, g), tol, `conv2d nobias ${name}`);
+    close(nat.conv2dBackwardInput(dy, w, g), js.conv2dBackwardInput(dy, w, g), tol, `conv2dBackwardInput ${name}`);
+    close(nat.conv2dBackwardWeight(x, dy, g), js.conv2dBackwardWeight(x, dy, g), tol, `conv2dBackwardWeight ${name}`);
+  }
+}
+
 for (const mode of ['auto', 'direct', 'avx2', 'im2col'] as const) {
   test(`conv2d forward / backward-input / backward-weight (${mode})`, { skip }, () => {
     const impl = addon.convImpl(mode);
     if (mode === 'avx2' && !impl.endsWith('direct-avx2')) return;  // this CPU has no AVX2
     try {
-      for (const g of CONV_CASES) {
-        const x = randn(g.n * g.c * g.h * g.w), w = randn(g.o * g.c * g.kh * g.kw, 0.2), bias = randn(g.o);
-        const dy = randn(g.n * g.o * g.oh * g.ow);
-        const tol = g.c * g.kh * g.kw > 100 ? 1e-4 : 2e-5;
-        const name = `${impl} ${JSON.stringify(g)}`;
-        close(nat.conv2d(x, w, bias, g), js.conv2d(x, w, bias, g), tol, `conv2d ${name}`);
-        close(nat.conv2d(x, w, null, g), js.conv2d(x, w, null, g), tol, `conv2d nobias ${name}`);
-        close(nat.conv2dBackwardInput(dy, w, g), js.conv2dBackwardInput(dy, w, g), tol, `conv2dBackwardInput ${name}`);
-        close(nat.conv2dBackwardWeight(x, dy, g), js.conv2dBackwardWeight(x, dy, g), tol, `conv2dBackwardWeight ${name}`);
-      }
+      checkConv(impl);
     } finally {
       addon.convImpl('auto');
     }
   });
 }
+
+// Every instruction set this CPU runs, each capped in turn: the GEMM micro-kernels (and the convolution
+// kernels of that ISA, or im2col + GEMM below AVX2) against the js reference.
+const BASE_ISA = process.arch === 'arm64' ? 'neon' : process.arch === 'x64' ? 'sse2' : 'generic';
+for (const isa of [BASE_ISA, 'avx2', 'avx512'] as const) {
+  test(`GEMM and convolutions on the ${isa} kernels`, { skip }, (t) => {
+    try {
+      const got = addon.isa(isa as 'sse2');
+      if (got !== isa) { t.skip(`this CPU runs ${addon.info().cpu} at most`); return; }
+      assert.match(addon.info().gemm, new RegExp(`^diffuse sgemm ${isa} \\d+x\\d+$`));
+      checkMatmul(isa);
+      checkConv(`${isa} ${addon.info().conv}`);
+    } finally {
+      addon.isa('auto');
+    }
+  });
+}
+
+test('the addon links no BLAS or other math library', { skip: skip || (process.platform !== 'linux' && 'ldd is Linux-only') }, () => {
+  const libs = execFileSync('ldd', [nativeAddonPath()], { encoding: 'utf8' });
+  assert.doesNotMatch(libs, /blas|lapack|mkl|accelerate|gomp|omp\.so/i, libs);
+  assert.match(addon.info().gemm, /^diffuse sgemm /);
+});
 
 test('conv2d and matmul give the same results with 1 thread and with several', { skip }, () => {
   const prev = addon.threads();
@@ -504,6 +537,7 @@ test('malformed arguments throw an Error naming the kernel (no crash)', { skip }
     ['adamW', [f(4), f(4), f(3), f(4), 1e-3, 0.9, 0.999, 1e-8, 0, 1], /adamW: p, g, m and v/],
     ['threads', [0], /threads: .*n/],
     ['convImpl', ['fast'], /convImpl: mode/],
+    ['isa', ['avx9'], /isa: isa must be/],
   ];
   for (const [name, args, re] of cases) throwsErr(() => a[name](...args), re, `${name}(${args.length} args) should throw ${re}`);
   // detached buffer

@@ -22,6 +22,7 @@
 #endif
 
 #include "conv_impl.h"
+#include "cpu.h"
 #include "kernels.h"
 #include "pool.h"
 
@@ -32,7 +33,7 @@ namespace {
 
 constexpr int kMaxArgs = 20;
 constexpr double kMaxSize = 9007199254740991.0;  // 2^53 − 1
-constexpr int64_t kBlasMax = 2147483647;          // CBLAS takes int dimensions
+constexpr int64_t kBlasMax = 2147483647;          // GEMM dimensions fit an int
 
 // One kernel at a time per process: the pool, its scratch buffers and the conv settings are process-wide,
 // while the addon may be loaded by several worker_threads (each its own napi_env) calling concurrently.
@@ -874,15 +875,36 @@ DN_FN(ConvImpl) {
   return r;
 }
 
+DN_FN(IsaFn) {
+  Call c(env, info, "isa");
+  if (c.argc >= 1 && !c.is_nullish(0)) {
+    char name[16];
+    if (!c.str(0, "isa", name, sizeof name)) return nullptr;
+    Isa cap;
+    if (!parse_isa(name, &cap)) {
+      c.fail("isa must be 'auto', 'avx512', 'avx2', 'sse2' or 'neon', got '%s'", name);
+      return nullptr;
+    }
+    set_isa_cap(cap);
+  }
+  napi_value r;
+  napi_create_string_utf8(env, isa_name(active_isa()), NAPI_AUTO_LENGTH, &r);
+  return r;
+}
+
 DN_FN(Info) {
   Call c(env, info, "info");
-  napi_value o, s1, s2, n;
+  napi_value o, s1, s2, s3, s4, n;
   napi_create_object(env, &o);
-  napi_create_string_utf8(env, blas_info(), NAPI_AUTO_LENGTH, &s1);
+  napi_create_string_utf8(env, gemm_info(), NAPI_AUTO_LENGTH, &s1);
   napi_create_string_utf8(env, conv_impl(), NAPI_AUTO_LENGTH, &s2);
+  napi_create_string_utf8(env, isa_name(active_isa()), NAPI_AUTO_LENGTH, &s3);
+  napi_create_string_utf8(env, isa_name(cpu_isa()), NAPI_AUTO_LENGTH, &s4);
   napi_create_int32(env, pool_threads(), &n);
-  napi_set_named_property(env, o, "blas", s1);
+  napi_set_named_property(env, o, "gemm", s1);
   napi_set_named_property(env, o, "conv", s2);
+  napi_set_named_property(env, o, "isa", s3);
+  napi_set_named_property(env, o, "cpu", s4);
   napi_set_named_property(env, o, "threads", n);
   return o;
 }
@@ -905,7 +927,6 @@ void tune_malloc() {
 }
 
 napi_value Init(napi_env env, napi_value exports) {
-  blas_init();
   tune_malloc();
   struct Entry { const char* name; napi_callback fn; };
   const Entry entries[] = {
@@ -938,6 +959,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"adamW", AdamW},
       {"threads", Threads},
       {"info", Info},
+      {"isa", IsaFn},
       {"convImpl", ConvImpl},
   };
   for (const Entry& e : entries) {

@@ -12,7 +12,7 @@
 namespace dn {
 namespace {
 
-// 1: im2col + BLAS forced (DIFFUSE_CONV_IM2COL=1 or convImpl('im2col'), for comparison and tests)
+// 1: im2col + GEMM forced (DIFFUSE_CONV_IM2COL=1 or convImpl('im2col'), for comparison and tests)
 int g_force_im2col = [] {
   const char* s = std::getenv("DIFFUSE_CONV_IM2COL");
   return (s && s[0] == '1') ? 1 : 0;
@@ -192,7 +192,7 @@ bool gemm_conv2d_backward_weight(const float* x, const float* dy, const ConvGeom
 }  // namespace
 
 const char* conv_impl() {
-  if (!direct_enabled()) return "im2col+blas";
+  if (!direct_enabled()) return "im2col+gemm";
   const bool avx512 = std::strcmp(direct_isa(), "avx512") == 0;
   if (winograd_enabled(-1)) return avx512 ? "winograd+direct-avx512" : "winograd+direct-avx2";
   return avx512 ? "direct-avx512" : "direct-avx2";
@@ -207,7 +207,7 @@ bool conv2d(const float* x, const float* w, const float* bias, const ConvGeom& g
     for (int64_t i = 0; i < g.n * g.o; i++) std::fill(y + i * P, y + (i + 1) * P, bias ? bias[i % g.o] : 0.0f);
     return true;
   }
-  if (direct_enabled() && !is_pointwise(g)) {  // 1×1: a plain GEMM, BLAS does better
+  if (direct_enabled() && !is_pointwise(g)) {  // 1×1: a plain GEMM, the packed kernels do better
     bool oom = false;
     if (direct_conv2d(x, w, bias, g, y, &oom)) return true;
     if (oom) return false;

@@ -14,6 +14,7 @@
 
 #include "common.h"
 #include "conv_impl.h"
+#include "cpu.h"
 #include "pool.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -109,25 +110,22 @@ namespace cd_avx2 {
 
 namespace {
 
-/** The kernel set for this CPU: AVX-512 where available, else AVX2+FMA, else none. With prefer_avx2
- *  (convImpl('avx2') / DIFFUSE_CONV_ISA=avx2: testing) the AVX2 kernels even on AVX-512 CPUs. */
+/** The kernel set for the ISA in effect (cpu.h: the CPU's, capped by DIFFUSE_ISA / isa()): AVX-512, else
+ *  AVX2+FMA, else none (the im2col + GEMM path). With prefer_avx2 (convImpl('avx2') / DIFFUSE_CONV_ISA=avx2:
+ *  testing) the AVX2 kernels even on AVX-512 CPUs. */
 bool g_prefer_avx2 = [] {
   const char* s = std::getenv("DIFFUSE_CONV_ISA");
   return s && std::strcmp(s, "avx2") == 0;
 }();
 
 const KernelSet* kernels() {
-  static const bool has512 = [] { __builtin_cpu_init(); return __builtin_cpu_supports("avx512f") != 0; }();
-  static const bool has2 = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") != 0 && __builtin_cpu_supports("fma") != 0;
-  }();
   // Each set is built only on a CPU that runs it: filling it runs code compiled for that ISA.
-  if (has512 && !g_prefer_avx2) {
+  const Isa isa = active_isa();
+  if (isa == Isa::Avx512 && !g_prefer_avx2) {
     static const KernelSet k512 = [] { KernelSet k; cd_avx512::fill_kernel_set(k); return k; }();
     return &k512;
   }
-  if (has2) {
+  if (isa >= Isa::Avx2) {
     static const KernelSet k2 = [] { KernelSet k; cd_avx2::fill_kernel_set(k); return k; }();
     return &k2;
   }

@@ -51,12 +51,12 @@ void log_softmax(const float* x, float* y, int64_t rows, int64_t d);
 void log_softmax_backward(const float* y, const float* dy, float* dx, int64_t rows, int64_t d);
 
 // gemm.cc
-void blas_init();
-const char* blas_info();
+/** The GEMM implementation in use, e.g. "diffuse sgemm avx2 6x16" (ISA, register tile). */
+const char* gemm_info();
 /** out[bi] = op(A[bi]) · op(B[bi]) (row-major), split over the pool. */
 void matmul(const float* a, const float* b, float* out, int64_t batch, int64_t m, int64_t n, int64_t k, bool ta,
             bool tb, int64_t aBatchStride, int64_t bBatchStride);
-/** Single-threaded row-major sgemm: C = alpha·op(A)·op(B) + beta·C. */
+/** Single-threaded row-major sgemm (our packed kernels; the same result as matmul for the same operands): C = alpha·op(A)·op(B) + beta·C. */
 void sgemm1(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
             const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 
@@ -68,7 +68,7 @@ struct ConvGeom {
 bool conv2d(const float* x, const float* w, const float* bias, const ConvGeom& g, float* y);
 bool conv2d_backward_input(const float* dy, const float* w, const ConvGeom& g, float* dx);
 bool conv2d_backward_weight(const float* x, const float* dy, const ConvGeom& g, float* dw);
-/** Which conv implementation runs here ("direct-avx512", "direct-avx2" or "im2col+blas"). */
+/** Which conv implementation runs here ("direct-avx512", "direct-avx2" or "im2col+gemm"). */
 const char* conv_impl();
 /** Forces the portable im2col + GEMM path (true) or restores automatic selection (false). */
 void set_conv_im2col(bool force);

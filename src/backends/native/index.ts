@@ -6,8 +6,8 @@
  *   unavailable (never throws). The registry (../index.ts) calls it lazily.
  * - `nativeBackend()` returns the backend or throws that error.
  * - `nativeThreads(n?)` gets / sets the size of the addon's thread pool (the calling thread included;
- *   default: the number of CPUs, or DIFFUSE_NUM_THREADS). OpenBLAS is kept single-threaded inside it.
- * - `nativeInfo()` says which BLAS and which convolution implementation the addon runs.
+ *   default: the number of CPUs, or DIFFUSE_NUM_THREADS); every kernel, GEMM included, runs on it.
+ * - `nativeInfo()` says which GEMM, convolution implementation and instruction set the addon runs.
  *
  * The addon's functions take the Backend arguments in the same order, so the backend's methods are the
  * addon's functions themselves: no wrapper frame per kernel call. The addon validates every call (types,
@@ -26,20 +26,27 @@ export interface NativeAddon extends Omit<Backend, 'name'> {
   info(): NativeInfo;
   /** Convolution implementation: 'auto' (Winograd F(2×2, 3×3) for 3×3 stride-1 padding-1 layers, direct
    *  AVX-512 / AVX2 kernels for the rest, where the CPU has them), 'direct' (no Winograd), 'im2col' (im2col +
-   *  BLAS everywhere) or 'avx2' (the AVX2 kernels even on AVX-512 CPUs; for tests). Returns the
+   *  GEMM everywhere) or 'avx2' (the AVX2 kernels even on AVX-512 CPUs; for tests). Returns the
    *  implementation in effect. */
   convImpl(mode?: 'auto' | 'direct' | 'im2col' | 'avx2'): string;
   /** Chains a SIGINT/SIGTERM handler in front of Node's that writes the signal number into the returned
    *  Int32Array(1) (null: no POSIX signals, or not the main thread). See native/src/signals.cc. */
   watchSignals(): Int32Array | null;
   unwatchSignals(): void;
+  /** Caps the instruction set of the GEMM and convolution kernels ('auto': the CPU's best; 'avx2'; 'sse2' or
+   *  'neon': the architecture's baseline) — every path can be tested on one machine. Returns the ISA in
+   *  effect (never above the CPU's). DIFFUSE_ISA sets the cap at load. */
+  isa(cap?: 'auto' | 'avx512' | 'avx2' | 'sse2' | 'neon'): string;
 }
 
 export interface NativeInfo {
-  /** BLAS library and its configuration (e.g. the OpenBLAS core type). */
-  blas: string;
-  /** 'direct-avx512', 'direct-avx2' or 'im2col+blas'. */
+  /** The GEMM in use: our packed kernels, their ISA and register tile, e.g. 'diffuse sgemm avx2 6x16'. */
+  gemm: string;
+  /** 'winograd+direct-avx512', 'direct-avx2', 'im2col+gemm', ... */
   conv: string;
+  /** The ISA the kernels run ('avx512', 'avx2', 'sse2', 'neon', 'generic') and the best this CPU has. */
+  isa: string;
+  cpu: string;
   threads: number;
 }
 
@@ -78,26 +85,17 @@ function load(): { addon: NativeAddon; backend: Backend } | { error: string } {
     loaded = { error: `addon not built (${path} is missing; run \`npm run build:native\`)` };
     return loaded;
   }
-  // OpenBLAS starts its own thread pool when it is loaded unless told otherwise (Accelerate: on first use);
-  // the addon has its own pool and runs BLAS single-threaded inside it, so keep those pools from starting.
-  // The variables are set only while the library loads and restored right after.
-  // OpenBLAS threads one big GEMM itself while our pool is parked (see native/src/gemm.cc); a short timeout
-  // parks its threads right after, before our pool runs the next kernel. Kept set: OpenBLAS may read it late.
-  process.env.OPENBLAS_THREAD_TIMEOUT ??= '4';
-  const vars = ['OPENBLAS_NUM_THREADS', 'VECLIB_MAXIMUM_THREADS'];
-  const prev = vars.map((v) => process.env[v]);
-  for (const v of vars) process.env[v] = '1';
+  const isa = process.env.DIFFUSE_ISA;
+  if (isa && !['auto', 'avx512', 'avx2', 'sse2', 'neon', 'generic'].includes(isa)) {
+    loaded = { error: `DIFFUSE_ISA=${isa}: unknown instruction set (choose auto, avx512, avx2, sse2 or neon)` };
+    return loaded;
+  }
   try {
     const addon = createRequire(import.meta.url)(path) as NativeAddon;
     loaded = { addon, backend: adapt(addon) };
   } catch (e) {
     const msg = e instanceof Error ? e.message.split('\n')[0] : String(e);
     loaded = { error: `could not load ${path}: ${msg}` };
-  } finally {
-    vars.forEach((v, i) => {
-      if (prev[i] === undefined) delete process.env[v];
-      else process.env[v] = prev[i];
-    });
   }
   return loaded;
 }
@@ -160,7 +158,7 @@ export function nativeThreads(n?: number): number {
   return n === undefined ? nativeAddon().threads() : nativeAddon().threads(n);
 }
 
-/** BLAS, convolution implementation and thread count of the loaded addon. */
+/** GEMM and convolution implementation, ISA and thread count of the loaded addon. */
 export function nativeInfo(): NativeInfo {
   return nativeAddon().info();
 }
