@@ -165,7 +165,7 @@ describe('bad command lines', () => {
   // [args, expected exit, a substring the one-line message must contain]
   const U = 2, R = 1;
   const cases: [string[], number, string][] = [
-    [['bogus'], U, 'bogus'], [['train', '--bogus'], U, '--bogus'], [['train', 'extra'], U, 'extra'], [['train', '--out'], U, '--out'],
+    [['bogus'], U, 'bogus'], [['train', '--bogus'], U, '--bogus'], [['train', 'extra'], U, "too many arguments for 'train'"], [['train', '--out'], U, '--out'],
     ...['abc', '0', '-1', '1.5', '1e3', '', ' ', '9999999999999', '0x10'].map((v): [string[], number, string] => [['train', '--steps', v], U, '--steps']),
     ...['0', '-2', 'abc', '20000', '4097'].map((v): [string[], number, string] => [['train', '--batch-size', v], U, '--batch-size']),
     ...['2000', '1025', '7', 'x', '-8'].map((v): [string[], number, string] => [['train', '--image-size', v], U, '--image-size']),

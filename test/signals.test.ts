@@ -54,7 +54,7 @@ describe('signals', () => {
     assert.deepEqual(metricSteps(b), [1]);
     console.log(`# SIGTERM → exit 143 in ${ms.toFixed(0)} ms, checkpoint at step ${step}`);
 
-    const resumed = diffuse('train', '--out', b, '--resume');
+    const resumed = diffuse('train', '--out', b, '--resume', '--backend', 'js');
     assert.equal(resumed.code, 0, resumed.err);
     const wa = weights(a), wb = weights(b);
     assert.deepEqual(Object.keys(wb).sort(), ['ema', 'model', 'optimizer']);
