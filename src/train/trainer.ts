@@ -287,19 +287,25 @@ export class Trainer {
     }
   }
 
+  /** The loss of the next micro-batch: draws its images, labels (some dropped to the null class), timesteps and noise. */
+  private microBatchLoss(): Tensor {
+    const t = this.config.trainer, obj = this.config.objective, numClasses = this.model.config.numClasses;
+    const batch = this.data.nextBatch();
+    const cond = numClasses > 0 ? dropLabels(batch.y, numClasses, t.condDropout, this.trainGen) : undefined;
+    return trainingLoss(modelFunction(this.model), this.schedule, batch.x, {
+      prediction: obj.prediction, variance: obj.variance, weighting: obj.weighting, cond, gen: this.trainGen,
+    }).loss;
+  }
+
   /** One optimizer step over `accumulate` micro-batches; returns the mean loss and the gradient norm. */
   trainStep(): { loss: number; gradNorm: number; lr: number } {
-    const t = this.config.trainer, obj = this.config.objective, numClasses = this.model.config.numClasses;
+    const t = this.config.trainer;
     const lr = this.lrAt(this.step);
     let total = 0;
     this.model.train();
     this.passes(() => {
       for (let micro = 0; micro < t.accumulate; micro++) {
-        const batch = this.data.nextBatch();
-        const cond = numClasses > 0 ? dropLabels(batch.y, numClasses, t.condDropout, this.trainGen) : undefined;
-        const { loss } = trainingLoss(modelFunction(this.model), this.schedule, batch.x, {
-          prediction: obj.prediction, variance: obj.variance, weighting: obj.weighting, cond, gen: this.trainGen,
-        });
+        const loss = this.microBatchLoss();
         const value = loss.item();
         if (!Number.isFinite(value)) {
           throw new NonFiniteLossError(`training loss is ${value} at step ${this.step + 1}: stopping; the last checkpoint is kept`);
@@ -328,18 +334,14 @@ export class Trainer {
    */
   async trainStepAsync(): Promise<{ loss: number; gradNorm: number; lr: number }> {
     if (!getBackend().device) return this.trainStep();
-    const t = this.config.trainer, obj = this.config.objective, numClasses = this.model.config.numClasses;
+    const t = this.config.trainer;
     const lr = this.lrAt(this.step);
     this.model.train();
     const { losses, norm } = scope(() => {
       const losses: Tensor[] = [];
       this.passes(() => {
         for (let micro = 0; micro < t.accumulate; micro++) {
-          const batch = this.data.nextBatch();
-          const cond = numClasses > 0 ? dropLabels(batch.y, numClasses, t.condDropout, this.trainGen) : undefined;
-          const { loss } = trainingLoss(modelFunction(this.model), this.schedule, batch.x, {
-            prediction: obj.prediction, variance: obj.variance, weighting: obj.weighting, cond, gen: this.trainGen,
-          });
+          const loss = this.microBatchLoss();
           losses.push(loss);
           (t.accumulate > 1 ? loss.mul(1 / t.accumulate) : loss).backward();
         }
