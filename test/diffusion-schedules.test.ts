@@ -114,12 +114,13 @@ describe('schedules: configs', () => {
   test('bad configs fail with one line naming the function and the value', () => {
     const bad: [unknown, RegExp][] = [
       [{ kind: 'quadratic', T: 10 }, /^makeSchedule: unknown schedule kind "quadratic" \(expected one of linear, scaledLinear, cosine, sigmoid, custom\)$/],
-      [{ kind: 'linear', T: 0 }, /^makeSchedule: T must be a positive integer, got 0$/],
-      [{ kind: 'cosine', T: -5 }, /^makeSchedule: T must be a positive integer, got -5$/],
-      [{ kind: 'linear', T: 2.5 }, /T must be a positive integer, got 2.5/],
+      [{ kind: 'linear', T: 0 }, /^makeSchedule: T must be an integer in 1…100000, got 0$/],
+      [{ kind: 'cosine', T: -5 }, /^makeSchedule: T must be an integer in 1…100000, got -5$/],
+      [{ kind: 'linear', T: 2.5 }, /T must be an integer in 1…100000, got 2.5/],
+      [{ kind: 'linear', T: 1e9 }, /^makeSchedule: T must be an integer in 1…100000, got 1000000000$/],
       [{ kind: 'linear', T: 10, betaEnd: 1.5 }, /^makeSchedule: betaEnd must be a number in \(0, 1\], got 1.5$/],
       [{ kind: 'custom', betas: [0.1, 0] }, /^makeSchedule: betas\[1\] must be a number in \(0, 1\], got 0$/],
-      [{ kind: 'custom', betas: [] }, /custom betas must be a non-empty array/],
+      [{ kind: 'custom', betas: [] }, /custom betas must be an array of 1…100000 values, got 0 values/],
       [{ kind: 'linear', T: 10, s: 0.1 }, /^makeSchedule: unknown field\(s\) s for kind 'linear'$/],
       [null, /^makeSchedule: config must be an object, got null$/],
     ];
