@@ -2,8 +2,9 @@
 export * from './tensor/index.js';
 export {
   setBackend, getBackend, availableBackends, backendByName, initWebGPU, useBackendAsync, webgpuAvailable, webgpuStats, webgpuSync,
+  withoutFused, KERNELS, PRIMITIVE_NAMES, STORAGE_NAMES, FUSED_NAMES,
 } from './backends/index.js';
-export type { Backend, BackendName, Engine } from './backends/index.js';
+export type { Backend, BackendName, BackendOptions, Engine } from './backends/index.js';
 export * from './nn/index.js';
 export * from './train/index.js';
 export * from './diffusion/index.js';

@@ -268,11 +268,14 @@ bool strided_in_bounds(Call& c, const char* name, int64_t len, int64_t offset, c
   return true;
 }
 
-int unary_code(const char* s) {
-  static const char* names[] = {"neg",  "exp",     "log",  "sqrt", "rsqrt", "sin", "cos",  "tanh",
-                                "sigmoid", "silu", "gelu", "relu", "abs",   "sign", "square", "reciprocal"};
-  for (int i = 0; i < U_COUNT; i++)
-    if (std::strcmp(s, names[i]) == 0) return i;
+// Same order as the UnaryOp enum (kernels.h): the primitive ops, then the activations.
+const char* const kUnaryNames[U_COUNT] = {"neg", "exp", "log",  "sqrt",       "rsqrt", "sin",     "cos",  "tanh",
+                                          "relu", "abs", "square", "reciprocal", "erf", "sigmoid", "silu", "gelu"};
+
+/** Code of a unary op in [lo, hi), or -1. */
+int unary_code(const char* s, int lo, int hi) {
+  for (int i = lo; i < hi; i++)
+    if (std::strcmp(s, kUnaryNames[i]) == 0) return i;
   return -1;
 }
 
@@ -287,36 +290,58 @@ int binary_code(const char* s) {
 
 // ---------------------------------------------------------------- elementwise
 
-DN_FN(Unary) {
-  Call c(env, info, "unary");
-  char op[32];
-  float* x;
-  int64_t n;
-  if (!c.expect_args(2) || !c.str(0, "op", op, sizeof op) || !c.f32(1, "x", &x, &n)) return nullptr;
-  int code = unary_code(op);
-  if (code < 0) { c.fail("unknown op '%s'", op); return nullptr; }
+/** The one output pattern of the kernels: a new Float32Array of n elements, filled by fn(out). */
+template <class F>
+napi_value map_out(Call& c, int64_t n, F&& fn) {
   float* y;
   napi_value out = c.alloc(n, &y);
   if (!out) return nullptr;
-  unary(code, x, y, n);
+  fn(y);
   return out;
 }
 
-DN_FN(UnaryBackward) {
-  Call c(env, info, "unaryBackward");
+/** Reads argument i as a unary op code in [lo, hi) ("unknown op" otherwise). */
+bool op_code(Call& c, size_t i, int lo, int hi, int* code) {
   char op[32];
+  if (!c.str(i, "op", op, sizeof op)) return false;
+  *code = unary_code(op, lo, hi);
+  if (*code < 0) return c.fail("unknown op '%s'", op);
+  return true;
+}
+
+/** dy must have x's length. */
+bool same_len(Call& c, const char* a, int64_t na, const char* b, int64_t nb) {
+  if (na != nb) return c.fail("%s has %lld elements, %s has %lld", a, (long long)na, b, (long long)nb);
+  return true;
+}
+
+DN_FN(Unary) {
+  Call c(env, info, "unary");
+  int code;
+  float* x;
+  int64_t n;
+  if (!c.expect_args(2) || !op_code(c, 0, 0, U_FIRST_ACTIVATION, &code) || !c.f32(1, "x", &x, &n)) return nullptr;
+  return map_out(c, n, [&](float* y) { unary(code, x, y, n); });
+}
+
+DN_FN(Activation) {
+  Call c(env, info, "activation");
+  int code;
+  float* x;
+  int64_t n;
+  if (!c.expect_args(2) || !op_code(c, 0, U_FIRST_ACTIVATION, U_COUNT, &code) || !c.f32(1, "x", &x, &n)) return nullptr;
+  return map_out(c, n, [&](float* y) { unary(code, x, y, n); });
+}
+
+DN_FN(ActivationBackward) {
+  Call c(env, info, "activationBackward");
+  int code;
   float *x, *dy;
   int64_t n, ndy;
-  if (!c.expect_args(3) || !c.str(0, "op", op, sizeof op) || !c.f32(1, "x", &x, &n) || !c.f32(2, "dy", &dy, &ndy))
+  if (!c.expect_args(3) || !op_code(c, 0, U_FIRST_ACTIVATION, U_COUNT, &code) || !c.f32(1, "x", &x, &n) ||
+      !c.f32(2, "dy", &dy, &ndy) || !same_len(c, "dy", ndy, "x", n))
     return nullptr;
-  int code = unary_code(op);
-  if (code < 0) { c.fail("unknown op '%s'", op); return nullptr; }
-  if (ndy != n) { c.fail("dy has %lld elements, x has %lld", (long long)ndy, (long long)n); return nullptr; }
-  float* dx;
-  napi_value out = c.alloc(n, &dx);
-  if (!out) return nullptr;
-  unary_backward(code, x, dy, dx, n);
-  return out;
+  return map_out(c, n, [&](float* dx) { activation_backward(code, x, dy, dx, n); });
 }
 
 DN_FN(Binary) {
@@ -337,11 +362,7 @@ DN_FN(Binary) {
   if (!product(c, shape, nd, &total, "outShape")) return nullptr;
   if (total > 0 && (!strided_in_bounds(c, "a", na, 0, as, shape, nd) || !strided_in_bounds(c, "b", nb, 0, bs, shape, nd)))
     return nullptr;
-  float* o;
-  napi_value out = c.alloc(total, &o);
-  if (!out) return nullptr;
-  if (total > 0) binary(code, a, as, b, bs, shape, nd, o);
-  return out;
+  return map_out(c, total, [&](float* o) { if (total > 0) binary(code, a, as, b, bs, shape, nd, o); });
 }
 
 DN_FN(Where) {
@@ -360,11 +381,7 @@ DN_FN(Where) {
   if (total > 0 && (!strided_in_bounds(c, "cond", nc, 0, cs, shape, nd) || !strided_in_bounds(c, "a", na, 0, as, shape, nd) ||
                     !strided_in_bounds(c, "b", nb, 0, bs, shape, nd)))
     return nullptr;
-  float* o;
-  napi_value out = c.alloc(total, &o);
-  if (!out) return nullptr;
-  if (total > 0) where(cd, cs, a, as, b, bs, shape, nd, o);
-  return out;
+  return map_out(c, total, [&](float* o) { if (total > 0) where(cd, cs, a, as, b, bs, shape, nd, o); });
 }
 
 DN_FN(Affine) {
@@ -373,11 +390,7 @@ DN_FN(Affine) {
   int64_t n;
   double s, t;
   if (!c.expect_args(3) || !c.f32(0, "x", &x, &n) || !c.number(1, "scale", &s) || !c.number(2, "shift", &t)) return nullptr;
-  float* y;
-  napi_value out = c.alloc(n, &y);
-  if (!out) return nullptr;
-  affine(x, y, n, s, t);
-  return out;
+  return map_out(c, n, [&](float* y) { affine(x, y, n, s, t); });
 }
 
 DN_FN(PowScalar) {
@@ -386,11 +399,7 @@ DN_FN(PowScalar) {
   int64_t n;
   double p;
   if (!c.expect_args(2) || !c.f32(0, "x", &x, &n) || !c.number(1, "p", &p)) return nullptr;
-  float* y;
-  napi_value out = c.alloc(n, &y);
-  if (!out) return nullptr;
-  pow_scalar(x, y, n, p);
-  return out;
+  return map_out(c, n, [&](float* y) { pow_scalar(x, y, n, p); });
 }
 
 DN_FN(Clamp) {
@@ -399,27 +408,7 @@ DN_FN(Clamp) {
   int64_t n;
   double lo, hi;
   if (!c.expect_args(3) || !c.f32(0, "x", &x, &n) || !c.number(1, "lo", &lo) || !c.number(2, "hi", &hi)) return nullptr;
-  float* y;
-  napi_value out = c.alloc(n, &y);
-  if (!out) return nullptr;
-  clamp(x, y, n, lo, hi);
-  return out;
-}
-
-DN_FN(ClampBackward) {
-  Call c(env, info, "clampBackward");
-  float *x, *dy;
-  int64_t n, ndy;
-  double lo, hi;
-  if (!c.expect_args(4) || !c.f32(0, "x", &x, &n) || !c.f32(1, "dy", &dy, &ndy) || !c.number(2, "lo", &lo) ||
-      !c.number(3, "hi", &hi))
-    return nullptr;
-  if (ndy != n) { c.fail("dy has %lld elements, x has %lld", (long long)ndy, (long long)n); return nullptr; }
-  float* dx;
-  napi_value out = c.alloc(n, &dx);
-  if (!out) return nullptr;
-  clamp_backward(x, dy, dx, n, lo, hi);
-  return out;
+  return map_out(c, n, [&](float* y) { clamp(x, y, n, lo, hi); });
 }
 
 DN_FN(Reduce) {
@@ -438,11 +427,7 @@ DN_FN(Reduce) {
     c.fail("x has %lld elements, outer·size·inner = %lld", (long long)n, (long long)total);
     return nullptr;
   }
-  float* o;
-  napi_value out = c.alloc(oi, &o);
-  if (!out) return nullptr;
-  reduce(code, x, o, outer, size, inner);
-  return out;
+  return map_out(c, oi, [&](float* o) { reduce(code, x, o, outer, size, inner); });
 }
 
 DN_FN(StridedCopy) {
@@ -603,11 +588,7 @@ DN_FN(UpsampleNearest2x) {
   int64_t n, planes, h, w, total;
   if (!c.expect_args(4) || !c.f32(0, "x", &x, &n) || !planes_hw(c, 1, &planes, &h, &w, &total)) return nullptr;
   if (n != total) { c.fail("x has %lld elements, planes·h·w = %lld", (long long)n, (long long)total); return nullptr; }
-  float* y;
-  napi_value out = c.alloc(4 * total, &y);
-  if (!out) return nullptr;
-  upsample_nearest2x(x, y, planes, h, w);
-  return out;
+  return map_out(c, 4 * total, [&](float* y) { upsample_nearest2x(x, y, planes, h, w); });
 }
 
 DN_FN(AvgPool2x2) {
@@ -617,11 +598,7 @@ DN_FN(AvgPool2x2) {
   if (!c.expect_args(4) || !c.f32(0, "x", &x, &n) || !planes_hw(c, 1, &planes, &h, &w, &total)) return nullptr;
   if (n != total) { c.fail("x has %lld elements, planes·h·w = %lld", (long long)n, (long long)total); return nullptr; }
   if (h % 2 || w % 2) { c.fail("h and w must be even, got %lld×%lld", (long long)h, (long long)w); return nullptr; }
-  float* y;
-  napi_value out = c.alloc(total / 4, &y);
-  if (!out) return nullptr;
-  avg_pool2x2(x, y, planes, h, w);
-  return out;
+  return map_out(c, total / 4, [&](float* y) { avg_pool2x2(x, y, planes, h, w); });
 }
 
 // ---------------------------------------------------------------- norms
@@ -752,11 +729,7 @@ napi_value rows_fwd(napi_env env, napi_callback_info info, const char* name, Row
   if (!c.expect_args(3) || !c.f32(0, "x", &x, &nx) || !c.integer(1, "rows", &rows) || !c.integer(2, "d", &d)) return nullptr;
   if (!mul(rows, d, &t)) { c.fail("shape is too large"); return nullptr; }
   if (nx != t) { c.fail("x has %lld elements, rows·d = %lld", (long long)nx, (long long)t); return nullptr; }
-  float* y;
-  napi_value out = c.alloc(t, &y);
-  if (!out) return nullptr;
-  fn(x, y, rows, d);
-  return out;
+  return map_out(c, t, [&](float* y) { fn(x, y, rows, d); });
 }
 
 napi_value rows_bwd(napi_env env, napi_callback_info info, const char* name, RowBwdFn fn) {
@@ -768,11 +741,7 @@ napi_value rows_bwd(napi_env env, napi_callback_info info, const char* name, Row
     return nullptr;
   if (!mul(rows, d, &t)) { c.fail("shape is too large"); return nullptr; }
   if (ny != t || ndy != t) { c.fail("y and dy must have rows·d = %lld elements", (long long)t); return nullptr; }
-  float* dx;
-  napi_value out = c.alloc(t, &dx);
-  if (!out) return nullptr;
-  fn(y, dy, dx, rows, d);
-  return out;
+  return map_out(c, t, [&](float* dx) { fn(y, dy, dx, rows, d); });
 }
 
 DN_FN(Softmax) { return rows_fwd(env, info, "softmax", softmax); }
@@ -800,11 +769,7 @@ DN_FN(GatherRows) {
         return nullptr;
       }
   }
-  float* o;
-  napi_value out = c.alloc(total, &o);
-  if (!out) return nullptr;
-  if (total > 0) gather_rows(table, idx, ni, d, o);
-  return out;
+  return map_out(c, total, [&](float* o) { if (total > 0) gather_rows(table, idx, ni, d, o); });
 }
 
 DN_FN(ScatterAddRows) {
@@ -824,11 +789,7 @@ DN_FN(ScatterAddRows) {
         c.fail("idx[%lld] = %d is out of range [0, %lld)", (long long)i, idx[i], (long long)rows);
         return nullptr;
       }
-  float* o;
-  napi_value out = c.alloc(total, &o);
-  if (!out) return nullptr;
-  if (total > 0) scatter_add_rows(dy, idx, ni, rows, d, o);
-  return out;
+  return map_out(c, total, [&](float* o) { if (total > 0) scatter_add_rows(dy, idx, ni, rows, d, o); });
 }
 
 DN_FN(AdamW) {
@@ -931,13 +892,13 @@ napi_value Init(napi_env env, napi_value exports) {
   struct Entry { const char* name; napi_callback fn; };
   const Entry entries[] = {
       {"unary", Unary},
-      {"unaryBackward", UnaryBackward},
+      {"activation", Activation},
+      {"activationBackward", ActivationBackward},
       {"binary", Binary},
       {"where", Where},
       {"affine", Affine},
       {"powScalar", PowScalar},
       {"clamp", Clamp},
-      {"clampBackward", ClampBackward},
       {"reduce", Reduce},
       {"stridedCopy", StridedCopy},
       {"matmul", Matmul},

@@ -31,27 +31,16 @@ DN_CLONES void unary_loop(int op, const float* DN_RESTRICT x, float* DN_RESTRICT
     case U_GELU: for (int64_t i = 0; i < n; i++) y[i] = vgelu(x[i]); break;
     case U_RELU: for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f; break;
     case U_ABS: for (int64_t i = 0; i < n; i++) y[i] = std::fabs(x[i]); break;
-    case U_SIGN: for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? 1.0f : (x[i] < 0.0f ? -1.0f : 0.0f); break;
     case U_SQUARE: for (int64_t i = 0; i < n; i++) y[i] = x[i] * x[i]; break;
     case U_RECIPROCAL: for (int64_t i = 0; i < n; i++) y[i] = 1.0f / x[i]; break;
+    case U_ERF: for (int64_t i = 0; i < n; i++) y[i] = std::erf(x[i]); break;
   }
 }
 
-DN_CLONES void unary_bwd_loop(int op, const float* DN_RESTRICT x, const float* DN_RESTRICT dy, float* DN_RESTRICT dx,
-                              int64_t n) {
+// The other unary ops' derivatives are engine ops (src/tensor/gradients.ts).
+DN_CLONES void activation_bwd_loop(int op, const float* DN_RESTRICT x, const float* DN_RESTRICT dy,
+                                   float* DN_RESTRICT dx, int64_t n) {
   switch (op) {
-    case U_NEG: for (int64_t i = 0; i < n; i++) dx[i] = -dy[i]; break;
-    case U_EXP: for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * vexp(x[i]); break;
-    case U_LOG: for (int64_t i = 0; i < n; i++) dx[i] = dy[i] / x[i]; break;
-    case U_SQRT: for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * (0.5f / std::sqrt(x[i])); break;
-    case U_RSQRT:
-      for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * (-0.5f / (x[i] * std::sqrt(x[i])));
-      break;
-    case U_SIN: for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * std::cos(x[i]); break;
-    case U_COS: for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * -std::sin(x[i]); break;
-    case U_TANH:
-      for (int64_t i = 0; i < n; i++) { float t = vtanh(x[i]); dx[i] = dy[i] * (1.0f - t * t); }
-      break;
     case U_SIGMOID:
       for (int64_t i = 0; i < n; i++) { float s = vsigmoid(x[i]); dx[i] = dy[i] * (s * (1.0f - s)); }
       break;
@@ -62,13 +51,6 @@ DN_CLONES void unary_bwd_loop(int op, const float* DN_RESTRICT x, const float* D
       }
       break;
     case U_GELU: for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * vgelu_grad(x[i]); break;
-    case U_RELU: for (int64_t i = 0; i < n; i++) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f * dy[i]; break;
-    case U_ABS:
-      for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * (x[i] > 0.0f ? 1.0f : (x[i] < 0.0f ? -1.0f : 0.0f));
-      break;
-    case U_SIGN: for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * 0.0f; break;
-    case U_SQUARE: for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * (2.0f * x[i]); break;
-    case U_RECIPROCAL: for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * (-1.0f / (x[i] * x[i])); break;
   }
 }
 
@@ -120,8 +102,8 @@ DN_CLONES void where_run(const float* DN_RESTRICT c, int64_t sc, const float* DN
   }
 }
 
-/** Dense output over a shape, walked by K operands' strides. Dims of size 1 are dropped and dims
- *  contiguous for every operand are merged, so that the innermost run is as long as possible. */
+/** Dense output over a shape, walked by K operands' strides. The engine has already dropped size-1 dims and
+ *  merged contiguous ones (src/tensor/shape.ts mergeDims), so the innermost run is as long as it gets. */
 template <int K>
 struct Walk {
   int nd = 0;
@@ -132,17 +114,6 @@ struct Walk {
   Walk(const int64_t* const* strides, const int64_t* shp, int ndim) {
     for (int d = 0; d < ndim; d++) {
       total *= shp[d];
-      if (shp[d] == 1) continue;
-      if (nd > 0) {
-        bool merge = true;
-        for (int k = 0; k < K; k++)
-          if (st[k][nd - 1] != strides[k][d] * shp[d]) merge = false;
-        if (merge) {
-          shape[nd - 1] *= shp[d];
-          for (int k = 0; k < K; k++) st[k][nd - 1] = strides[k][d];
-          continue;
-        }
-      }
       shape[nd] = shp[d];
       for (int k = 0; k < K; k++) st[k][nd] = strides[k][d];
       nd++;
@@ -220,14 +191,6 @@ DN_CLONES void clamp_loop(const float* DN_RESTRICT x, float* DN_RESTRICT y, int6
     v = v < lo ? lo : v;  // NaN stays NaN, like Math.min(Math.max(x, lo), hi)
     v = v > hi ? hi : v;
     y[i] = float(v);
-  }
-}
-
-DN_CLONES void clamp_bwd_loop(const float* DN_RESTRICT x, const float* DN_RESTRICT dy, float* DN_RESTRICT dx,
-                              int64_t n, double lo, double hi) {
-  for (int64_t i = 0; i < n; i++) {
-    double v = x[i];
-    dx[i] = (v >= lo && v <= hi) ? dy[i] : 0.0f;
   }
 }
 
@@ -350,12 +313,12 @@ DN_CLONES void adamw_loop(float* DN_RESTRICT p, const float* DN_RESTRICT g, floa
 
 void unary(int op, const float* x, float* y, int64_t n) {
   // transcendental ops are compute-bound: split finer
-  int64_t grain = (op == U_NEG || op == U_ABS || op == U_RELU || op == U_SQUARE || op == U_SIGN) ? kGrain : kGrain / 8;
+  int64_t grain = (op == U_NEG || op == U_ABS || op == U_RELU || op == U_SQUARE) ? kGrain : kGrain / 8;
   parallel_for(n, grain, [&](int64_t b, int64_t e) { unary_loop(op, x + b, y + b, e - b); });
 }
 
-void unary_backward(int op, const float* x, const float* dy, float* dx, int64_t n) {
-  parallel_for(n, kGrain / 8, [&](int64_t b, int64_t e) { unary_bwd_loop(op, x + b, dy + b, dx + b, e - b); });
+void activation_backward(int op, const float* x, const float* dy, float* dx, int64_t n) {
+  parallel_for(n, kGrain / 8, [&](int64_t b, int64_t e) { activation_bwd_loop(op, x + b, dy + b, dx + b, e - b); });
 }
 
 void binary(int op, const float* a, const int64_t* as, const float* b, const int64_t* bs, const int64_t* shape, int nd,
@@ -399,10 +362,6 @@ void pow_scalar(const float* x, float* y, int64_t n, double p) {
 
 void clamp(const float* x, float* y, int64_t n, double lo, double hi) {
   parallel_for(n, kGrain, [&](int64_t b, int64_t e) { clamp_loop(x + b, y + b, e - b, lo, hi); });
-}
-
-void clamp_backward(const float* x, const float* dy, float* dx, int64_t n, double lo, double hi) {
-  parallel_for(n, kGrain, [&](int64_t b, int64_t e) { clamp_bwd_loop(x + b, dy + b, dx + b, e - b, lo, hi); });
 }
 
 void reduce(int op, const float* x, float* out, int64_t outer, int64_t size, int64_t inner) {

@@ -5,17 +5,22 @@
 
 namespace dn {
 
+// The primitive unary ops (src/backends/backend.ts UNARY_OPS, same order), then the fused activations
+// (ACTIVATIONS), which only `activation` / `activationBackward` accept.
 enum UnaryOp {
-  U_NEG, U_EXP, U_LOG, U_SQRT, U_RSQRT, U_SIN, U_COS, U_TANH, U_SIGMOID,
-  U_SILU, U_GELU, U_RELU, U_ABS, U_SIGN, U_SQUARE, U_RECIPROCAL, U_COUNT
+  U_NEG, U_EXP, U_LOG, U_SQRT, U_RSQRT, U_SIN, U_COS, U_TANH, U_RELU, U_ABS, U_SQUARE, U_RECIPROCAL, U_ERF,
+  U_SIGMOID, U_SILU, U_GELU, U_COUNT
 };
+constexpr int U_FIRST_ACTIVATION = U_SIGMOID;
 enum BinaryOp { B_ADD, B_SUB, B_MUL, B_DIV, B_POW, B_MAX, B_MIN, B_EQ, B_GT, B_LT, B_COUNT };
 
 constexpr int kMaxDims = 16;
 
 void unary(int op, const float* x, float* y, int64_t n);
-void unary_backward(int op, const float* x, const float* dy, float* dx, int64_t n);
-/** out over shape[nd] (dense), operands walked with element strides (0 on broadcast dims). */
+/** dx = dy·act'(x) for the activations (U_SIGMOID … U_GELU). */
+void activation_backward(int op, const float* x, const float* dy, float* dx, int64_t n);
+/** out over shape[nd] (dense), operands walked with element strides (0 on broadcast dims). Dimensions come
+ *  merged by the engine (src/tensor/shape.ts mergeDims); the kernels merge nothing. */
 void binary(int op, const float* a, const int64_t* as, const float* b, const int64_t* bs,
             const int64_t* shape, int nd, float* out);
 void where(const float* c, const int64_t* cs, const float* a, const int64_t* as, const float* b,
@@ -23,7 +28,6 @@ void where(const float* c, const int64_t* cs, const float* a, const int64_t* as,
 void affine(const float* x, float* y, int64_t n, double scale, double shift);
 void pow_scalar(const float* x, float* y, int64_t n, double p);
 void clamp(const float* x, float* y, int64_t n, double lo, double hi);
-void clamp_backward(const float* x, const float* dy, float* dx, int64_t n, double lo, double hi);
 void reduce(int op /*0 sum, 1 max*/, const float* x, float* out, int64_t outer, int64_t size, int64_t inner);
 void strided_copy(const float* src, int64_t srcOff, const int64_t* ss, const int64_t* shape, int nd,
                   float* dst, int64_t dstOff, const int64_t* ds, bool accumulate);

@@ -8,7 +8,7 @@
  * `await useBackendAsync(name)` does both. `availableBackends()` lists the CPU backends only (those that
  * start synchronously); `webgpuAvailable()` says whether WebGPU was initialized.
  */
-import type { Backend, BackendName, Engine, F32, StorageOps } from './backend.js';
+import { type Backend, type BackendName, type Engine, missingKernels, withoutFused } from './backend.js';
 import { jsBackend } from './js/index.js';
 
 // Loaded only under Node, and lazily, so browser bundles never see the addon loader.
@@ -24,32 +24,23 @@ function loadNativeBackend(): Backend | { error: string } {
 
 export type { Backend, BackendName, Engine } from './backend.js';
 
+export { FUSED_NAMES, KERNELS, PRIMITIVE_NAMES, STORAGE_NAMES, withoutFused } from './backend.js';
+
 const BACKEND_NAMES: readonly BackendName[] = ['js', 'native', 'webgpu'];
 
-/** Storage operations on host memory, shared by the CPU backends. */
-const hostStorage: StorageOps<F32> = {
-  device: false,
-  empty: (n) => new Float32Array(n),
-  full: (n, value) => new Float32Array(n).fill(value),
-  fromHost: (data) => data,
-  copy: (x) => x.slice(),
-  copyInto: (dst, src) => { dst.set(src); },
-  lerpInPlace: (s, v, a) => { for (let j = 0; j < s.length; j++) s[j] += a * (v[j] - s[j]); },
-  sumSquares: (x, out, index) => {
-    let sq = 0;
-    for (let i = 0; i < x.length; i++) sq += x[i] * x[i];
-    out[index] = sq;
-  },
-};
+/** Checks a backend against the kernel table when it is registered, not at its first call. */
+function checked<B extends Backend<any>>(b: B): B {
+  const missing = missingKernels(b as unknown as Record<string, unknown>);
+  if (missing.length) throw new Error(`backend '${b.name}' lacks the primitive kernels ${missing.join(', ')}`);
+  return b;
+}
 
-const withHostStorage = (b: Backend): Engine => ({ ...b, ...hostStorage });
-
-const jsEngine = withHostStorage(jsBackend);
+const jsEngine: Engine = checked(jsBackend);
 let nativeResult: Engine | { error: string } | undefined;
 function native(): Engine | { error: string } {
   if (!nativeResult) {
     const n = loadNativeBackend();
-    nativeResult = 'error' in n ? n : withHostStorage(n);
+    nativeResult = 'error' in n ? n : checked(n);
   }
   return nativeResult;
 }
@@ -65,7 +56,7 @@ let webgpuInit: Promise<Engine> | undefined;
 export function initWebGPU(gpu?: GPU, opts: { powerPreference?: GPUPowerPreference } = {}): Promise<Engine> {
   const init = webgpuInit ?? (async (): Promise<Engine> => {
     const mod = await import('./webgpu/index.js');
-    const engine: Engine = await mod.createWebGPUBackend(gpu, opts);
+    const engine: Engine = checked(await mod.createWebGPUBackend(gpu, opts));
     webgpuEngine = engine;
     return engine;
   })().catch((e: unknown) => {
@@ -120,19 +111,35 @@ export function backendByName(name: BackendName): Engine {
 
 let current: Engine | undefined;
 let warned = false;
+const primitiveOnly = new Map<Engine, Engine>();
 
-export function setBackend(name: BackendName): Engine {
+export interface BackendOptions {
+  /** false: the backend with its fused kernels switched off, every composite written out over the primitives
+   *  (for tests and comparisons; DIFFUSE_FUSED=0 does the same for the default backend). */
+  fused?: boolean;
+}
+
+function variant(be: Engine, fused: boolean): Engine {
+  if (fused) return be;
+  let p = primitiveOnly.get(be);
+  if (!p) { p = withoutFused(be); primitiveOnly.set(be, p); }
+  return p;
+}
+
+const envFused = () => (typeof process !== 'undefined' ? process.env?.DIFFUSE_FUSED !== '0' : true);
+
+export function setBackend(name: BackendName, { fused = envFused() }: BackendOptions = {}): Engine {
   if (!BACKEND_NAMES.includes(name)) {
     throw new Error(`setBackend: unknown backend '${name}' (choose one of ${BACKEND_NAMES.join(', ')})`);
   }
-  current = backendByName(name);
+  current = variant(backendByName(name), fused);
   return current;
 }
 
 /** setBackend, after initializing WebGPU when that is the one asked for. */
-export async function useBackendAsync(name: BackendName, gpu?: GPU): Promise<Engine> {
+export async function useBackendAsync(name: BackendName, gpu?: GPU, opts: BackendOptions = {}): Promise<Engine> {
   if (name === 'webgpu') await initWebGPU(gpu);
-  return setBackend(name);
+  return setBackend(name, opts);
 }
 
 export function getBackend(): Engine {
@@ -150,9 +157,9 @@ export function getBackend(): Engine {
       warned = true;
       console.warn(`diffuse: native backend unavailable (${n.error}); running on the slower 'js' backend.`);
     }
-    current = jsEngine;
+    current = variant(jsEngine, envFused());
   } else {
-    current = n;
+    current = variant(n, envFused());
   }
   return current;
 }

@@ -7,9 +7,9 @@
  * variance only the prediction channels are guided; the variance channels are the conditional ones (GLIDE).
  * By default both evaluations run as one batch of 2B.
  */
-import { Tensor, add, concat, mul, split, sub } from '../tensor/index.js';
+import { Tensor, add, concat, fmt, mul, split, sub } from '../tensor/index.js';
 import type { Model } from './samplers/common.js';
-import { fail, shp } from './util.js';
+import { fail } from './util.js';
 
 export interface GuidanceOptions {
   /** Guidance weight w (0: unconditional, 1: conditional, > 1: guided). */
@@ -37,7 +37,7 @@ function nullBatch(nullCond: Tensor, cond: Tensor): Tensor {
   const b = cond.shape[0];
   const rest = (t: Tensor) => t.shape.slice(1).join(',');
   if (nullCond.dtype !== cond.dtype || nullCond.ndim !== cond.ndim || rest(nullCond) !== rest(cond) || (nullCond.shape[0] !== 1 && nullCond.shape[0] !== b)) {
-    fail('classifierFreeGuidance', `null condition ${nullCond.dtype} ${shp(nullCond.shape)} does not match cond ${cond.dtype} ${shp(cond.shape)} (expected one row or ${b})`);
+    fail('classifierFreeGuidance', `null condition ${nullCond.dtype} ${fmt(nullCond.shape)} does not match cond ${cond.dtype} ${fmt(cond.shape)} (expected one row or ${b})`);
   }
   if (nullCond.shape[0] === b) return nullCond;
   const n = nullCond.size, Ctor = nullCond.dtype === 'int32' ? Int32Array : Float32Array;
@@ -53,19 +53,19 @@ export function classifierFreeGuidance(model: Model, opts: GuidanceOptions): Mod
   return (x: Tensor, t: Tensor, cond?: Tensor) => {
     if (!cond) fail('classifierFreeGuidance', 'the guided model needs a cond (pass one to the sampler)');
     const b = x.shape[0];
-    if (cond.ndim < 1 || cond.shape[0] !== b) fail('classifierFreeGuidance', `cond ${shp(cond.shape)} does not have the batch size ${b} of x_t ${shp(x.shape)}`);
+    if (cond.ndim < 1 || cond.shape[0] !== b) fail('classifierFreeGuidance', `cond ${fmt(cond.shape)} does not have the batch size ${b} of x_t ${fmt(x.shape)}`);
     const nc = nullBatch(nullCond, cond);
     let outC: Tensor, outU: Tensor;
     if (batched) {
       const out = model(concat([x, x], 0), concatRows(t, t), concatRows(cond, nc));
-      if (out.ndim < 1 || out.shape[0] !== 2 * b) fail('classifierFreeGuidance', `model output ${shp(out.shape)} for a batch of ${2 * b}`);
+      if (out.ndim < 1 || out.shape[0] !== 2 * b) fail('classifierFreeGuidance', `model output ${fmt(out.shape)} for a batch of ${2 * b}`);
       [outC, outU] = split(out, 2, 0);
     } else {
       outC = model(x, t, cond);
       outU = model(x, t, nc);
     }
     if (!learnedVariance) return add(outU, mul(sub(outC, outU), scale));
-    if (outC.ndim < 2 || outC.shape[1] % 2 !== 0) fail('classifierFreeGuidance', `learned-variance output ${shp(outC.shape)} has no even channel axis`);
+    if (outC.ndim < 2 || outC.shape[1] % 2 !== 0) fail('classifierFreeGuidance', `learned-variance output ${fmt(outC.shape)} has no even channel axis`);
     const [pc, vc] = split(outC, 2, 1), [pu] = split(outU, 2, 1);
     return concat([add(pu, mul(sub(pc, pu), scale)), vc], 1);
   };

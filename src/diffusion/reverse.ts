@@ -11,12 +11,12 @@
  *
  * A learned-variance network returns twice the channels of x_t on axis 1: [prediction, v].
  */
-import { Generator, Tensor, add, defaultGenerator, exp, mul, noGrad, randn, split, sub, tensor } from '../tensor/index.js';
+import { Generator, Tensor, add, defaultGenerator, exp, fmt, mul, noGrad, randn, sameShape, split, sub, tensor } from '../tensor/index.js';
 import type { Model } from './samplers/common.js';
 import { type PredictionType, checkPrediction, outputToX0Eps } from './parameterization.js';
 import type { NoiseSchedule } from './schedules.js';
 import { type X0Clip, applyX0Clip } from './thresholding.js';
-import { type TimeLike, axpby, batchOf, coefTensor, fail, gather, sameShape, shp, timesteps } from './util.js';
+import { type TimeLike, axpby, batchOf, coefTensor, fail, gather, timesteps } from './util.js';
 
 export type VarianceType = 'fixedLarge' | 'fixedSmall' | 'learnedRange';
 export const VARIANCE_TYPES: readonly VarianceType[] = ['fixedLarge', 'fixedSmall', 'learnedRange'];
@@ -32,13 +32,13 @@ export function checkVariance(fn: string, v: unknown): VarianceType {
  */
 export function splitModelOutput(fn: string, out: Tensor, xt: Tensor, learned: boolean): { pred: Tensor; v: Tensor | null } {
   if (!learned) {
-    if (!sameShape(out.shape, xt.shape)) fail(fn, `model output ${shp(out.shape)} does not match x_t ${shp(xt.shape)}`);
+    if (!sameShape(out.shape, xt.shape)) fail(fn, `model output ${fmt(out.shape)} does not match x_t ${fmt(xt.shape)}`);
     return { pred: out, v: null };
   }
   const want = [...xt.shape];
-  if (want.length < 2) fail(fn, `a learned variance needs x_t with a channel axis (axis 1), got ${shp(xt.shape)}`);
+  if (want.length < 2) fail(fn, `a learned variance needs x_t with a channel axis (axis 1), got ${fmt(xt.shape)}`);
   want[1] *= 2;
-  if (!sameShape(out.shape, want)) fail(fn, `model output ${shp(out.shape)} does not match x_t ${shp(xt.shape)} with learned variance (expected ${shp(want)})`);
+  if (!sameShape(out.shape, want)) fail(fn, `model output ${fmt(out.shape)} does not match x_t ${fmt(xt.shape)} with learned variance (expected ${fmt(want)})`);
   const [pred, v] = split(out, 2, 1);
   return { pred, v };
 }

@@ -17,6 +17,7 @@
  * All of it is float64 on the host: schedules are tiny, and float32 products of 1000 α's (or 1 − ᾱ near
  * t = 0) lose the digits that samplers depend on. Only per-step coefficients reach float32 tensors.
  */
+import { fail as failIn } from './util.js';
 
 export type ScheduleKind = 'linear' | 'scaledLinear' | 'cosine' | 'sigmoid' | 'custom';
 
@@ -53,7 +54,7 @@ const FIELDS: Record<ScheduleKind, readonly string[]> = {
 };
 
 function fail(msg: string): never {
-  throw new Error(`makeSchedule: ${msg}`);
+  return failIn('makeSchedule', msg);
 }
 
 /** Longest schedule accepted: every per-step table is allocated at this length (DDPM uses 1,000, iDDPM 4,000). */

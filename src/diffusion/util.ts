@@ -2,13 +2,11 @@
  * Shared plumbing: timestep arguments, per-sample coefficients (float64 on the host, float32 once uploaded)
  * and the one-line errors that name the calling function.
  */
-import { Tensor, mul, add, tensor } from '../tensor/index.js';
+import { Tensor, add, fmt, mul, sameShape, tensor } from '../tensor/index.js';
 import type { NoiseSchedule } from './schedules.js';
 
 /** Timesteps: one number for the whole batch, one per sample, or a [B] tensor (float32 or int32). */
 export type TimeLike = number | ArrayLike<number> | Tensor;
-
-export const shp = (s: readonly number[]) => `[${s.join(', ')}]`;
 
 export function fail(fn: string, msg: string): never {
   throw new Error(`${fn}: ${msg}`);
@@ -20,16 +18,12 @@ export function rangeFail(fn: string, msg: string): never {
 
 /** The batch size of x (its first axis); x must have one. */
 export function batchOf(fn: string, x: Tensor, name = 'x'): number {
-  if (x.ndim < 1) fail(fn, `${name} must have a batch axis, got shape ${shp(x.shape)}`);
+  if (x.ndim < 1) fail(fn, `${name} must have a batch axis, got shape ${fmt(x.shape)}`);
   return x.shape[0];
 }
 
-export function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
-}
-
 export function checkSameShape(fn: string, aName: string, a: Tensor, bName: string, b: Tensor): void {
-  if (!sameShape(a.shape, b.shape)) fail(fn, `${aName} ${shp(a.shape)} and ${bName} ${shp(b.shape)} differ in shape`);
+  if (!sameShape(a.shape, b.shape)) fail(fn, `${aName} ${fmt(a.shape)} and ${bName} ${fmt(b.shape)} differ in shape`);
 }
 
 /**
@@ -40,7 +34,7 @@ export function timesteps(fn: string, schedule: NoiseSchedule, t: TimeLike, batc
   let vals: ArrayLike<number>;
   if (typeof t === 'number') vals = [t];
   else if (t instanceof Tensor) {
-    if (t.ndim > 1) fail(fn, `timesteps must be a scalar or [B], got shape ${shp(t.shape)}`);
+    if (t.ndim > 1) fail(fn, `timesteps must be a scalar or [B], got shape ${fmt(t.shape)}`);
     vals = t.data;
   } else vals = t;
   if (vals.length !== 1 && vals.length !== batch) fail(fn, `${vals.length} timesteps for a batch of ${batch}`);

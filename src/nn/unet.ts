@@ -29,7 +29,7 @@
  */
 import {
   Generator, Tensor, add, avgPool2x2, concat, full, matmul, mul, reshape, silu, softmax, split, tensor,
-  upsampleNearest2x,
+  upsampleNearest2x, fmt,
 } from '../tensor/index.js';
 import { Conv2d, Dropout, Embedding, GroupNorm, Linear, ModuleList, SiLU, Sequential } from './layers.js';
 import { Module } from './module.js';
@@ -435,22 +435,21 @@ export class UNet extends Module {
    */
   forward(x: Tensor, t: Tensor, classes?: Tensor): Tensor {
     const cfg = this.config, levels = cfg.channelMult.length;
-    const shp = (s: readonly number[]) => `[${s.join(', ')}]`;
     if (x.ndim !== 4 || x.shape[1] !== cfg.inChannels) {
-      throw new Error(`UNet.forward: x must be [B, ${cfg.inChannels}, H, W], got ${shp(x.shape)}`);
+      throw new Error(`UNet.forward: x must be [B, ${cfg.inChannels}, H, W], got ${fmt(x.shape)}`);
     }
     const [b, , hh, ww] = x.shape, div = 2 ** (levels - 1);
     if (hh % div !== 0 || ww % div !== 0) {
       throw new Error(`UNet.forward: spatial size ${hh}×${ww} must be divisible by ${div} (${levels} levels)`);
     }
     if (t.ndim !== 1 || t.shape[0] !== b || t.dtype !== 'float32') {
-      throw new Error(`UNet.forward: t must be float32 [${b}], got ${t.dtype} ${shp(t.shape)}`);
+      throw new Error(`UNet.forward: t must be float32 [${b}], got ${t.dtype} ${fmt(t.shape)}`);
     }
     let emb = this.timeEmbed.forward(timestepEmbedding(t, cfg.modelChannels));
     if (classes && !this.labelEmb) throw new Error('UNet.forward: classes given to an unconditional model (numClasses = 0)');
     if (this.labelEmb) {
       if (classes && (classes.dtype !== 'int32' || classes.ndim !== 1 || classes.shape[0] !== b)) {
-        throw new Error(`UNet.forward: classes must be int32 [${b}], got ${classes.dtype} ${shp(classes.shape)}`);
+        throw new Error(`UNet.forward: classes must be int32 [${b}], got ${classes.dtype} ${fmt(classes.shape)}`);
       }
       const labels = classes ?? full([b], cfg.numClasses, { dtype: 'int32' });
       emb = add(emb, this.labelEmb.forward(labels));

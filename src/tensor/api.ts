@@ -4,7 +4,8 @@
  * the argument and what it got, instead of a TypeError from deep inside. Values (shapes, ranges) are
  * checked by the ops themselves. SIGNATURES must list every function ops.ts exports (the type says so).
  */
-import * as raw from './ops.js';
+import * as composites from './composites.js';
+import * as ops from './ops.js';
 import { Generator } from './random.js';
 import { Tensor } from './tensor.js';
 
@@ -15,11 +16,13 @@ import { Tensor } from './tensor.js';
  */
 type Kind = 'T' | 'TL' | 'T?' | 'Ts' | 'n' | 'n?' | 'ns' | 'ns?' | 'shape' | 'b?' | 'o?' | 'G?';
 
+const raw = { ...ops, ...composites };
+
 type OpName = { [K in keyof typeof raw]: (typeof raw)[K] extends (...args: never[]) => unknown ? K : never }[keyof typeof raw];
 
 const SIGNATURES: Record<OpName, readonly Kind[]> = {
   neg: ['T'], exp: ['T'], log: ['T'], sqrt: ['T'], rsqrt: ['T'], sin: ['T'], cos: ['T'], tanh: ['T'], sigmoid: ['T'],
-  silu: ['T'], gelu: ['T'], relu: ['T'], abs: ['T'], square: ['T'], reciprocal: ['T'],
+  silu: ['T'], gelu: ['T'], relu: ['T'], abs: ['T'], square: ['T'], reciprocal: ['T'], erf: ['T'], assign: ['T', 'T'],
   affine: ['T', 'n', 'n?'], clamp: ['T', 'n?', 'n?'], sumTo: ['T', 'shape'],
   add: ['TL', 'TL'], sub: ['TL', 'TL'], mul: ['TL', 'TL'], div: ['TL', 'TL'], pow: ['TL', 'TL'],
   maximum: ['T', 'T'], minimum: ['T', 'T'], eq: ['TL', 'TL'], gt: ['TL', 'TL'], lt: ['TL', 'TL'], where: ['T', 'TL', 'TL'],
@@ -84,6 +87,8 @@ export const relu = guard('relu', raw.relu);
 export const abs = guard('abs', raw.abs);
 export const square = guard('square', raw.square);
 export const reciprocal = guard('reciprocal', raw.reciprocal);
+export const erf = guard('erf', raw.erf);
+export const assign = guard('assign', raw.assign);
 export const affine = guard('affine', raw.affine);
 export const clamp = guard('clamp', raw.clamp);
 export const sumTo = guard('sumTo', raw.sumTo);

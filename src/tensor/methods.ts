@@ -1,6 +1,7 @@
 /** Fluent methods on Tensor (x.add(y).relu()), each a thin alias of a function in ops.ts. */
 import * as ops from './api.js';
-import type { Conv2dOptions, GroupNormOptions, MatmulOptions, TensorLike } from './ops.js';
+import type { GroupNormOptions } from './composites.js';
+import type { Conv2dOptions, MatmulOptions, TensorLike } from './ops.js';
 import { Tensor } from './tensor.js';
 
 declare module './tensor.js' {

@@ -1,32 +1,27 @@
 /**
- * Differentiable operations. Each validates its arguments (so no bad input reaches a kernel), calls the
- * current backend's kernel and records one backward rule.
+ * Differentiable operations over the primitive kernels. Each validates its arguments (so no bad input
+ * reaches a kernel), calls the current backend's kernel and records the primitive's gradient rule
+ * (./gradients.ts). Composites (activations, norms, softmax, attention, resampling) are in ./composites.ts.
  */
 import type { BinaryOp, FStore, UnaryOp } from '../backends/backend.js';
+import { binaryKernel, copyKernel, whereKernel } from './dispatch.js';
+import { BINARY_GRADIENTS, GRADIENTS, UNARY_GRADIENTS } from './gradients.js';
 import { Generator, defaultGenerator } from './random.js';
 import {
-  ShapeError, broadcastShapes, broadcastStrides, fmt, normalizeAxes, normalizeAxis, sizeOf, stridesOf,
+  ShapeError, broadcastShapes, broadcastStrides, checkNonEmpty, fmt, normalizeAxes, normalizeAxis, sameShape, sizeOf, stridesOf,
 } from './shape.js';
 import { Tensor, backend, recordOp, scalar } from './tensor.js';
 
 export type TensorLike = Tensor | number;
 
 const toTensor = (x: TensorLike): Tensor => (typeof x === 'number' ? scalar(x) : x);
-const same = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
 
-function checkNonEmpty(op: string, ...ts: Tensor[]): void {
-  for (const t of ts) {
-    if (t.size === 0) throw new ShapeError(`${op}: zero-size tensor of shape ${fmt(t.shape)}`);
-  }
-}
 
 // ---------------------------------------------------------------- elementwise, unary
 
 function unaryOp(op: UnaryOp, x: Tensor): Tensor {
-  const xd = x.storage(op);
-  return recordOp(op, backend().unary(op, xd), x.shape, [x], (g) => [
-    new Tensor(backend().unaryBackward(op, xd, g.storage(op)), x.shape),
-  ]);
+  const out: Tensor = recordOp(op, backend().unary(op, x.storage(op)), x.shape, [x], (g) => [UNARY_GRADIENTS[op](g, x, out)]);
+  return out;
 }
 
 export const neg = (x: Tensor) => unaryOp('neg', x);
@@ -37,50 +32,42 @@ export const rsqrt = (x: Tensor) => unaryOp('rsqrt', x);
 export const sin = (x: Tensor) => unaryOp('sin', x);
 export const cos = (x: Tensor) => unaryOp('cos', x);
 export const tanh = (x: Tensor) => unaryOp('tanh', x);
-export const sigmoid = (x: Tensor) => unaryOp('sigmoid', x);
-export const silu = (x: Tensor) => unaryOp('silu', x);
-/** GELU, exact (erf) form as PyTorch's default. */
-export const gelu = (x: Tensor) => unaryOp('gelu', x);
 export const relu = (x: Tensor) => unaryOp('relu', x);
 export const abs = (x: Tensor) => unaryOp('abs', x);
 export const square = (x: Tensor) => unaryOp('square', x);
 export const reciprocal = (x: Tensor) => unaryOp('reciprocal', x);
+/** The error function (GELU's building block). */
+export const erf = (x: Tensor) => unaryOp('erf', x);
 
 /** y = x·scale + shift, one fused kernel for arithmetic with plain numbers. */
 export function affine(x: Tensor, scale: number, shift = 0): Tensor {
-  const xd = x.storage('affine');
-  return recordOp('affine', backend().affine(xd, scale, shift), x.shape, [x], (g) => [
-    scale === 1 ? g : new Tensor(backend().affine(g.storage('affine'), scale, 0), x.shape),
-  ]);
+  return recordOp('affine', backend().affine(x.storage('affine'), scale, shift), x.shape, [x], (g) => [GRADIENTS.affine(g, scale)]);
 }
 
 export function clamp(x: Tensor, lo = -Infinity, hi = Infinity): Tensor {
   if (Number.isNaN(lo) || Number.isNaN(hi) || lo > hi) throw new RangeError(`clamp: invalid range [${lo}, ${hi}]`);
-  const xd = x.storage('clamp');
-  return recordOp('clamp', backend().clamp(xd, lo, hi), x.shape, [x], (g) => [
-    new Tensor(backend().clampBackward(xd, g.storage('clamp'), lo, hi), x.shape),
-  ]);
+  return recordOp('clamp', backend().clamp(x.storage('clamp'), lo, hi), x.shape, [x], (g) => [GRADIENTS.clamp(g, x, lo, hi)]);
 }
 
 // ---------------------------------------------------------------- elementwise, binary
 
 /** Sums a broadcast gradient back to `shape`. */
 export function sumTo(g: Tensor, shape: readonly number[]): Tensor {
-  if (same(g.shape, shape)) return g;
+  if (sameShape(g.shape, shape)) return g;
   const lead = g.ndim - shape.length;
   const axes: number[] = [];
   for (let i = 0; i < g.ndim; i++) if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) axes.push(i);
   return reshape(sum(g, axes, false), shape);
 }
 
-function binaryOp(op: BinaryOp, a: Tensor, b: Tensor,
-  backwardRule: ((g: Tensor, out: Tensor) => [Tensor | null, Tensor | null]) | null): Tensor {
+function binaryOp(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   const ad = a.storage(op), bd = b.storage(op);
   const outShape = broadcastShapes(op, a.shape, b.shape);
-  const data = backend().binary(op, ad, broadcastStrides(a.shape, outShape), bd, broadcastStrides(b.shape, outShape), outShape);
-  if (!backwardRule) return new Tensor(data, outShape);
+  const data = binaryKernel(op, ad, broadcastStrides(a.shape, outShape), bd, broadcastStrides(b.shape, outShape), outShape);
+  const rule = BINARY_GRADIENTS[op];
+  if (!rule) return new Tensor(data, outShape);
   const out: Tensor = recordOp(op, data, outShape, [a, b], (g) => {
-    const [ga, gb] = backwardRule(g, out);
+    const [ga, gb] = rule(g, a, b, out);
     return [ga && a.requiresGrad ? sumTo(ga, a.shape) : null, gb && b.requiresGrad ? sumTo(gb, b.shape) : null];
   });
   return out;
@@ -89,78 +76,51 @@ function binaryOp(op: BinaryOp, a: Tensor, b: Tensor,
 export function add(a: TensorLike, b: TensorLike): Tensor {
   if (typeof b === 'number') return affine(toTensor(a), 1, b);
   if (typeof a === 'number') return affine(b, 1, a);
-  return binaryOp('add', a, b, (g) => [g, g]);
+  return binaryOp('add', a, b);
 }
 
 export function sub(a: TensorLike, b: TensorLike): Tensor {
   if (typeof b === 'number') return affine(toTensor(a), 1, -b);
   if (typeof a === 'number') return affine(b, -1, a);
-  return binaryOp('sub', a, b, (g) => [g, neg(g)]);
+  return binaryOp('sub', a, b);
 }
 
 export function mul(a: TensorLike, b: TensorLike): Tensor {
   if (typeof b === 'number') return affine(toTensor(a), b, 0);
   if (typeof a === 'number') return affine(b, a, 0);
-  const ta = a, tb = b;
-  return binaryOp('mul', ta, tb, (g) => [ta.requiresGrad ? mul(g, tb) : null, tb.requiresGrad ? mul(g, ta) : null]);
+  return binaryOp('mul', a, b);
 }
 
 export function div(a: TensorLike, b: TensorLike): Tensor {
   if (typeof b === 'number') return affine(toTensor(a), 1 / b, 0);
-  const ta = toTensor(a), tb = b;
-  return binaryOp('div', ta, tb, (g, out) => [
-    ta.requiresGrad ? div(g, tb) : null,
-    tb.requiresGrad ? neg(div(mul(g, out), tb)) : null,
-  ]);
+  return binaryOp('div', toTensor(a), b);
 }
 
 /** a ** b; a scalar exponent uses a dedicated kernel. */
 export function pow(a: TensorLike, b: TensorLike): Tensor {
   if (typeof b === 'number') {
-    const x = toTensor(a), xd = x.storage('pow');
-    return recordOp('pow', backend().powScalar(xd, b), x.shape, [x], (g) => [
-      b === 0 ? mul(g, 0) : mul(mul(g, new Tensor(backend().powScalar(xd, b - 1), x.shape)), b),
-    ]);
+    const x = toTensor(a);
+    return recordOp('pow', backend().powScalar(x.storage('pow'), b), x.shape, [x], (g) => [GRADIENTS.powScalar(g, x, b)]);
   }
-  const ta = toTensor(a), tb = b;
-  return binaryOp('pow', ta, tb, (g, out) => [
-    ta.requiresGrad ? mul(mul(g, tb), pow(ta, sub(tb, 1))) : null,
-    tb.requiresGrad ? mul(mul(g, out), log(ta)) : null,
-  ]);
+  return binaryOp('pow', toTensor(a), b);
 }
 
-export function maximum(a: Tensor, b: Tensor): Tensor {
-  return binaryOp('maximum', a, b, (g) => {
-    const m = binaryOp('gt', a, b, null), eq = binaryOp('eq', a, b, null);
-    const wa = add(m, mul(eq, 0.5)); // ties split the gradient, as PyTorch does
-    return [mul(g, wa), mul(g, sub(1, wa))];
-  });
-}
-
-export function minimum(a: Tensor, b: Tensor): Tensor {
-  return binaryOp('minimum', a, b, (g) => {
-    const m = binaryOp('lt', a, b, null), eq = binaryOp('eq', a, b, null);
-    const wa = add(m, mul(eq, 0.5));
-    return [mul(g, wa), mul(g, sub(1, wa))];
-  });
-}
+export const maximum = (a: Tensor, b: Tensor) => binaryOp('maximum', a, b);
+export const minimum = (a: Tensor, b: Tensor) => binaryOp('minimum', a, b);
 
 /** Comparisons: 1 where true, 0 elsewhere; not differentiable. */
-export const eq = (a: TensorLike, b: TensorLike) => binaryOp('eq', toTensor(a), toTensor(b), null);
-export const gt = (a: TensorLike, b: TensorLike) => binaryOp('gt', toTensor(a), toTensor(b), null);
-export const lt = (a: TensorLike, b: TensorLike) => binaryOp('lt', toTensor(a), toTensor(b), null);
+export const eq = (a: TensorLike, b: TensorLike) => binaryOp('eq', toTensor(a), toTensor(b));
+export const gt = (a: TensorLike, b: TensorLike) => binaryOp('gt', toTensor(a), toTensor(b));
+export const lt = (a: TensorLike, b: TensorLike) => binaryOp('lt', toTensor(a), toTensor(b));
 
 /** cond ? a : b, with broadcasting; cond is a float tensor (nonzero = true). */
 export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
   const ta = toTensor(a), tb = toTensor(b);
   const cd = cond.storage('where'), ad = ta.storage('where'), bd = tb.storage('where');
   const outShape = broadcastShapes('where', cond.shape, ta.shape, tb.shape);
-  const data = backend().where(cd, broadcastStrides(cond.shape, outShape), ad, broadcastStrides(ta.shape, outShape),
+  const data = whereKernel(cd, broadcastStrides(cond.shape, outShape), ad, broadcastStrides(ta.shape, outShape),
     bd, broadcastStrides(tb.shape, outShape), outShape);
-  return recordOp('where', data, outShape, [ta, tb], (g) => {
-    const z = scalar(0);
-    return [ta.requiresGrad ? sumTo(where(cond, g, z), ta.shape) : null, tb.requiresGrad ? sumTo(where(cond, z, g), tb.shape) : null];
-  });
+  return recordOp('where', data, outShape, [ta, tb], (g) => GRADIENTS.where(g, cond, ta, tb));
 }
 
 // ---------------------------------------------------------------- reductions
@@ -196,9 +156,7 @@ export function sum(x: Tensor, axes?: number | readonly number[], keepDim = fals
   const ax = normalizeAxes('sum', axes, x.ndim);
   if (ax.length === 0) return x;
   const { data, keptShape } = reduceRaw('sum', x, ax);
-  return recordOp('sum', data, reducedShape(keptShape, ax, keepDim), [x], (g) => [
-    expand(reshape(g, keptShape), x.shape),
-  ]);
+  return recordOp('sum', data, reducedShape(keptShape, ax, keepDim), [x], (g) => [GRADIENTS.sum(g, x, keptShape)]);
 }
 
 export function mean(x: Tensor, axes?: number | readonly number[], keepDim = false): Tensor {
@@ -214,11 +172,7 @@ export function max(x: Tensor, axes?: number | readonly number[], keepDim = fals
   checkNonEmpty('max', x);
   if (ax.length === 0) return x;
   const { data, keptShape } = reduceRaw('max', x, ax);
-  const out = recordOp('max', data, reducedShape(keptShape, ax, keepDim), [x], (g) => {
-    const mask = eq(x, new Tensor(data, keptShape));
-    const count = sum(mask, ax, true);
-    return [mul(mask, div(reshape(g, keptShape), count))];
-  });
+  const out: Tensor = recordOp('max', data, reducedShape(keptShape, ax, keepDim), [x], (g) => [GRADIENTS.max(g, x, out, ax, keptShape)]);
   return out;
 }
 
@@ -237,7 +191,7 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   if (sh.some((d) => !Number.isInteger(d) || d < 0) || sizeOf(sh) !== x.size) {
     throw new ShapeError(`reshape: cannot reshape ${fmt(x.shape)} (${x.size} elements) to ${fmt(shape)}`);
   }
-  if (same(sh, x.shape)) return x;
+  if (sameShape(sh, x.shape)) return x;
   return recordOp('reshape', x.shareStorage(), sh, [x], (g) => [reshape(g, x.shape)]);
 }
 
@@ -248,7 +202,7 @@ export function flatten(x: Tensor, startAxis = 0): Tensor {
 
 function strided(src: FStore, srcOffset: number, srcStrides: number[], shape: number[]): FStore {
   const out = backend().empty(sizeOf(shape));
-  backend().stridedCopy(src, srcOffset, srcStrides, shape, out, 0, stridesOf(shape), false);
+  copyKernel(src, srcOffset, srcStrides, shape, out, 0, stridesOf(shape));
   return out;
 }
 
@@ -275,8 +229,8 @@ export function transpose(x: Tensor, a = -2, b = -1): Tensor {
 /** Broadcasts x to `shape` (materialized). */
 export function expand(x: Tensor, shape: readonly number[]): Tensor {
   const outShape = broadcastShapes('expand', x.shape, shape);
-  if (!same(outShape, shape)) throw new ShapeError(`expand: cannot expand ${fmt(x.shape)} to ${fmt(shape)}`);
-  if (same(x.shape, shape)) return x;
+  if (!sameShape(outShape, shape)) throw new ShapeError(`expand: cannot expand ${fmt(x.shape)} to ${fmt(shape)}`);
+  if (sameShape(x.shape, shape)) return x;
   return recordOp('expand', strided(x.storage('expand'), 0, broadcastStrides(x.shape, outShape), outShape), outShape, [x],
     (g) => [sumTo(g, x.shape)]);
 }
@@ -299,12 +253,12 @@ export function slice(x: Tensor, starts: readonly number[], ends: readonly numbe
     }
     lo.push(s); outShape.push(e - s);
   }
-  if (same(outShape, x.shape)) return x;
+  if (sameShape(outShape, x.shape)) return x;
   const st = stridesOf(x.shape);
   const offset = lo.reduce((acc, s, i) => acc + s * st[i], 0);
   return recordOp('slice', strided(x.storage('slice'), offset, st, outShape), outShape, [x], (g) => {
     const dx = backend().full(x.size, 0);
-    backend().stridedCopy(g.storage('slice'), 0, stridesOf(outShape), outShape, dx, offset, st, false);
+    copyKernel(g.storage('slice'), 0, stridesOf(outShape), outShape, dx, offset, st);
     return [new Tensor(dx, x.shape)];
   });
 }
@@ -334,7 +288,7 @@ export function concat(tensors: readonly Tensor[], axis = 0): Tensor {
   let pos = 0;
   for (const t of tensors) {
     offsets.push(pos);
-    backend().stridedCopy(t.storage('concat'), 0, stridesOf(t.shape), [...t.shape], out, pos * ost[a], ost, false);
+    copyKernel(t.storage('concat'), 0, stridesOf(t.shape), t.shape, out, pos * ost[a], ost);
     pos += t.shape[a];
   }
   return recordOp('concat', out, outShape, [...tensors], (g) =>
@@ -384,7 +338,7 @@ export function pad(x: Tensor, pads: readonly number[], value = 0): Tensor {
   const out = backend().full(sizeOf(outShape), value);
   const ost = stridesOf(outShape);
   const offset = before.reduce((acc, b, i) => acc + b * ost[i], 0);
-  backend().stridedCopy(x.storage('pad'), 0, stridesOf(x.shape), [...x.shape], out, offset, ost, false);
+  copyKernel(x.storage('pad'), 0, stridesOf(x.shape), x.shape, out, offset, ost);
   return recordOp('pad', out, outShape, [x], (g) => [slice(g, before, before.map((b, i) => b + x.shape[i]))]);
 }
 
@@ -410,33 +364,14 @@ export function matmul(a: Tensor, b: Tensor, { transA = false, transB = false }:
   const batch = sizeOf(batchShape);
   // A batch that is one matrix is read with stride 0; a partially broadcast batch is materialized.
   let A = a, B = b;
-  if (sizeOf(aBatch) !== 1 && !same(aBatch, batchShape)) A = expand(a, [...batchShape, ar, ac]);
-  if (sizeOf(bBatch) !== 1 && !same(bBatch, batchShape)) B = expand(b, [...batchShape, br, bc]);
+  if (sizeOf(aBatch) !== 1 && !sameShape(aBatch, batchShape)) A = expand(a, [...batchShape, ar, ac]);
+  if (sizeOf(bBatch) !== 1 && !sameShape(bBatch, batchShape)) B = expand(b, [...batchShape, br, bc]);
   const aStride = sizeOf(A.shape.slice(0, -2)) === 1 ? 0 : m * k;
   const bStride = sizeOf(B.shape.slice(0, -2)) === 1 ? 0 : k * n;
   const data = backend().matmul(A.storage('matmul'), B.storage('matmul'), batch, m, n, k, transA, transB, aStride, bStride);
   const outShape = [...batchShape, m, n];
   const inputs = [A, B];
-  const out = recordOp('matmul', data, outShape, inputs, (g) => {
-    let gA: Tensor | null = null, gB: Tensor | null = null;
-    if (A.requiresGrad) {
-      // dA = g · opB(B)ᵀ, laid out as A is stored (transposed back when transA).
-      gA = transA ? matmul(B, g, { transA: transB, transB: true }) : matmul(g, B, { transB: !transB });
-      gA = sumTo(gA, A.shape);
-    }
-    if (B.requiresGrad) {
-      if (bStride === 0 && aStride !== 0 && !transA && !transB) {
-        // One shared B (a linear layer over a batch): one GEMM over the flattened batch.
-        gB = matmul(reshape(A, [batch * m, k]), reshape(g, [batch * m, n]), { transA: true });
-      } else {
-        gB = transB ? matmul(g, A, { transA: true, transB: transA }) : matmul(A, g, { transA: !transA });
-        gB = sumTo(gB, B.shape);
-      }
-      gB = reshape(gB, B.shape);
-    }
-    return [gA, gB];
-  });
-  return out;
+  return recordOp('matmul', data, outShape, inputs, (g) => GRADIENTS.matmul(g, A, B, transA, transB, aStride, bStride, batch, m, n, k));
 }
 
 /** y = x · wᵀ + b with w [out, in] as torch.nn.Linear stores it; x [..., in]. */
@@ -477,130 +412,7 @@ export function conv2d(x: Tensor, w: Tensor, bias?: Tensor | null, opts: Conv2dO
   const xd = x.storage('conv2d'), wd = w.storage('conv2d');
   const data = backend().conv2d(xd, wd, bias ? bias.storage('conv2d') : null, g);
   const inputs = bias ? [x, w, bias] : [x, w];
-  return recordOp('conv2d', data, [n, o, oh, ow], inputs, (gy) => {
-    const gd = gy.storage('conv2d');
-    const dx = x.requiresGrad ? new Tensor(backend().conv2dBackwardInput(gd, wd, g), x.shape) : null;
-    const dw = w.requiresGrad ? new Tensor(backend().conv2dBackwardWeight(xd, gd, g), w.shape) : null;
-    let db: Tensor | null = null;
-    if (bias?.requiresGrad) {
-      const perBatch = backend().reduce('sum', gd, 1, n, o * oh * ow);
-      db = new Tensor(backend().reduce('sum', perBatch, o, oh * ow, 1), [o]);
-    }
-    return bias ? [dx, dw, db] : [dx, dw];
-  });
-}
-
-function planes(op: string, x: Tensor): [number, number, number] {
-  if (x.ndim < 3) throw new ShapeError(`${op}: expected a tensor [..., H, W] of rank ≥ 3, got ${fmt(x.shape)}`);
-  const [h, w] = x.shape.slice(-2);
-  return [sizeOf(x.shape.slice(0, -2)), h, w];
-}
-
-/** Nearest-neighbour upsampling by 2 on the last two axes. */
-export function upsampleNearest2x(x: Tensor): Tensor {
-  const [p, h, w] = planes('upsampleNearest2x', x);
-  const outShape = [...x.shape.slice(0, -2), 2 * h, 2 * w];
-  return recordOp('upsampleNearest2x', backend().upsampleNearest2x(x.storage('upsample'), p, h, w), outShape, [x], (g) => [
-    new Tensor(backend().affine(backend().avgPool2x2(g.storage('upsample'), p, 2 * h, 2 * w), 4, 0), x.shape),
-  ]);
-}
-
-/** 2×2 average pooling, stride 2, on the last two axes (which must be even). */
-export function avgPool2x2(x: Tensor): Tensor {
-  const [p, h, w] = planes('avgPool2x2', x);
-  if (h % 2 || w % 2) throw new ShapeError(`avgPool2x2: spatial size ${h}×${w} of ${fmt(x.shape)} is not even`);
-  const outShape = [...x.shape.slice(0, -2), h / 2, w / 2];
-  return recordOp('avgPool2x2', backend().avgPool2x2(x.storage('avgPool2x2'), p, h, w), outShape, [x], (g) => [
-    new Tensor(backend().affine(backend().upsampleNearest2x(g.storage('avgPool2x2'), p, h / 2, w / 2), 0.25, 0), x.shape),
-  ]);
-}
-
-// ---------------------------------------------------------------- normalization
-
-export interface GroupNormOptions { eps?: number; silu?: boolean }
-
-/**
- * Group norm over x [N, C, ...] with per-channel gamma/beta [C]; `silu: true` applies SiLU in the same
- * kernel (the UNet's norm → activation pair), identical to silu(groupNorm(x)).
- */
-export function groupNorm(x: Tensor, groups: number, gamma?: Tensor | null, beta?: Tensor | null,
-  { eps = 1e-5, silu: fuseSilu = false }: GroupNormOptions = {}): Tensor {
-  if (x.ndim < 2) throw new ShapeError(`groupNorm: expected [N, C, ...], got ${fmt(x.shape)}`);
-  const [n, c] = x.shape, hw = sizeOf(x.shape.slice(2));
-  if (!Number.isInteger(groups) || groups < 1 || c % groups !== 0) {
-    throw new ShapeError(`groupNorm: ${c} channels of ${fmt(x.shape)} cannot be split into ${groups} groups`);
-  }
-  for (const [name, p] of [['gamma', gamma], ['beta', beta]] as const) {
-    if (p && (p.ndim !== 1 || p.shape[0] !== c)) throw new ShapeError(`groupNorm: ${name} ${fmt(p.shape)} does not match ${c} channels`);
-  }
-  checkNonEmpty('groupNorm', x);
-  const xd = x.storage('groupNorm'), gd = gamma ? gamma.storage('groupNorm') : null, bd = beta ? beta.storage('groupNorm') : null;
-  const r = backend().groupNorm(xd, gd, bd, n, c, hw, groups, eps, fuseSilu);
-  const inputs = [x, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
-  return recordOp(fuseSilu ? 'groupNormSilu' : 'groupNorm', r.y, x.shape, inputs, (g) => {
-    const gr = backend().groupNormBackward(g.storage('groupNorm'), xd, gd, bd, r.mean, r.rstd, n, c, hw, groups, fuseSilu);
-    const out: (Tensor | null)[] = [new Tensor(gr.dx, x.shape)];
-    if (gamma) out.push(gr.dgamma && new Tensor(gr.dgamma, [c]));
-    if (beta) out.push(gr.dbeta && new Tensor(gr.dbeta, [c]));
-    return out;
-  });
-}
-
-/** Layer norm over the last axis with gamma/beta [D]. */
-export function layerNorm(x: Tensor, gamma?: Tensor | null, beta?: Tensor | null, eps = 1e-5): Tensor {
-  if (x.ndim < 1) throw new ShapeError('layerNorm: scalar input');
-  const d = x.shape[x.ndim - 1], rows = x.size / Math.max(d, 1);
-  for (const [name, p] of [['gamma', gamma], ['beta', beta]] as const) {
-    if (p && (p.ndim !== 1 || p.shape[0] !== d)) throw new ShapeError(`layerNorm: ${name} ${fmt(p.shape)} does not match last axis of ${fmt(x.shape)}`);
-  }
-  checkNonEmpty('layerNorm', x);
-  const xd = x.storage('layerNorm'), gd = gamma ? gamma.storage('layerNorm') : null;
-  const r = backend().layerNorm(xd, gd, beta ? beta.storage('layerNorm') : null, rows, d, eps);
-  const inputs = [x, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
-  return recordOp('layerNorm', r.y, x.shape, inputs, (g) => {
-    const gr = backend().layerNormBackward(g.storage('layerNorm'), xd, gd, r.mean, r.rstd, rows, d, !!beta);
-    const out: (Tensor | null)[] = [new Tensor(gr.dx, x.shape)];
-    if (gamma) out.push(gr.dgamma && new Tensor(gr.dgamma, [d]));
-    if (beta) out.push(gr.dbeta && new Tensor(gr.dbeta, [d]));
-    return out;
-  });
-}
-
-// ---------------------------------------------------------------- softmax and attention
-
-function lastAxisOp(name: string, x: Tensor, axis: number,
-  fwd: (xd: FStore, rows: number, d: number) => FStore, bwd: (y: FStore, dy: FStore, rows: number, d: number) => FStore): Tensor {
-  const a = normalizeAxis(name, axis, x.ndim);
-  checkNonEmpty(name, x);
-  if (a !== x.ndim - 1) {
-    const perm = x.shape.map((_, i) => i);
-    perm[a] = x.ndim - 1; perm[x.ndim - 1] = a;
-    return permute(lastAxisOp(name, permute(x, perm), -1, fwd, bwd), perm);
-  }
-  const d = x.shape[a], rows = x.size / d;
-  const y = fwd(x.storage(name), rows, d);
-  return recordOp(name, y, x.shape, [x], (g) => [new Tensor(bwd(y, g.storage(name), rows, d), x.shape)]);
-}
-
-export function softmax(x: Tensor, axis = -1): Tensor {
-  const be = backend();
-  return lastAxisOp('softmax', x, axis, (xd, r, d) => be.softmax(xd, r, d), (y, dy, r, d) => be.softmaxBackward(y, dy, r, d));
-}
-
-export function logSoftmax(x: Tensor, axis = -1): Tensor {
-  const be = backend();
-  return lastAxisOp('logSoftmax', x, axis, (xd, r, d) => be.logSoftmax(xd, r, d), (y, dy, r, d) => be.logSoftmaxBackward(y, dy, r, d));
-}
-
-/** softmax(q kᵀ · scale) v over q [..., Lq, d], k [..., Lk, d], v [..., Lk, dv]; scale defaults to 1/√d. */
-export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, scale?: number): Tensor {
-  if (q.ndim < 2 || k.ndim !== q.ndim || v.ndim !== q.ndim || q.shape[q.ndim - 1] !== k.shape[k.ndim - 1]
-    || k.shape[k.ndim - 2] !== v.shape[v.ndim - 2]) {
-    throw new ShapeError(`scaledDotProductAttention: q ${fmt(q.shape)}, k ${fmt(k.shape)}, v ${fmt(v.shape)} do not fit [..., L, d]`);
-  }
-  const s = scale ?? 1 / Math.sqrt(q.shape[q.ndim - 1]);
-  const scores = mul(matmul(q, k, { transB: true }), s);
-  return matmul(softmax(scores, -1), v);
+  return recordOp('conv2d', data, [n, o, oh, ow], inputs, (gy) => GRADIENTS.conv2d(gy, x, w, bias ?? null, g));
 }
 
 // ---------------------------------------------------------------- lookup, dropout, losses
@@ -615,7 +427,7 @@ export function embedding(idx: Tensor, table: Tensor): Tensor {
     if (id[i] < 0 || id[i] >= rows) throw new RangeError(`embedding: index ${id[i]} is out of range for a table of ${rows} rows`);
   }
   return recordOp('embedding', backend().gatherRows(table.storage('embedding'), id, d), [...idx.shape, d], [table], (g) => [
-    new Tensor(backend().scatterAddRows(g.storage('embedding'), id, rows, d), table.shape),
+    GRADIENTS.gatherRows(g, id, rows, d),
   ]);
 }
 
@@ -631,9 +443,23 @@ export function dropout(x: Tensor, p: number, training = true, gen: Generator = 
 
 /** Mean squared error (mean over all elements), as F.mse_loss. */
 export function mseLoss(pred: Tensor, target: Tensor): Tensor {
-  if (!same(pred.shape, target.shape)) throw new ShapeError(`mseLoss: prediction ${fmt(pred.shape)} and target ${fmt(target.shape)} differ`);
+  if (!sameShape(pred.shape, target.shape)) throw new ShapeError(`mseLoss: prediction ${fmt(pred.shape)} and target ${fmt(target.shape)} differ`);
   checkNonEmpty('mseLoss', pred);
   const d = sub(pred, target);
   return mean(mul(d, d));
 }
 
+
+// ---------------------------------------------------------------- in place
+
+/**
+ * dst ← src, in place and outside any graph (optimizer and EMA state, parameters after an update): one strided
+ * copy into dst's own storage. src may broadcast to dst's shape.
+ */
+export function assign(dst: Tensor, src: Tensor): void {
+  const outShape = broadcastShapes('assign', src.shape, dst.shape);
+  if (!sameShape(outShape, dst.shape)) throw new ShapeError(`assign: cannot write ${fmt(src.shape)} into ${fmt(dst.shape)}`);
+  if (dst.node) throw new Error(`assign: ${fmt(dst.shape)} is part of a graph`);
+  const d = dst.storage('assign');
+  copyKernel(src.storage('assign'), 0, broadcastStrides(src.shape, dst.shape), dst.shape, d, 0, stridesOf(dst.shape));
+}

@@ -6,6 +6,10 @@ export class ShapeError extends Error {
 
 export const fmt = (shape: readonly number[]) => `[${shape.join(', ')}]`;
 
+export function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
 export function sizeOf(shape: readonly number[]): number {
   let n = 1;
   for (const d of shape) n *= d;
@@ -23,6 +27,13 @@ export function stridesOf(shape: readonly number[]): number[] {
 /** Most elements in one tensor (kernels index with 32-bit signed integers); checked before allocating. */
 export const MAX_TENSOR_ELEMENTS = 2 ** 31 - 1;
 const MAX_NDIM = 32;
+
+/** Throws for a zero-size tensor (ops whose result would be undefined on one). */
+export function checkNonEmpty(op: string, ...ts: { size: number; shape: readonly number[] }[]): void {
+  for (const t of ts) {
+    if (t.size === 0) throw new ShapeError(`${op}: zero-size tensor of shape ${fmt(t.shape)}`);
+  }
+}
 
 export function checkShape(op: string, shape: readonly number[]): void {
   if (!Array.isArray(shape)) throw new ShapeError(`${op}: a shape must be an array of dimensions, got ${typeof shape}`);
@@ -77,4 +88,27 @@ export function normalizeAxes(op: string, axes: number | readonly number[] | und
   const out = [...new Set(list.map((a) => normalizeAxis(op, a, ndim)))].sort((a, b) => a - b);
   if (out.length !== list.length) throw new ShapeError(`${op}: repeated axis in ${fmt(list)}`);
   return out;
+}
+
+/**
+ * Simplifies a strided walk before it reaches a kernel (the only place this happens): drops size-1 dimensions
+ * and merges adjacent dimensions that every operand walks contiguously (stride_k[d] = stride_k[d+1]·shape[d+1]),
+ * so a broadcast over [N, C, H, W] usually becomes rank 1–2 and the innermost run is as long as possible.
+ * A dense output walked in the same order stays dense. Rank 0 becomes [1] with stride 0.
+ */
+export function mergeDims(shape: readonly number[], strides: readonly (readonly number[])[]): { shape: number[]; strides: number[][] } {
+  const s: number[] = [], st: number[][] = strides.map(() => []);
+  for (let d = 0; d < shape.length; d++) {
+    if (shape[d] === 1) continue;
+    const last = s.length - 1;
+    if (last >= 0 && strides.every((o, k) => st[k][last] === o[d] * shape[d])) {
+      s[last] *= shape[d];
+      strides.forEach((o, k) => { st[k][last] = o[d]; });
+    } else {
+      s.push(shape[d]);
+      strides.forEach((o, k) => st[k].push(o[d]));
+    }
+  }
+  if (s.length === 0) return { shape: [1], strides: strides.map(() => [0]) };
+  return { shape: s, strides: st };
 }

@@ -17,7 +17,7 @@ import { type DeviceArray, type Engine, type FStore, isDeviceArray } from '../ba
 import { getBackend } from '../backends/index.js';
 import { type ScopeFrame, popFrame, pushFrame, topFrame } from '../backends/memory.js';
 import { Generator, defaultGenerator } from './random.js';
-import { ShapeError, checkShape, fmt, sizeOf, stridesOf } from './shape.js';
+import { ShapeError, checkShape, fmt, sizeOf } from './shape.js';
 
 export type DType = 'float32' | 'int32';
 export type TensorData = Float32Array | Int32Array;
@@ -128,8 +128,10 @@ export class Tensor {
   write(values: ArrayLike<number>): void {
     const d = this.live();
     if (values.length !== this.size) throw new ShapeError(`write: ${values.length} values for a tensor of shape ${fmt(this.shape)}`);
-    if (isDeviceArray(d)) getBackend().copyInto(d, Float32Array.from(values));
-    else d.set(values);
+    if (isDeviceArray(d)) {
+      const be = getBackend();
+      be.stridedCopy(be.fromHost(Float32Array.from(values)), 0, [1], [this.size], d, 0, [1], false);
+    } else d.set(values);
   }
 
   /** The data as float32, or an error naming the op for int32 tensors. */
@@ -175,7 +177,11 @@ export class Tensor {
 
   clone(): Tensor {
     const d = this.live();
-    return new Tensor(isDeviceArray(d) ? getBackend().copy(d) : d.slice(), this.shape);
+    if (!isDeviceArray(d)) return new Tensor(d.slice(), this.shape);
+    const be = getBackend(), out = be.empty(d.length);
+    if (d.length) be.stridedCopy(d, 0, [1], [d.length], out, 0, [1], false);
+    if (isDeviceArray(out)) out.host = d.host;
+    return new Tensor(out, this.shape);
   }
 
   /**
@@ -216,8 +222,8 @@ export class Tensor {
 }
 
 function accumulate(a: Tensor, b: Tensor): Tensor {
-  const st = stridesOf(a.shape);
-  return new Tensor(getBackend().binary('add', a.storage('backward'), st, b.storage('backward'), st, [...a.shape]), a.shape);
+  // Same shape, both dense: one flat run (what mergeDims would make of it).
+  return new Tensor(getBackend().binary('add', a.storage('backward'), [1], b.storage('backward'), [1], [a.size]), a.shape);
 }
 
 /** Output first, each tensor before its inputs (iterative DFS: UNet graphs are deep). */

@@ -7,14 +7,10 @@
  * ExponentialMovingAverage num_updates rule), so early shadows are not dominated by the random init.
  * Shadow names are the model's parameter names: `stateDict().tensors` loads straight into a model.
  */
-import { type FStore, isDeviceArray } from '../backends/backend.js';
 import { getBackend } from '../backends/index.js';
 import type { StateEntry, StateEntryLike } from '../nn/module.js';
-import type { Tensor } from '../tensor/index.js';
-import { namedParams, persistent, type ParamsLike } from './optim.js';
-
-/** On a device backend the shadows live there too and every operation below runs as a kernel. */
-const onDevice = () => getBackend().device;
+import { type Tensor, add, affine, assign, noGrad, scope, sub } from '../tensor/index.js';
+import { namedParams, persistent, readCopy, type ParamsLike } from './optim.js';
 
 export interface EMAOptions {
   decay?: number;
@@ -33,7 +29,8 @@ export class EMA {
   warmup: boolean;
   numUpdates = 0;
   readonly params: readonly [string, Tensor][];
-  private readonly shadow: FStore[];
+  /** Held outside any scope, updated in place (on the device, on a device backend). */
+  private readonly shadow: Tensor[];
   private swapped = false;
 
   /** The shadow starts as a copy of the current parameter values. */
@@ -42,8 +39,7 @@ export class EMA {
     this.decay = decay;
     this.warmup = warmup;
     this.params = namedParams(params, 'EMA');
-    const be = getBackend();
-    this.shadow = this.params.map(([, p]) => (be.device ? persistent(be.copy(p.storage('EMA', be))) : (p.data as Float32Array).slice()));
+    this.shadow = noGrad(() => this.params.map(([, p]) => persistent(p.detach().clone())));
   }
 
   /** The decay the next update will use. */
@@ -55,15 +51,11 @@ export class EMA {
   update(): void {
     if (this.swapped) throw new Error('EMA.update: the EMA weights are swapped into the model; swap back first');
     const d = this.currentDecay(), a = 1 - d;
-    if (onDevice()) {
-      const be = getBackend();
-      this.params.forEach(([, p], i) => be.lerpInPlace(this.shadow[i], p.storage('EMA', be), a));
-      this.numUpdates++;
-      return;
-    }
+    const be = getBackend();
     this.params.forEach(([, p], i) => {
-      const s = this.shadow[i] as Float32Array, v = p.data as Float32Array;
-      for (let j = 0; j < s.length; j++) s[j] += a * (v[j] - s[j]);
+      const s = this.shadow[i];
+      if (be.lerpInPlace) be.lerpInPlace(s.storage('EMA', be), p.storage('EMA', be), a);
+      else scope(() => noGrad(() => assign(s, add(s, affine(sub(p, s), a)))));
     });
     this.numUpdates++;
   }
@@ -73,21 +65,11 @@ export class EMA {
    * put the EMA weights in the model, again to put the training weights back.
    */
   swap(): void {
-    if (onDevice()) {
-      const be = getBackend();
-      this.params.forEach(([, p], i) => {
-        const v = p.storage('EMA', be), tmp = be.copy(v);
-        be.copyInto(v, this.shadow[i]);
-        be.copyInto(this.shadow[i], tmp);
-        if (isDeviceArray(tmp)) tmp.release();
-      });
-      this.swapped = !this.swapped;
-      return;
-    }
-    this.params.forEach(([, p], i) => {
-      const s = this.shadow[i] as Float32Array, v = p.data as Float32Array;
-      for (let j = 0; j < s.length; j++) { const t = v[j]; v[j] = s[j]; s[j] = t; }
-    });
+    scope(() => noGrad(() => this.params.forEach(([, p], i) => {
+      const tmp = p.detach().clone();
+      assign(p, this.shadow[i]);
+      assign(this.shadow[i], tmp);
+    })));
     this.swapped = !this.swapped;
   }
 
@@ -116,16 +98,14 @@ export class EMA {
   /** Writes the EMA weights into the model for good (e.g. before exporting). */
   copyTo(): void {
     if (this.swapped) throw new Error('EMA.copyTo: the EMA weights are swapped into the model; swap back first');
-    const be = getBackend();
-    if (be.device) this.params.forEach(([, p], i) => be.copyInto(p.storage('EMA', be), this.shadow[i]));
-    else this.params.forEach(([, p], i) => { (p.data as Float32Array).set(this.shadow[i] as Float32Array); });
+    noGrad(() => this.params.forEach(([, p], i) => assign(p, this.shadow[i])));
   }
 
   /** A copy of the state; `tensors` are named as the model's parameters. On a device backend use stateDictAsync. */
   stateDict(): EMAState {
     const tensors = new Map<string, StateEntry>();
-    if (this.shadow.some(isDeviceArray)) throw new Error('EMA.stateDict: the shadow weights are on the GPU; use `await stateDictAsync()`');
-    const src = this.swapped ? this.params.map(([, p]) => p.data as Float32Array) : this.shadow as Float32Array[];
+    if (this.shadow.some((t) => t.onDevice)) throw new Error('EMA.stateDict: the shadow weights are on the GPU; use `await stateDictAsync()`');
+    const src = (this.swapped ? this.params.map(([, p]) => p) : this.shadow).map((t) => t.f32('EMA'));
     this.params.forEach(([name, p], i) => tensors.set(name, { shape: [...p.shape], data: src[i].slice() }));
     return { decay: this.decay, warmup: this.warmup, numUpdates: this.numUpdates, tensors };
   }
@@ -134,8 +114,7 @@ export class EMA {
   async stateDictAsync(): Promise<EMAState> {
     const tensors = new Map<string, StateEntry>();
     for (const [i, [name, p]] of this.params.entries()) {
-      const src = this.swapped ? await p.read() as Float32Array : isDeviceArray(this.shadow[i]) ? await this.shadow[i].read() : (this.shadow[i] as Float32Array).slice();
-      tensors.set(name, { shape: [...p.shape], data: src });
+      tensors.set(name, { shape: [...p.shape], data: await readCopy(this.swapped ? p : this.shadow[i]) });
     }
     return { decay: this.decay, warmup: this.warmup, numUpdates: this.numUpdates, tensors };
   }
@@ -157,12 +136,7 @@ export class EMA {
     if (!Number.isInteger(state.numUpdates) || state.numUpdates < 0) errors.push(`invalid numUpdates ${state.numUpdates}`);
     if (!(state.decay >= 0 && state.decay <= 1)) errors.push(`invalid decay ${state.decay}`);
     if (errors.length) throw new Error(`EMA.loadStateDict: ${errors.join('; ')}`);
-    const be = getBackend();
-    this.params.forEach(([name], i) => {
-      const sh = this.shadow[i];
-      if (isDeviceArray(sh)) be.copyInto(sh, Float32Array.from(tensors.get(name)!.data));
-      else sh.set(tensors.get(name)!.data);
-    });
+    this.params.forEach(([name], i) => this.shadow[i].write(tensors.get(name)!.data));
     this.decay = state.decay;
     this.warmup = !!state.warmup;
     this.numUpdates = state.numUpdates;

@@ -2,10 +2,12 @@
  * AdamW (torch.optim.AdamW semantics), gradient clipping by global norm, and the warmup + cosine
  * learning-rate schedule.
  */
-import { type FStore, isDeviceArray } from '../backends/backend.js';
 import { getBackend } from '../backends/index.js';
 import { Module, type StateEntry, type StateEntryLike } from '../nn/module.js';
-import { Tensor, add, div, minimum, mul, scalar, sqrt, sum } from '../tensor/index.js';
+import {
+  Tensor, add, affine, assign, concat, div, keep, minimum, mul, noGrad, reshape, scalar, scope, sqrt, square, sub, sum,
+  tensor, zeros,
+} from '../tensor/index.js';
 
 /** Parameters, as a module (named as its state dict), named pairs, or a plain list (named 0, 1, …). */
 export type ParamsLike = Module | Iterable<[string, Tensor]> | Iterable<Tensor>;
@@ -64,20 +66,38 @@ export interface OptimizerState {
 }
 
 interface Slot {
-  /** Host arrays on CPU backends; device arrays (held outside any scope) on a device backend. */
-  m: FStore;
-  v: FStore;
+  /** Tensors held outside any scope, updated in place (on the device, on a device backend). */
+  m: Tensor;
+  v: Tensor;
   step: number;
 }
 
-/** Storage that must outlive scopes (optimizer moments, EMA shadows): one reference held by its owner. */
-export function persistent(s: FStore): FStore {
-  if (isDeviceArray(s)) s.retain();
-  return s;
+/** A tensor that outlives the scope it is made in (optimizer moments, EMA shadows): its owner disposes it. */
+export function persistent(t: Tensor): Tensor {
+  return keep(t);
 }
 
-async function readStore(s: FStore): Promise<Float32Array> {
-  return isDeviceArray(s) ? s.read() : s.slice();
+/** A copy of the values, on any backend. */
+export async function readCopy(t: Tensor): Promise<Float32Array> {
+  return Float32Array.from(await t.read());
+}
+
+/**
+ * The AdamW update written with engine ops, for backends without the fused kernel: new values, then
+ * written into p, m and v in place.
+ */
+function adamWComposite(p: Tensor, g: Tensor, m: Tensor, v: Tensor, lr: number, beta1: number, beta2: number, eps: number,
+  weightDecay: number, step: number): void {
+  const bc1 = 1 - Math.pow(beta1, step), bc2 = 1 - Math.pow(beta2, step);
+  scope(() => noGrad(() => {
+    const m1 = add(affine(m, beta1), affine(g, 1 - beta1));
+    const v1 = add(affine(v, beta2), affine(square(g), 1 - beta2));
+    const update = div(affine(m1, lr / bc1), affine(sqrt(affine(v1, 1 / bc2)), 1, eps));
+    const p1 = sub(affine(p, 1 - lr * weightDecay), update);
+    assign(m, m1);
+    assign(v, v1);
+    assign(p, p1);
+  }));
 }
 
 /**
@@ -127,12 +147,17 @@ export class AdamW {
       }
       let s = this.slots.get(name);
       if (!s) {
-        s = { m: persistent(be.full(p.size, 0)), v: persistent(be.full(p.size, 0)), step: 0 };
+        s = { m: persistent(zeros(p.shape)), v: persistent(zeros(p.shape)), step: 0 };
         this.slots.set(name, s);
       }
       s.step++;
-      be.adamW(p.storage('AdamW', be), g.storage('AdamW', be), s.m, s.v, lr, this.beta1, this.beta2, this.eps,
-        this.decayMask[i] ? this.weightDecay : 0, s.step);
+      const wd = this.decayMask[i] ? this.weightDecay : 0;
+      if (be.adamW) {
+        be.adamW(p.storage('AdamW', be), g.storage('AdamW', be), s.m.storage('AdamW', be), s.v.storage('AdamW', be), lr,
+          this.beta1, this.beta2, this.eps, wd, s.step);
+      } else {
+        adamWComposite(p, g, s.m, s.v, lr, this.beta1, this.beta2, this.eps, wd, s.step);
+      }
     });
   }
 
@@ -154,10 +179,10 @@ export class AdamW {
     for (const [name, p] of this.params) {
       const s = this.slots.get(name);
       if (!s) continue;
-      if (isDeviceArray(s.m) || isDeviceArray(s.v)) throw new Error('AdamW.stateDict: the moments are on the GPU; use `await stateDictAsync()`');
+      if (s.m.onDevice || s.v.onDevice) throw new Error('AdamW.stateDict: the moments are on the GPU; use `await stateDictAsync()`');
       steps[name] = s.step;
-      tensors.set(`exp_avg.${name}`, { shape: [...p.shape], data: s.m.slice() });
-      tensors.set(`exp_avg_sq.${name}`, { shape: [...p.shape], data: s.v.slice() });
+      tensors.set(`exp_avg.${name}`, { shape: [...p.shape], data: s.m.f32('AdamW').slice() });
+      tensors.set(`exp_avg_sq.${name}`, { shape: [...p.shape], data: s.v.f32('AdamW').slice() });
     }
     return {
       hyper: { lr: this.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.weightDecay },
@@ -172,8 +197,8 @@ export class AdamW {
       const s = this.slots.get(name);
       if (!s) continue;
       steps[name] = s.step;
-      tensors.set(`exp_avg.${name}`, { shape: [...p.shape], data: await readStore(s.m) });
-      tensors.set(`exp_avg_sq.${name}`, { shape: [...p.shape], data: await readStore(s.v) });
+      tensors.set(`exp_avg.${name}`, { shape: [...p.shape], data: await readCopy(s.m) });
+      tensors.set(`exp_avg_sq.${name}`, { shape: [...p.shape], data: await readCopy(s.v) });
     }
     return {
       hyper: { lr: this.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.weightDecay },
@@ -202,8 +227,7 @@ export class AdamW {
           errors.push(`size mismatch for ${key}: the state has shape [${e.shape.join(', ')}], the parameter [${p.shape.join(', ')}]`);
           return null;
         }
-        const host = Float32Array.from(e.data);
-        return getBackend().device ? persistent(getBackend().fromHost(host)) : host;
+        return persistent(tensor(Float32Array.from(e.data), p.shape));
       };
       const m = get(`exp_avg.${name}`), v = get(`exp_avg_sq.${name}`);
       if (m && v) slots.set(name, { m, v, step });
@@ -216,7 +240,7 @@ export class AdamW {
     const h = state.hyper;
     Object.assign(this, { lr: h.lr, beta1: h.beta1, beta2: h.beta2, eps: h.eps, weightDecay: h.weightDecay });
     this.checkHyper();
-    for (const s of this.slots.values()) for (const a of [s.m, s.v]) if (isDeviceArray(a)) a.release();
+    for (const s of this.slots.values()) { s.m.dispose(); s.v.dispose(); }
     this.slots.clear();
     for (const [k, s] of slots) this.slots.set(k, s);
   }
@@ -256,12 +280,8 @@ export function clipGradNorm(params: ParamsLike, maxNorm: number): number {
 export function clipGradNormTensor(params: ParamsLike, maxNorm: number): Tensor {
   if (!(maxNorm > 0)) throw new RangeError(`clipGradNorm: maxNorm must be positive, got ${maxNorm}`);
   const list = namedParams(params, 'clipGradNorm').filter(([, p]) => p.grad);
-  const be = getBackend();
   if (list.length === 0) return scalar(0);
-  // One slot per gradient, then one sum: two kernels per parameter fewer than sum(square(g)) and a concat.
-  const squares = be.full(list.length, 0);
-  list.forEach(([, p], i) => be.sumSquares(p.grad!.storage('clipGradNorm', be), squares, i));
-  const norm = sqrt(sum(new Tensor(squares, [list.length])));
+  const norm = sqrt(sum(concat(list.map(([, p]) => reshape(sum(square(p.grad!)), [1])))));
   if (maxNorm !== Infinity) {
     const coef = minimum(div(maxNorm, add(norm, 1e-6)), scalar(1));
     for (const [, p] of list) p.grad = mul(p.grad!, coef);

@@ -5,7 +5,7 @@
  * it (a step already on the GPU finishes there, unseen, before its buffers are released).
  */
 import {
-  Generator, RollingScope, SAMPLER_KINDS, classifierFreeGuidance, noGrad, randn, runSampler, tensor,
+  Generator, RollingScope, SAMPLER_KINDS, SAMPLERS, classifierFreeGuidance, noGrad, randn, runSampler, tensor,
   type InpaintOptions, type Model, type SamplerKind,
 } from '../../src/index.js';
 import type { App, RunRecord } from './common.js';
@@ -14,10 +14,8 @@ import { drawGray, drawGrid, drawPlaceholder, nextFrame } from './draw.js';
 import { digitTensor } from './forward.js';
 import { GUIDANCE, SEED, guidanceHint, samplerHint, stepsRule } from './validate.js';
 
-export const SAMPLER_LABELS: Record<SamplerKind, string> = {
-  ddpm: 'DDPM (ancestral)', ddim: 'DDIM (η = 0)', dpmSolverPlusPlus: 'DPM-Solver++ (2M)', euler: 'Euler (Karras σ)',
-  heun: 'Heun (Karras σ)', predictorCorrector: 'predictor–corrector',
-};
+/** Menu labels, from the sampler registry. */
+export const SAMPLER_LABELS = Object.fromEntries(SAMPLER_KINDS.map((k) => [k, SAMPLERS[k].label])) as Record<SamplerKind, string>;
 
 let busy: false | 'sample' | 'train' = false;
 /** The Stop of the sampling in progress (null when none runs). */

@@ -2,6 +2,9 @@
  * The reference backend: plain TypeScript loops, arithmetic in JS doubles, results rounded to float32.
  * Clarity over speed — every other backend is tested against this one — except matmul and the convolutions,
  * which run as packed GEMMs (./conv.ts, ./gemm.ts) summing the same terms in the same order: same results, ~6× faster.
+ *
+ * Every primitive, and the fused kernels whose composites cost the most here (the norms, softmax, AdamW, the EMA
+ * update); the activations and resampling run as the engine's composites.
  */
 import type { Backend, BinaryOp, Conv2dGeometry, F32, I32, NormGrads, NormResult, ReduceOp, UnaryOp } from '../backend.js';
 import { conv2dBackwardInputGemm, conv2dBackwardWeightGemm, conv2dGemm, matmulGemm } from './conv.js';
@@ -9,6 +12,7 @@ import { conv2dBackwardInputGemm, conv2dBackwardWeightGemm, conv2dGemm, matmulGe
 /** erf to ~1e-15 (W. J. Cody's rational approximations are overkill; this series/continued-fraction pair suffices for f32). */
 export function erf(x: number): number {
   const ax = Math.abs(x);
+  if (ax > 6) return Math.sign(x); // 1 − erf(6) ≈ 2e−17: ±1 in float64 and float32 (and at ±∞)
   if (ax < 2.5) {
     // Maclaurin series: erf(x) = 2/√π Σ (−1)^n x^(2n+1) / (n! (2n+1)); converges fast for |x| < 2.5.
     let term = x, sum = x;
@@ -35,8 +39,6 @@ export function erf(x: number): number {
   return x < 0 ? erfc - 1 : 1 - erfc;
 }
 
-const SQRT1_2 = Math.SQRT1_2;
-const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 
 function unaryFn(op: UnaryOp): (x: number) => number {
@@ -49,36 +51,11 @@ function unaryFn(op: UnaryOp): (x: number) => number {
     case 'sin': return Math.sin;
     case 'cos': return Math.cos;
     case 'tanh': return Math.tanh;
-    case 'sigmoid': return sigmoid;
-    case 'silu': return (x) => x * sigmoid(x);
-    case 'gelu': return (x) => 0.5 * x * (1 + erf(x * SQRT1_2));
     case 'relu': return (x) => (x > 0 ? x : 0);
     case 'abs': return Math.abs;
-    case 'sign': return (x) => (x > 0 ? 1 : x < 0 ? -1 : 0);
     case 'square': return (x) => x * x;
     case 'reciprocal': return (x) => 1 / x;
-  }
-}
-
-/** d op(x) / dx */
-function unaryDerivative(op: UnaryOp): (x: number) => number {
-  switch (op) {
-    case 'neg': return () => -1;
-    case 'exp': return Math.exp;
-    case 'log': return (x) => 1 / x;
-    case 'sqrt': return (x) => 0.5 / Math.sqrt(x);
-    case 'rsqrt': return (x) => -0.5 / (x * Math.sqrt(x));
-    case 'sin': return Math.cos;
-    case 'cos': return (x) => -Math.sin(x);
-    case 'tanh': return (x) => { const t = Math.tanh(x); return 1 - t * t; };
-    case 'sigmoid': return (x) => { const s = sigmoid(x); return s * (1 - s); };
-    case 'silu': return (x) => { const s = sigmoid(x); return s * (1 + x * (1 - s)); };
-    case 'gelu': return (x) => 0.5 * (1 + erf(x * SQRT1_2)) + x * INV_SQRT_2PI * Math.exp(-0.5 * x * x);
-    case 'relu': return (x) => (x > 0 ? 1 : 0);
-    case 'abs': return (x) => (x > 0 ? 1 : x < 0 ? -1 : 0);
-    case 'sign': return () => 0;
-    case 'square': return (x) => 2 * x;
-    case 'reciprocal': return (x) => -1 / (x * x);
+    case 'erf': return erf;
   }
 }
 
@@ -121,24 +98,6 @@ function forEachStrided(shape: number[], strides: number[][], offsets: number[],
   }
 }
 
-/** Merges adjacent dims that every operand walks contiguously, so the innermost runs are as long as possible. */
-function coalesce(shape: number[], strides: number[][]): [number[], number[][]] {
-  const sh: number[] = [], st: number[][] = strides.map(() => []);
-  for (let d = 0; d < shape.length; d++) {
-    if (shape[d] === 1) continue;
-    const last = sh.length - 1;
-    if (last >= 0 && strides.every((s, k) => st[k][last] === s[d] * shape[d])) {
-      sh[last] *= shape[d];
-      strides.forEach((s, k) => { st[k][last] = s[d]; });
-    } else {
-      sh.push(shape[d]);
-      strides.forEach((s, k) => st[k].push(s[d]));
-    }
-  }
-  if (sh.length === 0) { sh.push(1); strides.forEach((_, k) => st[k].push(0)); }
-  return [sh, st];
-}
-
 /** out[o + i] = a[ia + i·sa] op b[ib + i·sb] for i < n: one tight loop per op instead of a call per element. */
 type BinaryRun = (out: F32, o: number, a: F32, ia: number, sa: number, b: F32, ib: number, sb: number, n: number) => void;
 function binaryRun(op: BinaryOp): BinaryRun {
@@ -165,6 +124,12 @@ function normStats(x: F32, base: number, count: number, eps: number): [number, n
 
 export const jsBackend: Backend = {
   name: 'js',
+  device: false,
+
+  // ---- storage: typed arrays owned by the garbage collector
+  empty: (n) => new Float32Array(n),
+  full: (n, value) => new Float32Array(n).fill(value),
+  fromHost: (data) => data,
 
   unary(op: UnaryOp, x: F32): F32 {
     const f = unaryFn(op), y = new Float32Array(x.length);
@@ -172,20 +137,15 @@ export const jsBackend: Backend = {
     return y;
   },
 
-  unaryBackward(op: UnaryOp, x: F32, dy: F32): F32 {
-    const f = unaryDerivative(op), dx = new Float32Array(x.length);
-    for (let i = 0; i < x.length; i++) dx[i] = dy[i] * f(x[i]);
-    return dx;
-  },
-
   binary(op: BinaryOp, a: F32, aStrides: number[], b: F32, bStrides: number[], outShape: number[]): F32 {
     const out = new Float32Array(size(outShape));
     if (out.length === 0) return out;
-    const run = binaryRun(op), outStrides = contiguousStrides(outShape);
-    const [sh, [so, sa, sb]] = coalesce(outShape, [outStrides, aStrides, bStrides]);
-    const d = sh.length - 1, n = sh[d];
-    forEachStrided(sh.slice(0, d), [so.slice(0, d), sa.slice(0, d), sb.slice(0, d)], [0, 0, 0],
-      (_, o) => run(out, o[0], a, o[1], sa[d], b, o[2], sb[d], n));
+    if (outShape.length === 0) return this.binary(op, a, [0], b, [0], [1]);
+    // The engine has merged the dimensions: the innermost one is the longest run, one tight loop each.
+    const run = binaryRun(op), so = contiguousStrides(outShape);
+    const d = outShape.length - 1, n = outShape[d];
+    forEachStrided(outShape.slice(0, d), [so.slice(0, d), aStrides.slice(0, d), bStrides.slice(0, d)], [0, 0, 0],
+      (_, o) => run(out, o[0], a, o[1], aStrides[d], b, o[2], bStrides[d], n));
     return out;
   },
 
@@ -215,12 +175,6 @@ export const jsBackend: Backend = {
     return y;
   },
 
-  clampBackward(x: F32, dy: F32, lo: number, hi: number): F32 {
-    const dx = new Float32Array(x.length);
-    for (let i = 0; i < x.length; i++) dx[i] = x[i] >= lo && x[i] <= hi ? dy[i] : 0;
-    return dx;
-  },
-
   reduce(op: ReduceOp, x: F32, outer: number, n: number, inner: number): F32 {
     const out = new Float32Array(outer * inner);
     for (let o = 0; o < outer; o++) {
@@ -240,10 +194,10 @@ export const jsBackend: Backend = {
 
   stridedCopy(src, srcOffset, srcStrides, shape, dst, dstOffset, dstStrides, accumulate): void {
     if (size(shape) === 0) return;
+    if (shape.length === 0) { dst[dstOffset] = accumulate ? dst[dstOffset] + src[srcOffset] : src[srcOffset]; return; }
     // Innermost runs as plain loops (accumulation stays sequential, so repeated destinations still sum in order).
-    const [sh, [ss, ds]] = coalesce(shape, [srcStrides, dstStrides]);
-    const d = sh.length - 1, n = sh[d], s1 = ss[d], d1 = ds[d];
-    forEachStrided(sh.slice(0, d), [ss.slice(0, d), ds.slice(0, d)], [srcOffset, dstOffset], (_, o) => {
+    const d = shape.length - 1, n = shape[d], s1 = srcStrides[d], d1 = dstStrides[d];
+    forEachStrided(shape.slice(0, d), [srcStrides.slice(0, d), dstStrides.slice(0, d)], [srcOffset, dstOffset], (_, o) => {
       let si = o[0], di = o[1];
       if (accumulate) for (let i = 0; i < n; i++, si += s1, di += d1) dst[di] += src[si];
       else for (let i = 0; i < n; i++, si += s1, di += d1) dst[di] = src[si];
@@ -265,23 +219,6 @@ export const jsBackend: Backend = {
 
   conv2dBackwardWeight(x: F32, dy: F32, g: Conv2dGeometry): F32 {
     return conv2dBackwardWeightGemm(x, dy, g);
-  },
-
-  upsampleNearest2x(x: F32, planes: number, h: number, w: number): F32 {
-    const y = new Float32Array(planes * 4 * h * w), W2 = 2 * w;
-    for (let p = 0; p < planes; p++) for (let i = 0; i < 2 * h; i++) for (let j = 0; j < W2; j++) {
-      y[(p * 2 * h + i) * W2 + j] = x[(p * h + (i >> 1)) * w + (j >> 1)];
-    }
-    return y;
-  },
-
-  avgPool2x2(x: F32, planes: number, h: number, w: number): F32 {
-    const h2 = h >> 1, w2 = w >> 1, y = new Float32Array(planes * h2 * w2);
-    for (let p = 0; p < planes; p++) for (let i = 0; i < h2; i++) for (let j = 0; j < w2; j++) {
-      const r0 = (p * h + 2 * i) * w + 2 * j, r1 = r0 + w;
-      y[(p * h2 + i) * w2 + j] = 0.25 * (x[r0] + x[r0 + 1] + x[r1] + x[r1 + 1]);
-    }
-    return y;
   },
 
   groupNorm(x, gamma, beta, n, c, hw, groups, eps, silu): NormResult {
@@ -430,5 +367,9 @@ export const jsBackend: Backend = {
       pi -= (lr * (mi / bc1)) / (Math.sqrt(vi / bc2) + eps);
       p[i] = pi;
     }
+  },
+
+  lerpInPlace(s, v, a): void {
+    for (let j = 0; j < s.length; j++) s[j] += a * (v[j] - s[j]);
   },
 };

@@ -12,15 +12,29 @@
  * The addon's functions take the Backend arguments in the same order, so the backend's methods are the
  * addon's functions themselves: no wrapper frame per kernel call. The addon validates every call (types,
  * integer sizes, buffer lengths against shapes) and throws an Error naming the kernel instead of crashing.
+ * Which functions it must export is derived from the kernel table (../backend.ts `KERNELS`): every primitive
+ * and the fused kernels in NATIVE_KERNELS. A missing one makes the backend unavailable when the addon loads,
+ * saying which, instead of failing at the kernel's first call.
  */
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Backend } from '../backend.js';
+import { type Backend, type FusedName, type KernelSignatures, PRIMITIVE_NAMES, type PrimitiveName } from '../backend.js';
+import { jsBackend } from '../js/index.js';
 
-/** What the addon exports: the Backend kernels (same signatures) plus pool / diagnostic helpers. */
-export interface NativeAddon extends Omit<Backend, 'name'> {
+/** The fused kernels the addon implements (the EMA update stays on the host: it is one loop either way). */
+const NATIVE_FUSED = [
+  'activation', 'activationBackward', 'groupNorm', 'groupNormBackward', 'layerNorm', 'layerNormBackward', 'softmax',
+  'softmaxBackward', 'logSoftmax', 'logSoftmaxBackward', 'upsampleNearest2x', 'avgPool2x2', 'adamW',
+] as const satisfies readonly FusedName[];
+type NativeKernelName = PrimitiveName | (typeof NATIVE_FUSED)[number];
+
+/** The addon's name table: each of these must be an exported function of the same name and signature. */
+export const NATIVE_KERNELS: readonly NativeKernelName[] = [...PRIMITIVE_NAMES, ...NATIVE_FUSED];
+
+/** What the addon exports: those kernels plus pool / diagnostic helpers. */
+export interface NativeAddon extends Pick<KernelSignatures, NativeKernelName> {
   /** Pool size; with an argument (1..256) resizes the pool first. */
   threads(n?: number): number;
   info(): NativeInfo;
@@ -92,7 +106,10 @@ function load(): { addon: NativeAddon; backend: Backend } | { error: string } {
   }
   try {
     const addon = createRequire(import.meta.url)(path) as NativeAddon;
-    loaded = { addon, backend: adapt(addon) };
+    const backend = adaptAddon(addon);
+    loaded = 'missing' in backend
+      ? { error: `${path} lacks the kernels ${backend.missing.join(', ')} (an old build? run \`npm run build:native\`)` }
+      : { addon, backend };
   } catch (e) {
     const msg = e instanceof Error ? e.message.split('\n')[0] : String(e);
     loaded = { error: `could not load ${path}: ${msg}` };
@@ -100,37 +117,21 @@ function load(): { addon: NativeAddon; backend: Backend } | { error: string } {
   return loaded;
 }
 
-function adapt(a: NativeAddon): Backend {
+/** The backend over a loaded addon, or the names of the kernels it lacks. */
+export function adaptAddon(a: NativeAddon): Backend | { missing: string[] } {
+  const missing = NATIVE_KERNELS.filter((k) => typeof (a as unknown as Record<string, unknown>)[k] !== 'function');
+  if (missing.length) return { missing };
+  const kernels = Object.fromEntries(NATIVE_KERNELS.map((k) => [k, a[k]]));
   return {
     name: 'native',
-    unary: a.unary,
-    unaryBackward: a.unaryBackward,
-    binary: a.binary,
-    where: a.where,
-    affine: a.affine,
-    powScalar: a.powScalar,
-    clamp: a.clamp,
-    clampBackward: a.clampBackward,
-    reduce: a.reduce,
-    stridedCopy: a.stridedCopy,
-    matmul: a.matmul,
-    conv2d: a.conv2d,
-    conv2dBackwardInput: a.conv2dBackwardInput,
-    conv2dBackwardWeight: a.conv2dBackwardWeight,
-    upsampleNearest2x: a.upsampleNearest2x,
-    avgPool2x2: a.avgPool2x2,
-    groupNorm: a.groupNorm,
-    groupNormBackward: a.groupNormBackward,
-    layerNorm: a.layerNorm,
-    layerNormBackward: a.layerNormBackward,
-    softmax: a.softmax,
-    softmaxBackward: a.softmaxBackward,
-    logSoftmax: a.logSoftmax,
-    logSoftmaxBackward: a.logSoftmaxBackward,
-    gatherRows: a.gatherRows,
-    scatterAddRows: a.scatterAddRows,
-    adamW: a.adamW,
-  };
+    device: false,
+    // Storage is host memory, as on the js backend.
+    empty: jsBackend.empty,
+    full: jsBackend.full,
+    fromHost: jsBackend.fromHost,
+    lerpInPlace: jsBackend.lerpInPlace,
+    ...kernels,
+  } as Backend;
 }
 
 /** The native backend, or `{ error }` when the addon is missing or cannot load here. Never throws. */

@@ -7,13 +7,13 @@
  *   VE  x = x_0 + σ_VE ε with σ_VE = σ/α (k-diffusion / EDM; Euler, Heun, DPM-Solver++), x_VP = x/√(1 + σ_VE²)
  * Events always report x_t in VP scale, so a viewer can draw any sampler's frames the same way.
  */
-import { Generator as Rng, Tensor, add, defaultGenerator, mul, noGrad, randn, sub } from '../../tensor/index.js';
+import { Generator as Rng, Tensor, add, defaultGenerator, fmt, mul, noGrad, randn, sameShape, sub } from '../../tensor/index.js';
 import { broadcastShapes } from '../../tensor/shape.js';
 import { type PredictionType, checkPrediction, epsFromX0, outputToX0Eps } from '../parameterization.js';
 import { splitModelOutput } from '../reverse.js';
 import type { NoiseSchedule } from '../schedules.js';
 import { type X0Clip, applyX0Clip } from '../thresholding.js';
-import { fail, rangeFail, sameShape, shp, timeTensor } from '../util.js';
+import { fail, rangeFail, timeTensor } from '../util.js';
 
 /** A denoising network as this layer sees it: x_t [B, …], timesteps float32 [B], optional conditioning. */
 export type Model = (xt: Tensor, t: Tensor, cond?: Tensor) => Tensor;
@@ -96,23 +96,23 @@ export interface Resolved {
 }
 
 export function resolveOptions(fn: string, noise: Tensor, opts: SampleOptions): Resolved {
-  if (noise.ndim < 1 || noise.size === 0) fail(fn, `noise must be a non-empty batch [B, …], got ${shp(noise.shape)}`);
+  if (noise.ndim < 1 || noise.size === 0) fail(fn, `noise must be a non-empty batch [B, …], got ${fmt(noise.shape)}`);
   const prediction = checkPrediction(fn, opts.prediction ?? 'epsilon');
   const { inpaint, init } = opts;
   if (inpaint) {
-    if (!sameShape(inpaint.known.shape, noise.shape)) fail(fn, `inpaint known data ${shp(inpaint.known.shape)} does not match the sample ${shp(noise.shape)}`);
+    if (!sameShape(inpaint.known.shape, noise.shape)) fail(fn, `inpaint known data ${fmt(inpaint.known.shape)} does not match the sample ${fmt(noise.shape)}`);
     let ok = inpaint.mask.ndim <= noise.ndim;
     try { ok &&= sameShape(broadcastShapes(fn, inpaint.mask.shape, noise.shape), noise.shape); } catch { ok = false; }
-    if (!ok) fail(fn, `inpaint mask ${shp(inpaint.mask.shape)} does not broadcast to the sample ${shp(noise.shape)}`);
+    if (!ok) fail(fn, `inpaint mask ${fmt(inpaint.mask.shape)} does not broadcast to the sample ${fmt(noise.shape)}`);
     const m = inpaint.mask.data;
     for (let i = 0; i < m.length; i++) if (!(m[i] >= 0 && m[i] <= 1)) rangeFail(fn, `inpaint mask values must lie in [0, 1], found ${m[i]}`);
   }
   if (init) {
-    if (!sameShape(init.x0.shape, noise.shape)) fail(fn, `init image ${shp(init.x0.shape)} does not match the sample ${shp(noise.shape)}`);
+    if (!sameShape(init.x0.shape, noise.shape)) fail(fn, `init image ${fmt(init.x0.shape)} does not match the sample ${fmt(noise.shape)}`);
     if (!(init.strength > 0 && init.strength <= 1)) rangeFail(fn, `strength ${init.strength} is out of range (0, 1]`);
   }
   if (opts.cond && (opts.cond.ndim < 1 || opts.cond.shape[0] !== noise.shape[0])) {
-    fail(fn, `cond ${shp(opts.cond.shape)} does not have the batch size ${noise.shape[0]} of the sample ${shp(noise.shape)}`);
+    fail(fn, `cond ${fmt(opts.cond.shape)} does not have the batch size ${noise.shape[0]} of the sample ${fmt(noise.shape)}`);
   }
   return { prediction, learnedVariance: opts.learnedVariance ?? false, cond: opts.cond, gen: opts.gen ?? defaultGenerator, clip: opts.clip, inpaint, init };
 }

@@ -16,6 +16,7 @@ import {
   type Model, type SampleOptions, type SamplerEvent, type SamplerRun, type Spacing, inpaintBlend, predict,
   resolveOptions, sigmaVE, spacedTimesteps, discreteStart,
 } from './common.js';
+import { DEFAULT_STEPS } from './defaults.js';
 
 export interface DdimOptions extends SampleOptions {
   /** Number of steps (default 50). */
@@ -48,7 +49,7 @@ export function* ddim(model: Model, schedule: NoiseSchedule, noise: Tensor, opts
   const r = resolveOptions(fn, noise, opts);
   const eta = opts.eta ?? 0;
   if (!(eta >= 0 && Number.isFinite(eta))) rangeFail(fn, `eta must be a finite number ≥ 0, got ${eta}`);
-  const start = discreteStart(fn, schedule, noise, r, opts.steps ?? Math.min(50, schedule.T), opts.spacing ?? 'trailing',
+  const start = discreteStart(fn, schedule, noise, r, opts.steps ?? DEFAULT_STEPS.ddim(schedule.T), opts.spacing ?? 'trailing',
     { timesteps: opts.timesteps, offset: opts.stepsOffset });
   const { ts } = start;
   const finalAb = opts.finalAlphaCumprod ?? 1;
@@ -57,7 +58,7 @@ export function* ddim(model: Model, schedule: NoiseSchedule, noise: Tensor, opts
   if (prevMode !== 'next' && prevMode !== 'stride') rangeFail(fn, `prevTimestep must be 'next' or 'stride', got ${JSON.stringify(prevMode)}`);
   if (clipEps !== 'recompute' && clipEps !== 'model') rangeFail(fn, `clipEps must be 'recompute' or 'model', got ${JSON.stringify(clipEps)}`);
   // The stride is ⌊T/N⌋ for the full run (image-to-image cuts the list, not the stride).
-  const stride = Math.floor(schedule.T / (opts.timesteps?.length ?? opts.steps ?? Math.min(50, schedule.T)));
+  const stride = Math.floor(schedule.T / (opts.timesteps?.length ?? opts.steps ?? DEFAULT_STEPS.ddim(schedule.T)));
   const abOf = (t: number) => (t >= 0 ? schedule.alphasCumprod[t] : finalAb);
   const ab = (i: number) => (i < ts.length ? schedule.alphasCumprod[ts[i]] : finalAb);
   const abNext = (i: number) => (prevMode === 'stride' ? abOf(ts[i] - stride) : ab(i + 1));
@@ -96,7 +97,7 @@ export interface DdimInversionOptions {
 export function* ddimInvert(model: Model, schedule: NoiseSchedule, x0: Tensor, opts: DdimInversionOptions = {}): SamplerRun {
   const fn = 'ddimInvert';
   const r = resolveOptions(fn, x0, opts);
-  const ts = spacedTimesteps(fn, schedule.T, opts.steps ?? Math.min(50, schedule.T), opts.spacing ?? 'trailing').reverse();
+  const ts = spacedTimesteps(fn, schedule.T, opts.steps ?? DEFAULT_STEPS.ddim(schedule.T), opts.spacing ?? 'trailing').reverse();
   let x = x0;
   for (let i = 0; i < ts.length; i++) {
     const tEval = i === 0 ? ts[0] : ts[i - 1];

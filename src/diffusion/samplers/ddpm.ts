@@ -20,6 +20,7 @@ import {
   type Model, type SampleOptions, type SamplerRun, type Spacing, inpaintBlend, predict, resolveOptions,
   sigmaVE, discreteStart,
 } from './common.js';
+import { DEFAULT_STEPS } from './defaults.js';
 
 export interface DdpmOptions extends SampleOptions {
   /** Number of steps (default T: the original sampler); fewer respaces the schedule. */
@@ -47,14 +48,14 @@ export function* ddpm(model: Model, schedule: NoiseSchedule, noise: Tensor, opts
   const r = resolveOptions(fn, noise, opts);
   const variance = checkVariance(fn, opts.variance ?? 'fixedLarge');
   const learned = variance === 'learnedRange' || r.learnedVariance;
-  const start = discreteStart(fn, schedule, noise, r, opts.steps ?? schedule.T, opts.spacing ?? 'linspace',
+  const start = discreteStart(fn, schedule, noise, r, opts.steps ?? DEFAULT_STEPS.ddpm(schedule.T), opts.spacing ?? 'linspace',
     { timesteps: opts.timesteps, offset: opts.stepsOffset });
   const lastNoise = opts.lastStepNoise ?? 'never';
   if (lastNoise !== 'never' && lastNoise !== 'ifPositive') rangeFail(fn, `lastStepNoise must be 'never' or 'ifPositive', got ${JSON.stringify(lastNoise)}`);
   const { ts } = start;
   const prevMode = opts.prevTimestep ?? 'next';
   if (prevMode !== 'next' && prevMode !== 'stride') rangeFail(fn, `prevTimestep must be 'next' or 'stride', got ${JSON.stringify(prevMode)}`);
-  const stride = Math.floor(schedule.T / (opts.timesteps?.length ?? opts.steps ?? schedule.T));
+  const stride = Math.floor(schedule.T / (opts.timesteps?.length ?? opts.steps ?? DEFAULT_STEPS.ddpm(schedule.T)));
   const ab = (i: number) => (i < ts.length ? schedule.alphasCumprod[ts[i]] : 1);
   const abNext = (i: number) => {
     if (prevMode === 'next') return ab(i + 1);

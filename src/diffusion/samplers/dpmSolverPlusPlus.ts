@@ -19,6 +19,7 @@ import type { NoiseSchedule } from '../schedules.js';
 import { rangeFail } from '../util.js';
 import type { Model, SamplerRun } from './common.js';
 import { type Denoiser, type SigmaRunOptions, type SigmaSamplerHooks, type SigmaStep, checkSigmas, runSigmaSampler } from './denoiser.js';
+import { DEFAULT_STEPS } from './defaults.js';
 
 /** The multistep settings (diffusers' DPMSolverMultistepScheduler names in brackets). */
 export interface MultistepOptions {
@@ -123,5 +124,5 @@ export interface DpmSolverOptions extends SigmaRunOptions, MultistepOptions {
  */
 export function dpmSolverPlusPlus(model: Model, schedule: NoiseSchedule, noise: Tensor, opts: DpmSolverOptions = {}): SamplerRun {
   const fn = opts.sde ? 'dpmSolverPlusPlus(sde)' : 'dpmSolverPlusPlus';
-  return runSigmaSampler(fn, (d, x, s, h) => dpmpp(fn, d, x, s, h, opts.sde ?? false, opts.eta ?? 1, opts), model, schedule, noise, { ...opts, spacing: opts.spacing ?? 'logSnrUniform' }, 20);
+  return runSigmaSampler(fn, (d, x, s, h) => dpmpp(fn, d, x, s, h, opts.sde ?? false, opts.eta ?? 1, opts), model, schedule, noise, { ...opts, spacing: opts.spacing ?? 'logSnrUniform' }, DEFAULT_STEPS.dpmSolverPlusPlus(schedule.T));
 }

@@ -14,6 +14,7 @@ import type { NoiseSchedule } from '../schedules.js';
 import { rangeFail } from '../util.js';
 import type { Model, SamplerRun } from './common.js';
 import { type Denoiser, type SigmaRunOptions, type SigmaSamplerHooks, type SigmaStep, checkSigmas, runSigmaSampler } from './denoiser.js';
+import { DEFAULT_STEPS } from './defaults.js';
 
 export interface ChurnOptions {
   /** S_churn (default 0: deterministic). */
@@ -69,11 +70,11 @@ export interface KarrasSamplerOptions extends SigmaRunOptions, ChurnOptions {}
 
 /** Euler on Karras σ's for a discrete-time model (default 50 steps). */
 export function euler(model: Model, schedule: NoiseSchedule, noise: Tensor, opts: KarrasSamplerOptions = {}): SamplerRun {
-  return runSigmaSampler('euler', (d, x, s, h) => eulerOrHeun('euler', false, d, x, s, { ...opts, ...h }), model, schedule, noise, opts, 50);
+  return runSigmaSampler('euler', (d, x, s, h) => eulerOrHeun('euler', false, d, x, s, { ...opts, ...h }), model, schedule, noise, opts, DEFAULT_STEPS.euler(schedule.T));
 }
 
 /** Heun on Karras σ's for a discrete-time model (default 18 steps = 35 model evaluations, EDM's CIFAR-10 setting). */
 export function heun(model: Model, schedule: NoiseSchedule, noise: Tensor, opts: KarrasSamplerOptions = {}): SamplerRun {
-  return runSigmaSampler('heun', (d, x, s, h) => eulerOrHeun('heun', true, d, x, s, { ...opts, ...h }), model, schedule, noise, opts, 18);
+  return runSigmaSampler('heun', (d, x, s, h) => eulerOrHeun('heun', true, d, x, s, { ...opts, ...h }), model, schedule, noise, opts, DEFAULT_STEPS.heun(schedule.T));
 }
 

@@ -18,6 +18,7 @@ import {
   type Model, type SampleOptions, type SamplerRun, type Spacing, inpaintBlend, predict, resolveOptions,
   sigmaVE, discreteStart,
 } from './common.js';
+import { DEFAULT_STEPS } from './defaults.js';
 
 export interface PredictorCorrectorOptions extends SampleOptions {
   /** Predictor steps (default T). */
@@ -42,7 +43,7 @@ export function* predictorCorrector(model: Model, schedule: NoiseSchedule, noise
   const snr = opts.snr ?? 0.16, nCorr = opts.correctorSteps ?? 1;
   if (!(snr > 0 && Number.isFinite(snr))) rangeFail(fn, `snr must be a positive number, got ${snr}`);
   if (!Number.isInteger(nCorr) || nCorr < 0) rangeFail(fn, `correctorSteps must be a non-negative integer, got ${nCorr}`);
-  const start = discreteStart(fn, schedule, noise, r, opts.steps ?? schedule.T, opts.spacing ?? 'linspace');
+  const start = discreteStart(fn, schedule, noise, r, opts.steps ?? DEFAULT_STEPS.predictorCorrector(schedule.T), opts.spacing ?? 'linspace');
   const { ts, ab } = start;
   let x = start.x;
   let nfe = 0;

@@ -1,0 +1,198 @@
+/**
+ * Composite operations, each written once over the primitive ops (autograd runs through them, so they need
+ * no gradient rules of their own). A backend may provide a fused kernel for one (src/backends/backend.ts,
+ * kind 'fused'): the op then runs that kernel and its backward kernel instead, and test/fused.test.ts holds
+ * the two to the same results.
+ */
+import type { ActivationOp, FStore } from '../backends/backend.js';
+import {
+  add, affine, div, erf, exp, expand, log, matmul, max, mean, mul, permute, reshape, rsqrt, square, sub,
+  sum, tanh,
+} from './ops.js';
+import { ShapeError, checkNonEmpty, fmt, normalizeAxis, sizeOf } from './shape.js';
+import { Tensor, backend, recordOp } from './tensor.js';
+
+// ---------------------------------------------------------------- activations
+
+function activation(op: ActivationOp, x: Tensor, composite: (x: Tensor) => Tensor): Tensor {
+  const be = backend();
+  if (!be.activation || !be.activationBackward) return composite(x);
+  const fwd = be.activation, bwd = be.activationBackward;
+  const xd = x.storage(op);
+  return recordOp(op, fwd(op, xd), x.shape, [x], (g) => [new Tensor(bwd(op, xd, g.storage(op)), x.shape)]);
+}
+
+/** σ(x) = ½ + ½·tanh(x/2): finite gradients everywhere (1/(1 + e^−x) overflows e^−x below −88). */
+const sigmoidComposite = (x: Tensor) => affine(tanh(affine(x, 0.5)), 0.5, 0.5);
+
+export const sigmoid = (x: Tensor) => activation('sigmoid', x, sigmoidComposite);
+/** SiLU (swish): x·σ(x). */
+export const silu = (x: Tensor) => activation('silu', x, (v) => mul(v, sigmoidComposite(v)));
+/** GELU, exact (erf) form as PyTorch's default: x·½(1 + erf(x/√2)). */
+export const gelu = (x: Tensor) => activation('gelu', x, (v) => mul(v, affine(erf(affine(v, Math.SQRT1_2)), 0.5, 0.5)));
+
+// ---------------------------------------------------------------- softmax
+
+function lastAxisFused(name: string, x: Tensor, axis: number,
+  fwd: (xd: FStore, rows: number, d: number) => FStore, bwd: (y: FStore, dy: FStore, rows: number, d: number) => FStore): Tensor {
+  const a = normalizeAxis(name, axis, x.ndim);
+  if (a !== x.ndim - 1) {
+    const perm = x.shape.map((_, i) => i);
+    perm[a] = x.ndim - 1; perm[x.ndim - 1] = a;
+    return permute(lastAxisFused(name, permute(x, perm), -1, fwd, bwd), perm);
+  }
+  const d = x.shape[a], rows = x.size / d;
+  const y = fwd(x.storage(name), rows, d);
+  return recordOp(name, y, x.shape, [x], (g) => [new Tensor(bwd(y, g.storage(name), rows, d), x.shape)]);
+}
+
+/** x minus its (constant, ungraded) maximum along `axis`: softmax is shift-invariant, exp no longer overflows. */
+const shifted = (x: Tensor, a: number) => sub(x, max(x.detach(), a, true));
+
+export function softmax(x: Tensor, axis = -1): Tensor {
+  const a = normalizeAxis('softmax', axis, x.ndim);
+  checkNonEmpty('softmax', x);
+  const be = backend();
+  if (be.softmax && be.softmaxBackward) {
+    const f = be.softmax, b = be.softmaxBackward;
+    return lastAxisFused('softmax', x, a, (xd, r, d) => f(xd, r, d), (y, dy, r, d) => b(y, dy, r, d));
+  }
+  const e = exp(shifted(x, a));
+  return div(e, sum(e, a, true));
+}
+
+export function logSoftmax(x: Tensor, axis = -1): Tensor {
+  const a = normalizeAxis('logSoftmax', axis, x.ndim);
+  checkNonEmpty('logSoftmax', x);
+  const be = backend();
+  if (be.logSoftmax && be.logSoftmaxBackward) {
+    const f = be.logSoftmax, b = be.logSoftmaxBackward;
+    return lastAxisFused('logSoftmax', x, a, (xd, r, d) => f(xd, r, d), (y, dy, r, d) => b(y, dy, r, d));
+  }
+  const z = shifted(x, a);
+  return sub(z, log(sum(exp(z), a, true)));
+}
+
+// ---------------------------------------------------------------- normalization
+
+export interface GroupNormOptions { eps?: number; silu?: boolean }
+
+/** (x − mean)·rstd over the last axis of x, with the statistics of that axis. */
+function standardize(x: Tensor, eps: number): Tensor {
+  const d = sub(x, mean(x, -1, true));
+  return mul(d, rsqrt(add(mean(square(d), -1, true), eps)));
+}
+
+/**
+ * Group norm over x [N, C, ...] with per-channel gamma/beta [C]; `silu: true` applies SiLU after it (one fused
+ * kernel where the backend has one: the UNet's norm → activation pair), identical to silu(groupNorm(x)).
+ */
+export function groupNorm(x: Tensor, groups: number, gamma?: Tensor | null, beta?: Tensor | null,
+  { eps = 1e-5, silu: fuseSilu = false }: GroupNormOptions = {}): Tensor {
+  if (x.ndim < 2) throw new ShapeError(`groupNorm: expected [N, C, ...], got ${fmt(x.shape)}`);
+  const [n, c] = x.shape, hw = sizeOf(x.shape.slice(2));
+  if (!Number.isInteger(groups) || groups < 1 || c % groups !== 0) {
+    throw new ShapeError(`groupNorm: ${c} channels of ${fmt(x.shape)} cannot be split into ${groups} groups`);
+  }
+  for (const [name, p] of [['gamma', gamma], ['beta', beta]] as const) {
+    if (p && (p.ndim !== 1 || p.shape[0] !== c)) throw new ShapeError(`groupNorm: ${name} ${fmt(p.shape)} does not match ${c} channels`);
+  }
+  checkNonEmpty('groupNorm', x);
+  const be = backend();
+  if (be.groupNorm && be.groupNormBackward) {
+    const bwd = be.groupNormBackward;
+    const xd = x.storage('groupNorm'), gd = gamma ? gamma.storage('groupNorm') : null, bd = beta ? beta.storage('groupNorm') : null;
+    const r = be.groupNorm(xd, gd, bd, n, c, hw, groups, eps, fuseSilu);
+    const inputs = [x, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
+    return recordOp(fuseSilu ? 'groupNormSilu' : 'groupNorm', r.y, x.shape, inputs, (g) => {
+      const gr = bwd(g.storage('groupNorm'), xd, gd, bd, r.mean, r.rstd, n, c, hw, groups, fuseSilu);
+      const out: (Tensor | null)[] = [new Tensor(gr.dx, x.shape)];
+      if (gamma) out.push(gr.dgamma && new Tensor(gr.dgamma, [c]));
+      if (beta) out.push(gr.dbeta && new Tensor(gr.dbeta, [c]));
+      return out;
+    });
+  }
+  let y = reshape(standardize(reshape(x, [n, groups, (c / groups) * hw]), eps), [n, c, hw]);
+  if (gamma) y = mul(y, reshape(gamma, [c, 1]));
+  if (beta) y = add(y, reshape(beta, [c, 1]));
+  y = reshape(y, x.shape);
+  return fuseSilu ? silu(y) : y;
+}
+
+/** Layer norm over the last axis with gamma/beta [D]. */
+export function layerNorm(x: Tensor, gamma?: Tensor | null, beta?: Tensor | null, eps = 1e-5): Tensor {
+  if (x.ndim < 1) throw new ShapeError('layerNorm: scalar input');
+  const d = x.shape[x.ndim - 1], rows = x.size / Math.max(d, 1);
+  for (const [name, p] of [['gamma', gamma], ['beta', beta]] as const) {
+    if (p && (p.ndim !== 1 || p.shape[0] !== d)) throw new ShapeError(`layerNorm: ${name} ${fmt(p.shape)} does not match last axis of ${fmt(x.shape)}`);
+  }
+  checkNonEmpty('layerNorm', x);
+  const be = backend();
+  if (be.layerNorm && be.layerNormBackward) {
+    const bwd = be.layerNormBackward;
+    const xd = x.storage('layerNorm'), gd = gamma ? gamma.storage('layerNorm') : null;
+    const r = be.layerNorm(xd, gd, beta ? beta.storage('layerNorm') : null, rows, d, eps);
+    const inputs = [x, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
+    return recordOp('layerNorm', r.y, x.shape, inputs, (g) => {
+      const gr = bwd(g.storage('layerNorm'), xd, gd, r.mean, r.rstd, rows, d, !!beta);
+      const out: (Tensor | null)[] = [new Tensor(gr.dx, x.shape)];
+      if (gamma) out.push(gr.dgamma && new Tensor(gr.dgamma, [d]));
+      if (beta) out.push(gr.dbeta && new Tensor(gr.dbeta, [d]));
+      return out;
+    });
+  }
+  let y = standardize(x, eps);
+  if (gamma) y = mul(y, gamma);
+  if (beta) y = add(y, beta);
+  return y;
+}
+
+// ---------------------------------------------------------------- attention
+
+/** softmax(q kᵀ · scale) v over q [..., Lq, d], k [..., Lk, d], v [..., Lk, dv]; scale defaults to 1/√d. */
+export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, scale?: number): Tensor {
+  if (q.ndim < 2 || k.ndim !== q.ndim || v.ndim !== q.ndim || q.shape[q.ndim - 1] !== k.shape[k.ndim - 1]
+    || k.shape[k.ndim - 2] !== v.shape[v.ndim - 2]) {
+    throw new ShapeError(`scaledDotProductAttention: q ${fmt(q.shape)}, k ${fmt(k.shape)}, v ${fmt(v.shape)} do not fit [..., L, d]`);
+  }
+  const s = scale ?? 1 / Math.sqrt(q.shape[q.ndim - 1]);
+  const scores = mul(matmul(q, k, { transB: true }), s);
+  return matmul(softmax(scores, -1), v);
+}
+
+// ---------------------------------------------------------------- resampling
+
+function planes(op: string, x: Tensor): [number, number, number] {
+  if (x.ndim < 3) throw new ShapeError(`${op}: expected a tensor [..., H, W] of rank ≥ 3, got ${fmt(x.shape)}`);
+  const [h, w] = x.shape.slice(-2);
+  return [sizeOf(x.shape.slice(0, -2)), h, w];
+}
+
+/** Nearest-neighbour upsampling by 2 on the last two axes (a broadcast copy: every value written twice per axis). */
+export function upsampleNearest2x(x: Tensor): Tensor {
+  const [p, h, w] = planes('upsampleNearest2x', x);
+  const outShape = [...x.shape.slice(0, -2), 2 * h, 2 * w];
+  const be = backend();
+  if (be.upsampleNearest2x && be.avgPool2x2) {
+    const up = be.upsampleNearest2x, pool = be.avgPool2x2;
+    return recordOp('upsampleNearest2x', up(x.storage('upsample'), p, h, w), outShape, [x], (g) => [
+      new Tensor(be.affine(pool(g.storage('upsample'), p, 2 * h, 2 * w), 4, 0), x.shape),
+    ]);
+  }
+  return reshape(expand(reshape(x, [p, h, 1, w, 1]), [p, h, 2, w, 2]), outShape);
+}
+
+/** 2×2 average pooling, stride 2, on the last two axes (which must be even). */
+export function avgPool2x2(x: Tensor): Tensor {
+  const [p, h, w] = planes('avgPool2x2', x);
+  if (h % 2 || w % 2) throw new ShapeError(`avgPool2x2: spatial size ${h}×${w} of ${fmt(x.shape)} is not even`);
+  const outShape = [...x.shape.slice(0, -2), h / 2, w / 2];
+  const be = backend();
+  if (be.upsampleNearest2x && be.avgPool2x2) {
+    const up = be.upsampleNearest2x, pool = be.avgPool2x2;
+    return recordOp('avgPool2x2', pool(x.storage('avgPool2x2'), p, h, w), outShape, [x], (g) => [
+      new Tensor(be.affine(up(g.storage('avgPool2x2'), p, h / 2, w / 2), 0.25, 0), x.shape),
+    ]);
+  }
+  return reshape(affine(sum(reshape(x, [p, h / 2, 2, w / 2, 2]), [2, 4]), 0.25), outShape);
+}
