@@ -13,7 +13,7 @@ import { Generator, Tensor, randn } from '../src/tensor/index.js';
 import {
   type Model, type SamplerConfig, type SamplerEvent, type SamplerRun, ddim, ddimInvert, ddpm, dpmSolverPlusPlus, euler, heun,
   karrasSigmas, makeSchedule, predictorCorrector, runSampler, sample, sampleDpmPp2M, sampleHeun, denoiserFromModel, sigmaGrid,
-  spacedTimesteps,
+  spacedTimesteps, SAMPLERS, SAMPLER_KINDS, normalizeSamplerConfig, samplerSteps,
 } from '../src/diffusion/index.js';
 import {
   type MixtureSpec, componentWeights, gaussianFlowMap, gaussianOracle, mixtureOracle, moments, rms, sampleMixture,
@@ -210,6 +210,23 @@ describe('sampler interface', () => {
     }
     assert.throws(() => runSampler({ kind: 'plms' } as never, gauss, schedule, randn([2, 2])),
       oneLine(/^runSampler: unknown sampler kind "plms" \(expected ddpm, ddim, dpmSolverPlusPlus, euler, heun, predictorCorrector\)$/));
+  });
+
+  test('the sampler registry: labels, default steps the samplers run, misspelt settings rejected', () => {
+    for (const kind of SAMPLER_KINDS) {
+      const entry = SAMPLERS[kind];
+      assert.ok(entry.label.length > 0, kind);
+      // The default a sampler runs without `steps` is the registry's: count its events.
+      let events = 0;
+      for (const _ of SAMPLERS[kind].run({ kind } as SamplerConfig, gauss, schedule, randn([2, 2], new Generator(1)), { gen: new Generator(2) })) events++;
+      assert.equal(events, entry.defaultSteps(schedule.T), `${kind}: steps run without a count`);
+      assert.equal(samplerSteps({ kind } as SamplerConfig, schedule), entry.defaultSteps(schedule.T));
+    }
+    assert.throws(() => runSampler({ kind: 'ddim', stpes: 10 } as never, gauss, schedule, randn([2, 2])),
+      oneLine(/^runSampler: unknown setting stpes for sampler ddim \(it takes steps, eta, spacing\)$/));
+    assert.throws(() => normalizeSamplerConfig({ kind: 'heun', steps: 5, sChurn: 1, eta: 1 }, 'previewSampler'),
+      oneLine(/^previewSampler: unknown setting eta for sampler heun/));
+    assert.deepEqual(normalizeSamplerConfig({ kind: 'euler', steps: 5, sChurn: 0.5 }), { kind: 'euler', steps: 5, sChurn: 0.5 });
   });
 
   test('timestep spacings and σ grids', () => {

@@ -89,7 +89,7 @@ for (const name of backends) {
           D.scope(() => { D.sum(D.mul(p, p)).backward(); opt.step(); opt.zeroGrad(); });
           ema.update();
         }
-        const st = await opt.stateDictAsync(), es = await ema.stateDictAsync();
+        const st = await opt.stateDict(), es = await ema.stateDict();
         return [Float32Array.from(await p.read()), st.tensors.get('exp_avg.p')!.data as Float32Array,
           st.tensors.get('exp_avg_sq.p')!.data as Float32Array, es.tensors.get('p')!.data as Float32Array];
       };

@@ -19,7 +19,7 @@ after(() => rmSync(root, { recursive: true, force: true }));
 const CANARY = 'CANARY-7f3a9 do not read';
 writeFileSync(join(root, 'canary.txt'), CANARY);
 const base = join(root, 'base');
-writeMicroRun(base);
+await writeMicroRun(base);
 const baseText = readFileSync(join(base, 'checkpoint.json'), 'utf8');
 const baseJson = JSON.parse(baseText);
 const roles = Object.keys(baseJson.files) as string[];

@@ -60,7 +60,7 @@ test('the in-memory checkpoint is what saveCheckpoint writes, and restoreState c
   setBackend('js');
   const data = toyData();
   const a = new Trainer(config(), data);
-  for (let i = 0; i < 3; i++) a.trainStep();
+  for (let i = 0; i < 3; i++) await a.trainStep();
   const { config: cfg, state, groups } = await a.checkpointContents(1.5);
   const files = encodeCheckpointFiles(a.step, groups).map((f) => ({ ...f, sha256: createHash('sha256').update(f.bytes).digest('hex') }));
   const { bytes } = checkpointJsonBytes(cfg, state, files);
@@ -74,7 +74,7 @@ test('the in-memory checkpoint is what saveCheckpoint writes, and restoreState c
     const b = new Trainer(config(), data);
     b.restoreState(state, { model: loadCheckpointGroup(dir, json, 'model'), ema: loadCheckpointGroup(dir, json, 'ema'), optimizer: loadCheckpointGroup(dir, json, 'optimizer') });
     assert.equal(b.step, 3);
-    for (let i = 0; i < 3; i++) assert.equal(b.trainStep().loss, a.trainStep().loss, `step ${a.step}`);
+    for (let i = 0; i < 3; i++) assert.equal((await b.trainStep()).loss, (await a.trainStep()).loss, `step ${a.step}`);
     const wa = a.model.stateDict(), wb = b.model.stateDict();
     for (const [k, v] of wa) assert.deepEqual(wb.get(k)!.data, v.data, k);
   } finally {

@@ -124,11 +124,11 @@ describe('training [webgpu]', opts, () => {
     const { config, dataset } = tinyRun(steps);
     const ref = new Trainer(config, dataset);
     const cpuLoss: number[] = [], cpuNorm: number[] = [];
-    for (let i = 0; i < steps; i++) { const r = ref.trainStep(); cpuLoss.push(r.loss); cpuNorm.push(r.gradNorm); }
+    for (let i = 0; i < steps; i++) { const r = await ref.trainStep(); cpuLoss.push(r.loss); cpuNorm.push(r.gradNorm); }
     D.setBackend('webgpu');
     const gpu = new Trainer(config, dataset);
     const gpuLoss: number[] = [], gpuNorm: number[] = [];
-    for (let i = 0; i < steps; i++) { const r = await gpu.trainStepAsync(); gpuLoss.push(r.loss); gpuNorm.push(r.gradNorm); }
+    for (let i = 0; i < steps; i++) { const r = await gpu.trainStep(); gpuLoss.push(r.loss); gpuNorm.push(r.gradNorm); }
     const rel = (a: number[], b: number[]) => Math.max(...a.map((v, i) => Math.abs(v - b[i]) / Math.abs(b[i])));
     t.diagnostic(`${cpu} loss ${cpuLoss.map((v) => v.toFixed(6)).join(' ')}`);
     t.diagnostic(`webgpu loss ${gpuLoss.map((v) => v.toFixed(6)).join(' ')}`);
@@ -139,7 +139,7 @@ describe('training [webgpu]', opts, () => {
     const [pg, pc] = [[...gpu.model.namedParameters()], [...ref.model.namedParameters()]];
     let worst = 0;
     for (let i = 0; i < pg.length; i++) worst = Math.max(worst, normalizedMaxError(await pg[i][1].read(), pc[i][1].data));
-    const [eg, ec] = [await gpu.ema.stateDictAsync(), ref.ema.stateDict()];
+    const [eg, ec] = [await gpu.ema.stateDict(), await ref.ema.stateDict()];
     for (const [k, v] of ec.tensors) worst = Math.max(worst, normalizedMaxError(eg.tensors.get(k)!.data, v.data));
     // The checkpoint read back from the device (what saveCheckpointAsync and the explorer's download write)
     // holds the same weights, and the same trainer state apart from the elapsed time.
@@ -160,7 +160,7 @@ describe('training [webgpu]', opts, () => {
     const trainer = new Trainer(config, dataset);
     const at: { step: number; allocated: number; inUse: number; buffers: number }[] = [];
     for (let i = 0; i < 200; i++) {
-      await trainer.trainStepAsync();
+      await trainer.trainStep();
       if (i === 9 || i === 99 || i === 199) {
         const s = D.webgpuStats()!;
         at.push({ step: i + 1, allocated: s.allocatedBytes, inUse: s.inUseBytes, buffers: s.allocatedBuffers });

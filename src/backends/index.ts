@@ -13,13 +13,29 @@ import { jsBackend } from './js/index.js';
 
 // Loaded only under Node, and lazily, so browser bundles never see the addon loader.
 const isNode = typeof process !== 'undefined' && !!process.versions?.node;
-const nativeModule: { loadNativeBackend: () => Backend | { error: string } } | null = isNode
+const nativeModule: {
+  loadNativeBackend: () => Backend | { error: string };
+  nativeWatchSignals?: () => Int32Array | null;
+  nativeUnwatchSignals?: () => void;
+} | null = isNode
   ? await import('./native/index.js').catch((e: unknown) => ({
     loadNativeBackend: () => ({ error: `cannot load the native backend module: ${(e as Error).message}` }),
   }))
   : null;
 function loadNativeBackend(): Backend | { error: string } {
   return nativeModule ? nativeModule.loadNativeBackend() : { error: 'not running under Node' };
+}
+
+/**
+ * The native addon's signal word (set to the signal's number the moment SIGINT / SIGTERM arrives, even inside
+ * a long synchronous step); null without the addon. See src/train/interrupt.ts.
+ */
+export function watchSignals(): Int32Array | null {
+  return nativeModule?.nativeWatchSignals?.() ?? null;
+}
+
+export function unwatchSignals(): void {
+  nativeModule?.nativeUnwatchSignals?.();
 }
 
 export type { Backend, BackendName, Engine } from './backend.js';

@@ -9,9 +9,11 @@ import { existsSync, mkdirSync, readdirSync, rmdirSync, statSync, writeFileSync 
 import { join, resolve } from 'node:path';
 import {
   CHECKPOINT_JSON, NonFiniteLossError, TRAIN_LIMITS, Trainer, checkpointDir, loadModelFromCheckpoint, readRunCheckpoint,
-  removeCheckpointDebris, sampleImagesAsync, verifyCheckpoint, watchInterrupts, type RunConfig, type TrainerConfig,
+  removeCheckpointDebris, sampleImages, verifyCheckpoint, watchInterrupts, type RunConfig, type TrainerConfig,
 } from '../train/index.js';
-import { SAMPLER_KINDS, makeSchedule, normalizeScheduleConfig, qSample, type SamplerConfig, type SamplerKind } from '../diffusion/index.js';
+import {
+  SAMPLER_KINDS, makeSchedule, normalizeSamplerConfig, normalizeScheduleConfig, qSample, type SamplerConfig, type SamplerKind,
+} from '../diffusion/index.js';
 import { loadImageDataset, skippedSummary, type FolderDataset } from '../data/index.js';
 import { saveImageGrid, saveImage } from '../io/png.js';
 import { savePlot } from '../io/plot.js';
@@ -85,9 +87,8 @@ function useBackend(name?: string): void {
 function samplerConfig(kind: string, steps: number | undefined, T?: number): SamplerConfig {
   if (!SAMPLER_KINDS.includes(kind as SamplerKind)) throw new UsageError(`--sampler: unknown sampler '${kind}' (choose one of ${SAMPLER_KINDS.join(', ')})`);
   if (steps !== undefined && T !== undefined && steps > T) throw new UsageError(`--steps ${steps}: the model's schedule has ${T} timesteps; use at most ${T}`);
-  const k = kind as SamplerKind;
-  if (k === 'ddpm') return { kind: 'ddpm', ...(steps ? { steps } : {}) } as SamplerConfig;
-  return { kind: k, steps: steps ?? (k === 'heun' ? 18 : k === 'predictorCorrector' ? 100 : 20) } as SamplerConfig;
+  // Without --steps the sampler runs its registry default (src/diffusion/samplers/defaults.ts), as in the library.
+  return normalizeSamplerConfig({ kind, ...(steps !== undefined ? { steps } : {}) }, '--sampler');
 }
 
 /** What the commands need of a progress bar. */
@@ -273,7 +274,7 @@ async function sample(f: SampleFlags): Promise<void> {
   const batches = Math.ceil(f.count / 100);
   let total = 0, done = 0, started = 0;
   const frames: Tensor[] = [];
-  const images = await sampleImagesAsync(model, schedule, config.objective, {
+  const images = await sampleImages(model, schedule, config.objective, {
     count: f.count, sampler, seed: f.seed, classes, guidanceScale: nc > 0 ? f.guidance : undefined,
     onStep: (step, steps) => {
       if (total === 0) { total = steps * batches; started = performance.now(); bar.start(total, 0, { rate: '-' }); }
@@ -356,7 +357,7 @@ async function evaluate(f: EvalFlags): Promise<void> {
   const batches = Math.ceil(f.count / 100);
   let done = 0, started = 0;
   const t0 = performance.now();
-  const images = await sampleImagesAsync(model, schedule, config.objective, {
+  const images = await sampleImages(model, schedule, config.objective, {
     count: f.count, sampler, seed: f.seed, classes, guidanceScale: nc > 0 && !f.unconditional ? f.guidance : undefined,
     onStep: (_step, steps) => {
       if (done === 0) { started = performance.now(); bar.start(steps * batches, 0, { rate: '-' }); }

@@ -23,6 +23,7 @@ type OpName = { [K in keyof typeof raw]: (typeof raw)[K] extends (...args: never
 const SIGNATURES: Record<OpName, readonly Kind[]> = {
   neg: ['T'], exp: ['T'], log: ['T'], sqrt: ['T'], rsqrt: ['T'], sin: ['T'], cos: ['T'], tanh: ['T'], sigmoid: ['T'],
   silu: ['T'], gelu: ['T'], relu: ['T'], abs: ['T'], square: ['T'], reciprocal: ['T'], erf: ['T'], assign: ['T', 'T'],
+  adamWUpdate: ['T', 'T', 'T', 'T', 'o?'], lerpInPlace: ['T', 'T', 'n'],
   affine: ['T', 'n', 'n?'], clamp: ['T', 'n?', 'n?'], sumTo: ['T', 'shape'],
   add: ['TL', 'TL'], sub: ['TL', 'TL'], mul: ['TL', 'TL'], div: ['TL', 'TL'], pow: ['TL', 'TL'],
   maximum: ['T', 'T'], minimum: ['T', 'T'], eq: ['TL', 'TL'], gt: ['TL', 'TL'], lt: ['TL', 'TL'], where: ['T', 'TL', 'TL'],
@@ -89,6 +90,8 @@ export const square = guard('square', raw.square);
 export const reciprocal = guard('reciprocal', raw.reciprocal);
 export const erf = guard('erf', raw.erf);
 export const assign = guard('assign', raw.assign);
+export const adamWUpdate = guard('adamWUpdate', raw.adamWUpdate);
+export const lerpInPlace = guard('lerpInPlace', raw.lerpInPlace);
 export const affine = guard('affine', raw.affine);
 export const clamp = guard('clamp', raw.clamp);
 export const sumTo = guard('sumTo', raw.sumTo);

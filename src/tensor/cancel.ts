@@ -9,6 +9,11 @@
  * The word is set by whoever watches for the signal: a native handler (src/backends/native, see
  * src/train/interrupt.ts) or plain JavaScript (`requestCancel`).
  */
+import { unwatchSignals, watchSignals } from '../backends/index.js';
+
+/** The engine's signal word (the native addon's, where it loads) and its release: see src/train/interrupt.ts. */
+export const signalWord = { watch: watchSignals, unwatch: unwatchSignals };
+
 export class CancelledError extends Error {
   override name = 'CancelledError';
 }

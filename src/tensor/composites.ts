@@ -6,11 +6,11 @@
  */
 import type { ActivationOp, FStore } from '../backends/backend.js';
 import {
-  add, affine, div, erf, exp, expand, log, matmul, max, mean, mul, permute, reshape, rsqrt, square, sub,
+  add, affine, assign, div, erf, exp, expand, log, matmul, max, mean, mul, permute, reshape, rsqrt, sqrt, square, sub,
   sum, tanh,
 } from './ops.js';
 import { ShapeError, checkNonEmpty, fmt, normalizeAxis, sizeOf } from './shape.js';
-import { Tensor, backend, recordOp } from './tensor.js';
+import { Tensor, backend, noGrad, recordOp, scope } from './tensor.js';
 
 // ---------------------------------------------------------------- activations
 
@@ -195,4 +195,39 @@ export function avgPool2x2(x: Tensor): Tensor {
     ]);
   }
   return reshape(affine(sum(reshape(x, [p, h / 2, 2, w / 2, 2]), [2, 4]), 0.25), outShape);
+}
+
+// ---------------------------------------------------------------- in-place updates (optimizer state)
+
+export interface AdamWStep { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; step: number }
+
+/**
+ * One AdamW update of p, m and v in place (torch.optim.AdamW): p ← p·(1 − lr·wd); m ← β1·m + (1−β1)·g;
+ * v ← β2·v + (1−β2)·g²; p ← p − lr·(m/(1−β1^step)) / (√(v/(1−β2^step)) + eps). The backend's fused kernel
+ * where it has one, else engine ops written back with `assign`. Not recorded.
+ */
+export function adamWUpdate(p: Tensor, g: Tensor, m: Tensor, v: Tensor, h: AdamWStep): void {
+  const be = backend();
+  if (be.adamW) {
+    be.adamW(p.storage('adamW', be), g.storage('adamW', be), m.storage('adamW', be), v.storage('adamW', be), h.lr, h.beta1, h.beta2,
+      h.eps, h.weightDecay, h.step);
+    return;
+  }
+  const bc1 = 1 - Math.pow(h.beta1, h.step), bc2 = 1 - Math.pow(h.beta2, h.step);
+  scope(() => noGrad(() => {
+    const m1 = add(affine(m, h.beta1), affine(g, 1 - h.beta1));
+    const v1 = add(affine(v, h.beta2), affine(square(g), 1 - h.beta2));
+    const update = div(affine(m1, h.lr / bc1), affine(sqrt(affine(v1, 1 / bc2)), 1, h.eps));
+    const p1 = sub(affine(p, 1 - h.lr * h.weightDecay), update);
+    assign(m, m1);
+    assign(v, v1);
+    assign(p, p1);
+  }));
+}
+
+/** s ← s + a·(v − s) in place (an EMA update): the fused kernel where the backend has one. Not recorded. */
+export function lerpInPlace(s: Tensor, v: Tensor, a: number): void {
+  const be = backend();
+  if (be.lerpInPlace) be.lerpInPlace(s.storage('lerp', be), v.storage('lerp', be), a);
+  else scope(() => noGrad(() => assign(s, add(s, affine(sub(v, s), a)))));
 }

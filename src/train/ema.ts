@@ -7,9 +7,8 @@
  * ExponentialMovingAverage num_updates rule), so early shadows are not dominated by the random init.
  * Shadow names are the model's parameter names: `stateDict().tensors` loads straight into a model.
  */
-import { getBackend } from '../backends/index.js';
 import type { StateEntry, StateEntryLike } from '../nn/module.js';
-import { type Tensor, add, affine, assign, noGrad, scope, sub } from '../tensor/index.js';
+import { type Tensor, assign, lerpInPlace, noGrad, scope } from '../tensor/index.js';
 import { namedParams, persistent, readCopy, type ParamsLike } from './optim.js';
 
 export interface EMAOptions {
@@ -51,12 +50,7 @@ export class EMA {
   update(): void {
     if (this.swapped) throw new Error('EMA.update: the EMA weights are swapped into the model; swap back first');
     const d = this.currentDecay(), a = 1 - d;
-    const be = getBackend();
-    this.params.forEach(([, p], i) => {
-      const s = this.shadow[i];
-      if (be.lerpInPlace) be.lerpInPlace(s.storage('EMA', be), p.storage('EMA', be), a);
-      else scope(() => noGrad(() => assign(s, add(s, affine(sub(p, s), a)))));
-    });
+    this.params.forEach(([, p], i) => lerpInPlace(this.shadow[i], p, a));
     this.numUpdates++;
   }
 
@@ -101,17 +95,8 @@ export class EMA {
     noGrad(() => this.params.forEach(([, p], i) => assign(p, this.shadow[i])));
   }
 
-  /** A copy of the state; `tensors` are named as the model's parameters. On a device backend use stateDictAsync. */
-  stateDict(): EMAState {
-    const tensors = new Map<string, StateEntry>();
-    if (this.shadow.some((t) => t.onDevice)) throw new Error('EMA.stateDict: the shadow weights are on the GPU; use `await stateDictAsync()`');
-    const src = (this.swapped ? this.params.map(([, p]) => p) : this.shadow).map((t) => t.f32('EMA'));
-    this.params.forEach(([name, p], i) => tensors.set(name, { shape: [...p.shape], data: src[i].slice() }));
-    return { decay: this.decay, warmup: this.warmup, numUpdates: this.numUpdates, tensors };
-  }
-
-  /** stateDict on any backend (read back from the device). */
-  async stateDictAsync(): Promise<EMAState> {
+  /** A copy of the state; `tensors` are named as the model's parameters (read back from a device; at once on the CPU). */
+  async stateDict(): Promise<EMAState> {
     const tensors = new Map<string, StateEntry>();
     for (const [i, [name, p]] of this.params.entries()) {
       tensors.set(name, { shape: [...p.shape], data: await readCopy(this.swapped ? p : this.shadow[i]) });

@@ -1,5 +1,5 @@
 /** Training utilities: AdamW, gradient clipping, learning-rate schedules, EMA. */
-export { AdamW, clipGradNorm, clipGradNormTensor, gradNorm, warmupCosine, namedParams } from './optim.js';
+export { AdamW, clipGradNorm, gradNorm, warmupCosine, namedParams } from './optim.js';
 export type { AdamWOptions, AdamWHyper, OptimizerState, ParamsLike, WarmupCosineOptions } from './optim.js';
 export { EMA } from './ema.js';
 export type { EMAOptions, EMAState } from './ema.js';

@@ -6,8 +6,7 @@
  * With the native addon the signal is seen the moment it arrives, even inside a long synchronous step;
  * without it (no compiler at install), JavaScript's own handler sees it when the step ends.
  */
-import { nativeUnwatchSignals, nativeWatchSignals } from '../backends/native/index.js';
-import { setCancelFlag } from '../tensor/cancel.js';
+import { setCancelFlag, signalWord } from '../tensor/cancel.js';
 
 const CODES: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
 const NUMBERS: Record<number, 'SIGINT' | 'SIGTERM'> = { 2: 'SIGINT', 15: 'SIGTERM' };
@@ -49,7 +48,7 @@ export function watchInterrupts(opts: InterruptOptions = {}): InterruptWatch {
   // Node's handlers first, then the native one chained in front of them (it calls them in turn).
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);
-  const word = nativeWatchSignals() ?? new Int32Array(1);
+  const word = signalWord.watch() ?? new Int32Array(1);
   word[0] = 0;
   setCancelFlag(word);
   return {
@@ -58,7 +57,7 @@ export function watchInterrupts(opts: InterruptOptions = {}): InterruptWatch {
     dispose() {
       poll();
       setCancelFlag(null);
-      nativeUnwatchSignals();
+      signalWord.unwatch();
       process.off('SIGINT', handler);
       process.off('SIGTERM', handler);
     },

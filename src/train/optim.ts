@@ -2,11 +2,9 @@
  * AdamW (torch.optim.AdamW semantics), gradient clipping by global norm, and the warmup + cosine
  * learning-rate schedule.
  */
-import { getBackend } from '../backends/index.js';
 import { Module, type StateEntry, type StateEntryLike } from '../nn/module.js';
 import {
-  Tensor, add, affine, assign, concat, div, keep, minimum, mul, noGrad, reshape, scalar, scope, sqrt, square, sub, sum,
-  tensor, zeros,
+  Tensor, adamWUpdate, add, concat, div, keep, minimum, mul, reshape, scalar, sqrt, square, sum, tensor, zeros,
 } from '../tensor/index.js';
 
 /** Parameters, as a module (named as its state dict), named pairs, or a plain list (named 0, 1, …). */
@@ -83,28 +81,11 @@ export async function readCopy(t: Tensor): Promise<Float32Array> {
 }
 
 /**
- * The AdamW update written with engine ops, for backends without the fused kernel: new values, then
- * written into p, m and v in place.
- */
-function adamWComposite(p: Tensor, g: Tensor, m: Tensor, v: Tensor, lr: number, beta1: number, beta2: number, eps: number,
-  weightDecay: number, step: number): void {
-  const bc1 = 1 - Math.pow(beta1, step), bc2 = 1 - Math.pow(beta2, step);
-  scope(() => noGrad(() => {
-    const m1 = add(affine(m, beta1), affine(g, 1 - beta1));
-    const v1 = add(affine(v, beta2), affine(square(g), 1 - beta2));
-    const update = div(affine(m1, lr / bc1), affine(sqrt(affine(v1, 1 / bc2)), 1, eps));
-    const p1 = sub(affine(p, 1 - lr * weightDecay), update);
-    assign(m, m1);
-    assign(v, v1);
-    assign(p, p1);
-  }));
-}
-
-/**
  * torch.optim.AdamW: for each parameter with a gradient, step += 1; p ← p·(1 − lr·wd);
  * m ← β1·m + (1−β1)·g; v ← β2·v + (1−β2)·g²; p ← p − lr·(m/(1−β1^step)) / (√(v/(1−β2^step)) + eps).
  * Parameters without a gradient are skipped (their step count does not advance), as in PyTorch.
- * The update runs in the backend's fused kernel, in place on the parameter's data.
+ * The update runs in place on the parameter's data (src/tensor adamWUpdate: the fused kernel where the backend
+ * has one).
  */
 export class AdamW {
   lr: number;
@@ -138,7 +119,6 @@ export class AdamW {
   step(lr: number = this.lr): void {
     this.lr = lr;
     this.checkHyper();
-    const be = getBackend();
     this.params.forEach(([name, p], i) => {
       const g = p.grad;
       if (!g) return;
@@ -151,13 +131,9 @@ export class AdamW {
         this.slots.set(name, s);
       }
       s.step++;
-      const wd = this.decayMask[i] ? this.weightDecay : 0;
-      if (be.adamW) {
-        be.adamW(p.storage('AdamW', be), g.storage('AdamW', be), s.m.storage('AdamW', be), s.v.storage('AdamW', be), lr,
-          this.beta1, this.beta2, this.eps, wd, s.step);
-      } else {
-        adamWComposite(p, g, s.m, s.v, lr, this.beta1, this.beta2, this.eps, wd, s.step);
-      }
+      adamWUpdate(p, g, s.m, s.v, {
+        lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.decayMask[i] ? this.weightDecay : 0, step: s.step,
+      });
     });
   }
 
@@ -173,25 +149,8 @@ export class AdamW {
     return n;
   }
 
-  /** A copy of the state (see OptimizerState). On a device backend use stateDictAsync. */
-  stateDict(): OptimizerState {
-    const tensors = new Map<string, StateEntry>(), steps: Record<string, number> = {};
-    for (const [name, p] of this.params) {
-      const s = this.slots.get(name);
-      if (!s) continue;
-      if (s.m.onDevice || s.v.onDevice) throw new Error('AdamW.stateDict: the moments are on the GPU; use `await stateDictAsync()`');
-      steps[name] = s.step;
-      tensors.set(`exp_avg.${name}`, { shape: [...p.shape], data: s.m.f32('AdamW').slice() });
-      tensors.set(`exp_avg_sq.${name}`, { shape: [...p.shape], data: s.v.f32('AdamW').slice() });
-    }
-    return {
-      hyper: { lr: this.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.weightDecay },
-      steps, tensors,
-    };
-  }
-
-  /** stateDict on any backend (moments read back from the device). */
-  async stateDictAsync(): Promise<OptimizerState> {
+  /** A copy of the state (see OptimizerState), read back from the device on a device backend (at once on the CPU). */
+  async stateDict(): Promise<OptimizerState> {
     const tensors = new Map<string, StateEntry>(), steps: Record<string, number> = {};
     for (const [name, p] of this.params) {
       const s = this.slots.get(name);
@@ -247,37 +206,12 @@ export class AdamW {
 }
 
 /**
- * torch.nn.utils.clip_grad_norm_: the global L2 norm of all gradients (computed in float64); when it exceeds
- * maxNorm every gradient is scaled by maxNorm / (norm + 1e-6). Returns the norm before clipping.
- * Scaled gradients are fresh tensors (gradient tensors may share data with each other, so none is
- * scaled in place). maxNorm = Infinity only measures. A non-finite norm is returned and nothing is scaled.
+ * torch.nn.utils.clip_grad_norm_: every gradient is scaled by min(1, maxNorm / (norm + 1e-6)) where norm is the
+ * global L2 norm of all gradients, a one-element tensor (float32 sums), and the scale is applied as a tensor
+ * (no read, no branch), so a training step needs no readback. Scaled gradients are fresh tensors (gradients
+ * may share data). maxNorm = Infinity only measures. Returns the norm before clipping.
  */
-export function clipGradNorm(params: ParamsLike, maxNorm: number): number {
-  if (!(maxNorm > 0)) throw new RangeError(`clipGradNorm: maxNorm must be positive, got ${maxNorm}`);
-  const list = namedParams(params, 'clipGradNorm');
-  let sq = 0;
-  for (const [, p] of list) {
-    if (!p.grad) continue;
-    const g = p.grad.f32('clipGradNorm');
-    for (let i = 0; i < g.length; i++) sq += g[i] * g[i];
-  }
-  const norm = Math.sqrt(sq);
-  const coef = maxNorm / (norm + 1e-6);
-  if (coef < 1) {
-    const be = getBackend();
-    for (const [, p] of list) {
-      if (p.grad) p.grad = new Tensor(be.affine(p.grad.f32('clipGradNorm'), coef, 0), p.grad.shape);
-    }
-  }
-  return norm;
-}
-
-/**
- * clipGradNorm without leaving the device: the norm is a one-element tensor (float32 sums on the device),
- * every gradient is scaled by min(1, maxNorm / (norm + 1e-6)) as a tensor (no read, no branch), so a
- * training step needs no readback. Returns the norm before clipping.
- */
-export function clipGradNormTensor(params: ParamsLike, maxNorm: number): Tensor {
+export function clipGradNorm(params: ParamsLike, maxNorm: number): Tensor {
   if (!(maxNorm > 0)) throw new RangeError(`clipGradNorm: maxNorm must be positive, got ${maxNorm}`);
   const list = namedParams(params, 'clipGradNorm').filter(([, p]) => p.grad);
   if (list.length === 0) return scalar(0);
@@ -289,15 +223,9 @@ export function clipGradNormTensor(params: ParamsLike, maxNorm: number): Tensor 
   return norm;
 }
 
-/** The global L2 norm of the gradients (float64), without clipping. */
-export function gradNorm(params: ParamsLike): number {
-  let sq = 0;
-  for (const [, p] of namedParams(params, 'gradNorm')) {
-    if (!p.grad) continue;
-    const g = p.grad.f32('gradNorm');
-    for (let i = 0; i < g.length; i++) sq += g[i] * g[i];
-  }
-  return Math.sqrt(sq);
+/** The global L2 norm of the gradients (a one-element tensor), without clipping. */
+export function gradNorm(params: ParamsLike): Tensor {
+  return clipGradNorm(params, Infinity);
 }
 
 export interface WarmupCosineOptions {

@@ -4,7 +4,7 @@
  * field; every size that drives an allocation has an upper bound (LIMITS here, UNET_LIMITS for the model,
  * MAX_TIMESTEPS for the schedule).
  */
-import { normalizeScheduleConfig, SAMPLER_KINDS } from '../diffusion/index.js';
+import { normalizeSamplerConfig, normalizeScheduleConfig, SAMPLER_KINDS } from '../diffusion/index.js';
 import { unetConfigFromJSON } from '../nn/unet.js';
 import type { RunConfig, TrainerConfig, TrainerState } from './trainer.js';
 
@@ -72,6 +72,11 @@ function trainerConfig(raw: unknown): TrainerConfig {
   const steps = intAt(t.steps, f('steps'), 1, TRAIN_LIMITS.steps);
   const sampler = objectAt(t.previewSampler, f('previewSampler'));
   oneOf(sampler.kind, f('previewSampler.kind'), SAMPLER_KINDS);
+  try {
+    normalizeSamplerConfig(sampler, f('previewSampler'));
+  } catch (e) {
+    throw new RunConfigError(`field ${(e as Error).message}`);
+  }
   if (sampler.steps !== undefined) intAt(sampler.steps, f('previewSampler.steps'), 1, TRAIN_LIMITS.samplerSteps);
   for (const [k, v] of Object.entries(sampler)) {
     if (!['number', 'string', 'boolean'].includes(typeof v) || (typeof v === 'number' && !Number.isFinite(v))) {

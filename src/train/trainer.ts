@@ -18,7 +18,6 @@ import { batchIterator, type BatchIteratorState, type ImageDataset } from '../da
 import { saveImageGrid } from '../io/png.js';
 import { savePlot, emaSmooth } from '../io/plot.js';
 import { UNet, unetConfigFromJSON, unetParameterCount, type UNetConfig } from '../nn/unet.js';
-import { getBackend } from '../backends/index.js';
 import {
   CancelledError, Generator, RollingScope, Tensor, cancellable, concat, noGrad, randn, scope, tensor, toHost,
 } from '../tensor/index.js';
@@ -28,7 +27,7 @@ import {
 } from './checkpoint.js';
 import { validateRunConfig, validateTrainerState } from './run-config.js';
 import { EMA } from './ema.js';
-import { AdamW, clipGradNorm, clipGradNormTensor, warmupCosine } from './optim.js';
+import { AdamW, clipGradNorm, warmupCosine } from './optim.js';
 
 export interface ObjectiveConfig {
   prediction: PredictionType;
@@ -219,26 +218,14 @@ export class Trainer {
     this.lastLoss = s.lastLoss;
   }
 
-  /** Writes the checkpoint for the current step (CPU backends; saveCheckpointAsync works on every backend). */
-  saveCheckpoint(outDir: string, elapsedSec: number): void {
-    this.writeCheckpoint(outDir, elapsedSec, this.model.stateDict(), this.optimizer.stateDict(), this.ema.stateDict());
-  }
-
-  /** saveCheckpoint, reading the weights and optimizer state back from a device first. */
-  async saveCheckpointAsync(outDir: string, elapsedSec: number): Promise<void> {
-    if (!getBackend().device) { this.saveCheckpoint(outDir, elapsedSec); return; }
+  /** Writes the checkpoint for the current step (weights and optimizer state read back from a device first). */
+  async saveCheckpoint(outDir: string, elapsedSec: number): Promise<void> {
     const { state, groups } = await this.checkpointContents(elapsedSec);
     saveCheckpoint(outDir, this.step, this.config, state, groups);
   }
 
-  private writeCheckpoint(outDir: string, elapsedSec: number, modelState: Map<string, { shape: readonly number[]; data: Float32Array }>,
-    opt: ReturnType<AdamW['stateDict']>, ema: ReturnType<EMA['stateDict']>): void {
-    const { state, groups } = this.checkpointParts(elapsedSec, modelState, opt, ema);
-    saveCheckpoint(outDir, this.step, this.config, state, groups);
-  }
-
   private checkpointParts(elapsedSec: number, modelState: Map<string, { shape: readonly number[]; data: Float32Array }>,
-    opt: ReturnType<AdamW['stateDict']>, ema: ReturnType<EMA['stateDict']>) {
+    opt: Awaited<ReturnType<AdamW['stateDict']>>, ema: Awaited<ReturnType<EMA['stateDict']>>) {
     const state: TrainerState = {
       step: this.step, elapsedSec, trainGen: this.trainGen.getState(), dropoutGen: this.model.dropoutGen.getState(),
       data: this.data.getState(), emaUpdates: ema.numUpdates, optimizerSteps: opt.steps, optimizerHyper: opt.hyper,
@@ -253,18 +240,12 @@ export class Trainer {
    * encodeCheckpointFiles and checkpointJsonBytes.
    */
   async checkpointContents(elapsedSec: number): Promise<{ config: RunConfig; state: TrainerState; groups: Record<string, TensorGroup> }> {
-    const dev = !!getBackend().device;
-    let model: Map<string, { shape: readonly number[]; data: Float32Array }>;
-    if (dev) {
-      model = new Map();
-      for (const [name, p] of this.model.namedParameters()) model.set(name, { shape: [...p.shape], data: Float32Array.from(await p.read()) });
-    } else {
-      model = this.model.stateDict();
-    }
-    const parts = this.checkpointParts(elapsedSec, model, dev ? await this.optimizer.stateDictAsync() : this.optimizer.stateDict(),
-      dev ? await this.ema.stateDictAsync() : this.ema.stateDict());
+    const model = new Map<string, { shape: readonly number[]; data: Float32Array }>();
+    for (const [name, p] of this.model.namedParameters()) model.set(name, { shape: [...p.shape], data: Float32Array.from(await p.read()) });
+    const parts = this.checkpointParts(elapsedSec, model, await this.optimizer.stateDict(), await this.ema.stateDict());
     return { config: this.config, ...parts };
   }
+
 
   /**
    * The forward and backward passes of one step, cancellable between kernels (a signal, see
@@ -297,43 +278,14 @@ export class Trainer {
     }).loss;
   }
 
-  /** One optimizer step over `accumulate` micro-batches; returns the mean loss and the gradient norm. */
-  trainStep(): { loss: number; gradNorm: number; lr: number } {
-    const t = this.config.trainer;
-    const lr = this.lrAt(this.step);
-    let total = 0;
-    this.model.train();
-    this.passes(() => {
-      for (let micro = 0; micro < t.accumulate; micro++) {
-        const loss = this.microBatchLoss();
-        const value = loss.item();
-        if (!Number.isFinite(value)) {
-          throw new NonFiniteLossError(`training loss is ${value} at step ${this.step + 1}: stopping; the last checkpoint is kept`);
-        }
-        total += value;
-        (t.accumulate > 1 ? loss.mul(1 / t.accumulate) : loss).backward();
-      }
-    });
-    const gradNorm = clipGradNorm(this.model, t.gradClip > 0 ? t.gradClip : Infinity);
-    if (!Number.isFinite(gradNorm)) {
-      throw new NonFiniteLossError(`gradient norm is ${gradNorm} at step ${this.step + 1}: stopping; the last checkpoint is kept`);
-    }
-    this.optimizer.step(lr);
-    this.optimizer.zeroGrad();
-    this.ema.update();
-    this.step++;
-    this.lastLoss = total / t.accumulate;
-    return { loss: this.lastLoss, gradNorm, lr };
-  }
-
   /**
-   * trainStep on any backend. On a device backend the whole step (forward, backward, clipping, AdamW, EMA)
-   * is queued in one scope that releases its intermediates, and the loss and gradient norm are read once at
-   * the end, so the GPU never waits for the host mid-step. A non-finite loss or norm is detected after the
-   * update (the step's weights are discarded with the run; the last checkpoint is kept).
+   * One optimizer step over `accumulate` micro-batches; returns the mean loss and the gradient norm. The whole
+   * step (forward, backward, clipping, AdamW, EMA) runs in one scope that releases its intermediates, and the
+   * loss and gradient norm are read once at the end (at once on the CPU; on a GPU the device never waits for
+   * the host mid-step). A non-finite loss or norm is detected after the update (the step's weights are
+   * discarded with the run; the last checkpoint is kept).
    */
-  async trainStepAsync(): Promise<{ loss: number; gradNorm: number; lr: number }> {
-    if (!getBackend().device) return this.trainStep();
+  async trainStep(): Promise<{ loss: number; gradNorm: number; lr: number }> {
     const t = this.config.trainer;
     const lr = this.lrAt(this.step);
     this.model.train();
@@ -346,7 +298,7 @@ export class Trainer {
           (t.accumulate > 1 ? loss.mul(1 / t.accumulate) : loss).backward();
         }
       });
-      const norm = clipGradNormTensor(this.model, t.gradClip > 0 ? t.gradClip : Infinity);
+      const norm = clipGradNorm(this.model, t.gradClip > 0 ? t.gradClip : Infinity);
       this.optimizer.step(lr);
       this.optimizer.zeroGrad();
       this.ema.update();
@@ -368,21 +320,10 @@ export class Trainer {
     return { loss: this.lastLoss, gradNorm, lr };
   }
 
-  /** sampleGrid on any backend. */
-  async sampleGridAsync(path: string, count = this.config.trainer.previewCount, sampler = this.config.trainer.previewSampler, seed = 1234): Promise<Tensor> {
-    if (!getBackend().device) return this.sampleGrid(path, count, sampler, seed);
-    const m = this.model;
-    const out = await this.ema.withWeights(() => sampleImagesAsync(m, this.schedule, this.config.objective, {
-      count, sampler, seed, classes: m.config.numClasses > 0 ? Array.from({ length: count }, (_, i) => i % m.config.numClasses) : undefined,
-    }));
-    saveImageGrid(path, out, { nrow: Math.ceil(Math.sqrt(count)), scale: 2 });
-    return out;
-  }
-
   /** Samples a preview grid with the EMA weights (classes cycle 0…9 when the model is conditional). */
-  sampleGrid(path: string, count = this.config.trainer.previewCount, sampler = this.config.trainer.previewSampler, seed = 1234): Tensor {
+  async sampleGrid(path: string, count = this.config.trainer.previewCount, sampler = this.config.trainer.previewSampler, seed = 1234): Promise<Tensor> {
     const m = this.model;
-    const out = this.ema.withWeights(() => sampleImages(m, this.schedule, this.config.objective, {
+    const out = await this.ema.withWeights(() => sampleImages(m, this.schedule, this.config.objective, {
       count, sampler, seed, classes: m.config.numClasses > 0 ? Array.from({ length: count }, (_, i) => i % m.config.numClasses) : undefined,
     }));
     saveImageGrid(path, out, { nrow: Math.ceil(Math.sqrt(count)), scale: 2 });
@@ -406,7 +347,7 @@ export class Trainer {
       if (opts.shouldStop?.()) { stoppedEarly = true; break; }
       let stepResult;
       try {
-        stepResult = await this.trainStepAsync();
+        stepResult = await this.trainStep();
       } catch (e) {
         if (!(e instanceof CancelledError)) throw e;
         opts.onEvent?.(`stopped during step ${this.step + 1}; saving step ${this.step}`);
@@ -424,7 +365,7 @@ export class Trainer {
       if (t.sampleEvery > 0 && this.step % t.sampleEvery === 0) {
         const p = join(opts.outDir, `samples-${String(this.step).padStart(6, '0')}.png`);
         try {
-          await cancellable(() => this.sampleGridAsync(p));
+          await cancellable(() => this.sampleGrid(p));
           opts.onEvent?.(`samples → ${p}`);
         } catch (e) {
           if (!(e instanceof CancelledError)) throw e;
@@ -433,7 +374,7 @@ export class Trainer {
       const stop = opts.shouldStop?.() ?? false;
       const outOfTime = opts.timeBudgetSec !== undefined && (performance.now() - start) / 1000 >= opts.timeBudgetSec;
       if ((t.checkpointEvery > 0 && this.step % t.checkpointEvery === 0) || stop || outOfTime || this.step === t.steps) {
-        await this.saveCheckpointAsync(opts.outDir, elapsed());
+        await this.saveCheckpoint(opts.outDir, elapsed());
         this.plotLoss(opts.outDir);
         lastSaved = this.step;
         opts.onEvent?.(`checkpoint at step ${this.step} → ${join(opts.outDir, CHECKPOINT_JSON)}`);
@@ -441,7 +382,7 @@ export class Trainer {
       if (stop || outOfTime) { stoppedEarly = this.step < t.steps; break; }
     }
     if (lastSaved !== this.step) {
-      await this.saveCheckpointAsync(opts.outDir, elapsed());
+      await this.saveCheckpoint(opts.outDir, elapsed());
       this.plotLoss(opts.outDir);
       opts.onEvent?.(`checkpoint at step ${this.step} → ${join(opts.outDir, CHECKPOINT_JSON)}`);
     }
@@ -495,38 +436,13 @@ function batchRun(model: UNet, schedule: NoiseSchedule, objective: ObjectiveConf
   });
 }
 
-/** Draws `count` images from a model with a sampler, in batches, without recording gradients. */
-export function sampleImages(model: UNet, schedule: NoiseSchedule, objective: ObjectiveConfig, o: SampleImagesOptions): Tensor {
-  const gen = new Generator(o.seed);
-  const bs = o.batchSize ?? 100;
-  const wasTraining = model.training;
-  model.eval();
-  const parts: Tensor[] = [];
-  try {
-    noGrad(() => {
-      for (let start = 0; start < o.count; start += bs) {
-        const run = batchRun(model, schedule, objective, o, gen, start, Math.min(bs, o.count - start));
-        for (;;) {
-          const r = run.next();
-          if (r.done) { parts.push(r.value); break; }
-          o.onStep?.(r.value.step, r.value.totalSteps);
-          o.onFrame?.(r.value.step, r.value.xt, r.value.x0Pred);
-        }
-      }
-    });
-  } finally {
-    model.train(wasTraining);
-  }
-  return parts.length === 1 ? parts[0] : concat(parts, 0);
-}
-
 /**
- * sampleImages for every backend, as a host tensor. Each sampler step runs in a rolling scope (its
- * intermediates are released two steps later), so device memory stays flat over any number of steps;
- * tensors passed to onFrame live two steps: copy what you keep (narrow/clone outside the step does).
+ * Draws `count` images from a model with a sampler, in batches, without recording gradients; a host tensor
+ * on every backend. Each sampler step runs in a rolling scope (its intermediates are released two steps
+ * later), so device memory stays flat over any number of steps; tensors passed to onFrame live two steps:
+ * copy what you keep (narrow/clone outside the step does).
  */
-export async function sampleImagesAsync(model: UNet, schedule: NoiseSchedule, objective: ObjectiveConfig, o: SampleImagesOptions): Promise<Tensor> {
-  if (!getBackend().device) return sampleImages(model, schedule, objective, o);
+export async function sampleImages(model: UNet, schedule: NoiseSchedule, objective: ObjectiveConfig, o: SampleImagesOptions): Promise<Tensor> {
   const gen = new Generator(o.seed);
   const bs = o.batchSize ?? 100;
   const wasTraining = model.training;

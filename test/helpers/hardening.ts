@@ -28,7 +28,7 @@ export const MICRO_RUN: RunConfig = {
 };
 
 /** Writes a checkpoint of MICRO_RUN after `steps` training steps on random images into `dir`. */
-export function writeMicroRun(dir: string, steps = 1): void {
+export async function writeMicroRun(dir: string, steps = 1): Promise<void> {
   mkdirSync(dir, { recursive: true });
   const r = rng(5);
   const n = 8, images = Float32Array.from({ length: n * 64 }, () => r() * 2 - 1);
@@ -36,8 +36,8 @@ export function writeMicroRun(dir: string, steps = 1): void {
     name: 'random', images, labels: Int32Array.from({ length: n }, (_, i) => i % 2), n, channels: 1, height: 8, width: 8,
     numClasses: 2, classNames: ['a', 'b'], flipSafe: false,
   });
-  for (let i = 0; i < steps; i++) trainer.trainStep();
-  trainer.saveCheckpoint(dir, 0);
+  for (let i = 0; i < steps; i++) await trainer.trainStep();
+  await trainer.saveCheckpoint(dir, 0);
 }
 
 /** Records every path this process opens or reads through node:fs (for "no read outside the folder"). */

@@ -7,7 +7,7 @@
  */
 import { unzipSync, zipSync, type Zippable } from 'fflate';
 import {
-  Trainer, checkpointJsonBytes, encodeCheckpointFiles, normalizeScheduleConfig, parseSafetensors, sampleImagesAsync,
+  Trainer, checkpointJsonBytes, encodeCheckpointFiles, normalizeScheduleConfig, parseSafetensors, sampleImages,
   unetPreset, validateRunConfig, validateTrainerState, type ImageDataset, type RunConfig, type StepInfo, type TrainerState, type UNetConfig,
 } from '../../src/index.js';
 import type { App, TrainRecord } from './common.js';
@@ -261,7 +261,7 @@ export function setupTrain(app: App): void {
 
   const sampleGrid = async () => {
     const t = trainer!, m = t.model, nc = m.config.numClasses;
-    const out = await t.ema.withWeights(() => sampleImagesAsync(m, t.schedule, t.config.objective, {
+    const out = await t.ema.withWeights(() => sampleImages(m, t.schedule, t.config.objective, {
       count: GRID, sampler: { kind: 'ddim', steps: 20 }, seed: 1234, classes: nc > 0 ? Array.from({ length: GRID }, (_, i) => i % nc) : undefined,
     }));
     const c = m.config;
@@ -292,7 +292,7 @@ export function setupTrain(app: App): void {
         if (pauseRequested) break;
         const t = trainer!;
         const started = performance.now();
-        const r = await withLock(() => t.trainStepAsync());
+        const r = await withLock(() => t.trainStep());
         elapsedHere += (performance.now() - started) / 1000;
         rec.losses.push(r.loss);
         rec.step = t.step;
