@@ -264,7 +264,7 @@ describe('diffuse serve + worker: faults', { skip }, () => {
       const { model, schedule, config } = loadModelFromCheckpoint(run);
       const loaded = { model, schedule, objective: config.objective };
       for (let i = 0; i < ids.length; i++) {
-        const expected = renderSamples(loaded, submitted[i]);
+        const expected = await renderSamples(loaded, submitted[i]);
         const grid = Buffer.from(await (await fetch(`${base}/v1/samples/${ids[i]}/grid.png`)).arrayBuffer());
         assert.ok(grid.equals(Buffer.from(expected.grid)), `job ${i}: grid`);
         const last = submitted[i].count - 1;

@@ -21,11 +21,11 @@ export interface LoadedModel {
 }
 
 /** Samples a request; `onStep(done, total)` counts sampler steps over all batches. */
-export function renderSamples(m: LoadedModel, r: SampleRequest, onStep?: (done: number, total: number) => void): RenderedSamples {
+export async function renderSamples(m: LoadedModel, r: SampleRequest, onStep?: (done: number, total: number) => void): Promise<RenderedSamples> {
   const nc = m.model.config.numClasses;
   const batches = Math.ceil(r.count / 100);
   let done = 0;
-  const images = sampleImages(m.model, m.schedule, m.objective, {
+  const images = await sampleImages(m.model, m.schedule, m.objective, {
     count: r.count, sampler: samplerConfig(r.sampler, r.steps), seed: r.seed,
     classes: nc > 0 ? Array.from({ length: r.count }, (_, i) => r.class ?? i % nc) : undefined,
     guidanceScale: nc > 0 ? r.guidance : undefined,

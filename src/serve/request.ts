@@ -5,7 +5,7 @@
  * values draw the same images.
  */
 import { randomInt } from 'node:crypto';
-import { SAMPLER_KINDS, type SamplerConfig, type SamplerKind } from '../diffusion/index.js';
+import { SAMPLERS, SAMPLER_KINDS, normalizeSamplerConfig, type SamplerConfig, type SamplerKind } from '../diffusion/index.js';
 
 /** A request after validation: every field filled. */
 export interface SampleRequest {
@@ -38,19 +38,14 @@ export class RequestError extends Error {
   override name = 'RequestError';
 }
 
-/** The sampler config of `diffuse sample --sampler kind [--steps n]` (same defaults). */
+/** The sampler config of `diffuse sample --sampler kind [--steps n]`: without steps, the registry's default. */
 export function samplerConfig(kind: SamplerKind, steps: number | null): SamplerConfig {
-  if (kind === 'ddpm') return (steps ? { kind, steps } : { kind }) as SamplerConfig;
-  return { kind, steps: steps ?? defaultSteps(kind) } as SamplerConfig;
+  return normalizeSamplerConfig({ kind, ...(steps ? { steps } : {}) }, 'sampler');
 }
 
-function defaultSteps(kind: SamplerKind): number {
-  return kind === 'heun' ? 18 : kind === 'predictorCorrector' ? 100 : 20;
-}
-
-/** The number of sampler steps a request runs (ddpm without steps: the whole schedule). */
+/** The number of sampler steps a request runs (the sampler's registry default without steps). */
 export function effectiveSteps(kind: SamplerKind, steps: number | null, T: number): number {
-  return steps ?? (kind === 'ddpm' ? T : defaultSteps(kind));
+  return steps ?? SAMPLERS[kind].defaultSteps(T);
 }
 
 const FIELDS = ['count', 'class', 'guidance', 'sampler', 'steps', 'seed'] as const;

@@ -27,11 +27,11 @@ function start(): void {
   }
   const { model, schedule, config } = loadModelFromCheckpoint(checkpoint, weights);
   const loaded: LoadedModel = { model, schedule, objective: config.objective };
-  process.on('message', (m: JobMessage) => {
+  process.on('message', async (m: JobMessage) => {
     if (m?.type !== 'job') return;
     const t0 = performance.now();
     try {
-      const out = renderSamples(loaded, m.request, (step, total) => {
+      const out = await renderSamples(loaded, m.request, (step, total) => {
         exitIfOrphaned();
         send({ type: 'progress', id: m.id, step, total });
       });
