@@ -9,7 +9,7 @@
  * Contract (every backend, every kernel):
  * - Inputs are dense, row-major (C-contiguous) arrays; shapes and sizes are passed alongside.
  * - Every kernel returns freshly allocated outputs, except `stridedCopy` (writes into `dst`) and the in-place
- *   fused kernels (`adamW`, `lerpInPlace`, `sumSquares`).
+ *   fused kernels (`adamW`, `lerpInPlace`).
  * - Shapes are validated by the Tensor layer before a kernel is called; kernels trust their arguments.
  *   (The native addon re-checks buffer lengths so that a bug above it cannot corrupt memory.)
  * - Strided kernels (`binary`, `where`, `stridedCopy`) receive shapes already simplified by the engine
