@@ -223,7 +223,7 @@ describe('sampler interface', () => {
       assert.equal(samplerSteps({ kind } as SamplerConfig, schedule), entry.defaultSteps(schedule.T));
     }
     assert.throws(() => runSampler({ kind: 'ddim', stpes: 10 } as never, gauss, schedule, randn([2, 2])),
-      oneLine(/^runSampler: unknown setting stpes for sampler ddim \(it takes steps, eta, spacing\)$/));
+      oneLine(/^runSampler: unknown setting stpes for sampler ddim \(it takes steps, eta, spacing, stepsOffset, timesteps, /));
     assert.throws(() => normalizeSamplerConfig({ kind: 'heun', steps: 5, sChurn: 1, eta: 1 }, 'previewSampler'),
       oneLine(/^previewSampler: unknown setting eta for sampler heun/));
     assert.deepEqual(normalizeSamplerConfig({ kind: 'euler', steps: 5, sChurn: 0.5 }), { kind: 'euler', steps: 5, sChurn: 0.5 });
