@@ -7,7 +7,7 @@ import { deflateSync } from 'node:zlib';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { readImage } from '../src/io/image.js';
 import { loadImageFolder } from '../src/data/index.js';
 import * as api from '../src/index.js';
@@ -153,7 +153,7 @@ describe('malformed images', () => {
 
 describe('bad command lines', () => {
   const run = join(root, 'run');
-  writeMicroRun(run);
+  before(() => writeMicroRun(run));
   const aFile = join(root, 'a-file');
   writeFileSync(aFile, 'x');
   const used = join(root, 'used');

@@ -204,14 +204,14 @@ export interface AdamWStep { lr: number; beta1: number; beta2: number; eps: numb
 /**
  * One AdamW update of p, m and v in place (torch.optim.AdamW): p ← p·(1 − lr·wd); m ← β1·m + (1−β1)·g;
  * v ← β2·v + (1−β2)·g²; p ← p − lr·(m/(1−β1^step)) / (√(v/(1−β2^step)) + eps). The backend's fused kernel
- * where it has one, else engine ops written back with `assign`. Not recorded.
+ * where it has one, else engine ops written back with `assign`. Not recorded; returns p.
  */
-export function adamWUpdate(p: Tensor, g: Tensor, m: Tensor, v: Tensor, h: AdamWStep): void {
+export function adamWUpdate(p: Tensor, g: Tensor, m: Tensor, v: Tensor, h: AdamWStep): Tensor {
   const be = backend();
   if (be.adamW) {
     be.adamW(p.storage('adamW', be), g.storage('adamW', be), m.storage('adamW', be), v.storage('adamW', be), h.lr, h.beta1, h.beta2,
       h.eps, h.weightDecay, h.step);
-    return;
+    return p;
   }
   const bc1 = 1 - Math.pow(h.beta1, h.step), bc2 = 1 - Math.pow(h.beta2, h.step);
   scope(() => noGrad(() => {
@@ -223,11 +223,13 @@ export function adamWUpdate(p: Tensor, g: Tensor, m: Tensor, v: Tensor, h: AdamW
     assign(v, v1);
     assign(p, p1);
   }));
+  return p;
 }
 
-/** s ← s + a·(v − s) in place (an EMA update): the fused kernel where the backend has one. Not recorded. */
-export function lerpInPlace(s: Tensor, v: Tensor, a: number): void {
+/** s ← s + a·(v − s) in place (an EMA update): the fused kernel where the backend has one. Not recorded; returns s. */
+export function lerpInPlace(s: Tensor, v: Tensor, a: number): Tensor {
   const be = backend();
   if (be.lerpInPlace) be.lerpInPlace(s.storage('lerp', be), v.storage('lerp', be), a);
-  else scope(() => noGrad(() => assign(s, add(s, affine(sub(v, s), a)))));
+  else scope(() => noGrad(() => { assign(s, add(s, affine(sub(v, s), a))); }));
+  return s;
 }

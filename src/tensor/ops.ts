@@ -454,12 +454,13 @@ export function mseLoss(pred: Tensor, target: Tensor): Tensor {
 
 /**
  * dst ← src, in place and outside any graph (optimizer and EMA state, parameters after an update): one strided
- * copy into dst's own storage. src may broadcast to dst's shape.
+ * copy into dst's own storage. src may broadcast to dst's shape. Returns dst.
  */
-export function assign(dst: Tensor, src: Tensor): void {
+export function assign(dst: Tensor, src: Tensor): Tensor {
   const outShape = broadcastShapes('assign', src.shape, dst.shape);
   if (!sameShape(outShape, dst.shape)) throw new ShapeError(`assign: cannot write ${fmt(src.shape)} into ${fmt(dst.shape)}`);
   if (dst.node) throw new Error(`assign: ${fmt(dst.shape)} is part of a graph`);
   const d = dst.storage('assign');
   copyKernel(src.storage('assign'), 0, broadcastStrides(src.shape, dst.shape), dst.shape, d, 0, stridesOf(dst.shape));
+  return dst;
 }
