@@ -19,7 +19,7 @@ import { saveImageGrid, saveImage } from '../io/png.js';
 import { savePlot } from '../io/plot.js';
 import { readImage } from '../io/image.js';
 import { formatJudgeResult, frechetToHeldOut, judgeSamples, realDataReference } from '../eval/index.js';
-import { UNET_PRESETS, describeModel, unetPreset, type UNetPresetName } from '../nn/unet.js';
+import { UNET_PRESETS, describeModel, unetParameterCount, unetPreset, type UNetPresetName } from '../nn/unet.js';
 import { isDiffusersFolder, sampleDiffusersFolder } from './diffusers.js';
 import {
   Generator, Tensor, availableBackends, concat, getBackend, narrow, randn, setBackend, toHost, useBackendAsync, type BackendName,
@@ -394,10 +394,9 @@ async function evaluate(f: EvalFlags): Promise<void> {
 
 function info(f: { checkpoint: string }): void {
   const { dir, json } = verifyCheckpoint(f.checkpoint);
-  const { model } = loadModelFromCheckpoint(f.checkpoint, 'model');
   console.log(JSON.stringify({
     checkpoint: join(dir, CHECKPOINT_JSON), step: json.state.step, trainingMinutes: +(json.state.elapsedSec / 60).toFixed(1),
-    parameters: model.numParameters(), dataset: json.config.dataset, model: json.config.model, schedule: json.config.schedule,
+    parameters: unetParameterCount(json.config.model.config), dataset: json.config.dataset, model: json.config.model, schedule: json.config.schedule,
     objective: json.config.objective, trainer: json.config.trainer, files: json.files,
   }, null, 2));
 }

@@ -9,10 +9,11 @@
  * value is range-checked before anything is allocated, weights must be finite, and every error is one line
  * naming the file and field.
  */
-import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { join, relative, resolve, isAbsolute } from 'node:path';
 import { parseSafetensors, serializeSafetensors, type SafetensorsInput } from '../io/safetensors.js';
 import { writeFileAtomic } from '../io/png.js';
+import { readRegularFile } from '../io/confined.js';
 import { UNet2DModel, parseUNet2DConfig, renameLegacyAttention, type UNet2DConfig } from '../nn/diffusersUNet.js';
 import { type DiffusersScheduler, diffusersSamplerConfig, parseDiffusersScheduler, parsePythonJson } from '../diffusion/diffusers.js';
 import { makeSchedule, runSampler } from '../diffusion/index.js';
@@ -26,7 +27,8 @@ export const UNET_WEIGHTS = 'diffusion_pytorch_model.safetensors';
 export const SCHEDULER_CONFIG = 'scheduler_config.json';
 
 const MAX_JSON_BYTES = 1 << 20;
-const MAX_WEIGHT_BYTES = 8 * 2 ** 30;
+// A Buffer holds at most 4 GiB.
+const MAX_WEIGHT_BYTES = 2 ** 32 - 1;
 
 export class DiffusersFolderError extends Error {
   override name = 'DiffusersFolderError';
@@ -44,12 +46,13 @@ function inside(dir: string, name: string): string {
   return path;
 }
 
+/** A regular file of at most `max` bytes, checked through its open descriptor (the checkpoints' reader). */
 function readBounded(path: string, max: number): Buffer {
-  if (!existsSync(path)) fail(`${path}: missing`);
-  const st = statSync(path);
-  if (!st.isFile()) fail(`${path}: not a file`);
-  if (st.size > max) fail(`${path}: ${st.size} bytes, more than the ${max} allowed`);
-  return readFileSync(path);
+  try {
+    return readRegularFile(path, { maxBytes: max });
+  } catch (e) {
+    return fail(/ENOENT/.test((e as Error).message) ? `${path}: missing` : (e as Error).message);
+  }
 }
 
 function readJson(path: string): unknown {
