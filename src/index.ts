@@ -5,6 +5,7 @@ export {
   withoutFused, KERNELS, PRIMITIVE_NAMES, STORAGE_NAMES, FUSED_NAMES,
 } from './backends/index.js';
 export type { Backend, BackendName, BackendOptions, Engine } from './backends/index.js';
+export { chooseBackend, BACKEND_CHAINS, type BackendChoice, type ChooseOptions } from './backends/choose.js';
 export * from './nn/index.js';
 export * from './train/index.js';
 export * from './diffusion/index.js';

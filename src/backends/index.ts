@@ -171,7 +171,7 @@ export function getBackend(): Engine {
   if ('error' in n) {
     if (!warned) {
       warned = true;
-      console.warn(`diffuse: native backend unavailable (${n.error}); running on the slower 'js' backend.`);
+      console.warn(`diffuse: backend js: native did not start (${n.error})`);
     }
     current = variant(jsEngine, envFused());
   } else {

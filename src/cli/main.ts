@@ -22,7 +22,7 @@ import { formatJudgeResult, frechetToHeldOut, judgeSamples, realDataReference } 
 import { UNET_PRESETS, describeModel, unetParameterCount, unetPreset, type UNetPresetName } from '../nn/unet.js';
 import { isDiffusersFolder, sampleDiffusersFolder } from './diffusers.js';
 import {
-  Generator, Tensor, availableBackends, concat, getBackend, narrow, randn, setBackend, toHost, useBackendAsync, type BackendName,
+  Generator, Tensor, availableBackends, chooseBackend, concat, getBackend, narrow, randn, setBackend, toHost,
 } from '../index.js';
 import { registerServeCommands } from './serve.js';
 import { registerExportCommands } from './export.js';
@@ -67,21 +67,16 @@ const duration = (v: string): number => {
   return Number(m[1]) * ({ s: 1, m: 60, h: 3600 }[(m[2] ?? 's') as 's' | 'm' | 'h']);
 };
 
-/** --backend for train and sample: the CPU backends, or webgpu (started here; an error if no adapter). */
-async function useBackendWithGpu(name?: string): Promise<void> {
-  if (name !== 'webgpu') { useBackend(name); return; }
+/** Starts the backend for train, sample and eval — --backend, else DIFFUSE_BACKEND, else the fastest that
+ *  starts here (native → js) — and prints the one line saying which runs and why each faster one did not. */
+async function startBackend(name?: string): Promise<void> {
+  let choice;
   try {
-    await useBackendAsync('webgpu');
+    choice = await chooseBackend({ backend: name, chosenBy: '--backend' });
   } catch (e) {
-    throw new UsageError(`--backend webgpu: ${(e as Error).message}`);
+    throw new UsageError((e as Error).message);
   }
-}
-
-function useBackend(name?: string): void {
-  if (!name) return;
-  if (!['js', 'native'].includes(name)) throw new UsageError(`--backend: unknown backend '${name}' (choose one of js, native)`);
-  if (!availableBackends().includes(name as BackendName)) throw new UsageError(`--backend ${name}: not available here (available: ${availableBackends().join(', ')})`);
-  setBackend(name as BackendName);
+  console.error(choice.line);
 }
 
 function samplerConfig(kind: string, steps: number | undefined, T?: number): SamplerConfig {
@@ -146,7 +141,7 @@ interface TrainFlags {
 }
 
 async function train(f: TrainFlags): Promise<void> {
-  await useBackendWithGpu(f.backend);
+  await startBackend(f.backend);
   const out = outFolder(f.out);
   const hasCheckpoint = existsSync(join(out, CHECKPOINT_JSON));
   let config: RunConfig;
@@ -254,7 +249,7 @@ interface SampleFlags {
 }
 
 async function sample(f: SampleFlags): Promise<void> {
-  await useBackendWithGpu(f.backend);
+  await startBackend(f.backend);
   if (f.weights !== 'ema' && f.weights !== 'model') throw new UsageError(`--weights must be ema or model, got '${f.weights}'`);
   const out = outFolder(f.out);
   if (existsSync(join(out, CHECKPOINT_JSON)) || (existsSync(out) && resolve(checkpointDir(f.checkpoint)) === out)) {
@@ -342,7 +337,7 @@ function forward(f: { image?: string; dataset: string; index: number; schedule: 
 interface EvalFlags { checkpoint: string; sampler: string; steps?: number; count: number; seed: number; guidance: number; out: string; backend?: string; unconditional: boolean }
 
 async function evaluate(f: EvalFlags): Promise<void> {
-  await useBackendWithGpu(f.backend);
+  await startBackend(f.backend);
   const { model, config, schedule } = loadModelFromCheckpoint(f.checkpoint, 'ema');
   if (config.dataset !== 'mnist' || model.config.inChannels !== 1 || model.config.imageSize !== 28) {
     throw new UsageError(`eval: the judge scores 28×28 MNIST digits; this checkpoint was trained on ${config.dataset}`);

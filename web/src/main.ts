@@ -1,10 +1,10 @@
 /// <reference types="vite/client" />
 /**
  * The diffusion explorer: loads the shipped models (all from this page's origin), picks the backend, and sets
- * up the views (Explore: four panels; Train). `?backend=js` forces the TypeScript backend. In a built app a
+ * up the views (Explore: four panels; Train). `?backend=js` (or webgpu) asks for a backend. In a built app a
  * service worker caches every file, so the page also loads offline.
  */
-import { initWebGPU, setBackend, type MLPDenoiser } from '../../src/index.js';
+import { chooseBackend, type MLPDenoiser } from '../../src/index.js';
 import { loadDigits, loadWebMLP, loadWebUNet, type LoadedModel } from './assets.js';
 import { $, type App } from './common.js';
 import { setupForward } from './forward.js';
@@ -27,28 +27,23 @@ async function fetchJson(file: string): Promise<unknown> {
 }
 
 /**
- * The backend to run on: WebGPU when the browser gives an adapter (and `?backend=js` does not ask otherwise),
- * else the TypeScript backend, which runs everywhere. Returns the name and, on a fallback, why.
+ * The backend to run on: the library's browser chain (WebGPU with a hardware adapter, else the TypeScript
+ * backend, which runs everywhere), or the one `?backend=` names; when that one cannot start, the chain, with
+ * the reason. Returns the name, the line saying why, and whether a faster or asked-for backend did not start.
  */
-async function chooseBackend(): Promise<{ name: string; note: string }> {
+async function pickBackend(): Promise<{ name: string; line: string; fellBack: boolean }> {
   const wanted = new URLSearchParams(location.search).get('backend');
-  let note = '';
-  if (wanted !== 'js') {
-    const gpu = (navigator as Navigator & { gpu?: GPU }).gpu;
-    if (gpu) {
-      try {
-        await initWebGPU(gpu);
-        setBackend('webgpu');
-        return { name: 'webgpu', note };
-      } catch (e) {
-        note = `WebGPU did not start (${(e as Error).message}); `;
-      }
-    } else {
-      note = 'this browser has no WebGPU; ';
+  let refused = '';
+  if (wanted) {
+    try {
+      const c = await chooseBackend({ backend: wanted, chosenBy: '?backend=' });
+      return { name: c.name, line: c.line, fellBack: false };
+    } catch (e) {
+      refused = `${(e as Error).message}; `;
     }
   }
-  setBackend('js');
-  return { name: 'js', note };
+  const c = await chooseBackend();
+  return { name: c.name, line: refused + c.line, fellBack: !!refused || c.skipped.length > 0 };
 }
 
 /** Explore / Train tabs; the address's #train opens the Train view. */
@@ -82,10 +77,12 @@ async function main(): Promise<void> {
   setupTabs();
   registerServiceWorker();
   const status = $('status');
-  const { name: backend, note } = await chooseBackend();
+  const { name: backend, line, fellBack } = await pickBackend();
+  console.info(line);
+  const note = fellBack ? `${line.replace(/^diffuse: /, '')}. ` : '';
   window.explorer.backend = backend;
   $('backend').textContent = `backend: ${backend}`;
-  if (note) $('backend').title = note;
+  $('backend').title = line;
 
   // Everything the page needs is fetched now, so it keeps working offline once loaded.
   const [unetJson, digitBytes, ...toyFiles] = await Promise.all([
