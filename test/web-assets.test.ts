@@ -8,9 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import {
-  Generator, floatToHalf, fromUint8, halfToFloat, loadModelFromCheckpoint, noGrad, parseSafetensors, qSample, randn,
-  serializeSafetensors, tensor,
+  Generator, floatToHalf, fromUint8, halfToFloat, noGrad, parseSafetensors, qSample, randn, serializeSafetensors, tensor,
 } from '../src/index.js';
+import { loadModelFromCheckpoint } from '../src/node.js';
 import { loadDigits, loadWebMLP, loadWebUNet } from '../web/src/assets.js';
 
 const DATA = join(import.meta.dirname, '..', 'web', 'public', 'data');

@@ -8,9 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import {
-  Generator, Trainer, checkpointJsonBytes, encodeCheckpointFiles, loadCheckpointGroup, normalizeScheduleConfig, readCheckpointJson,
-  saveCheckpoint, setBackend, unetPreset, type ImageDataset, type RunConfig,
+  Generator, Trainer, checkpointJsonBytes, encodeCheckpointFiles, normalizeScheduleConfig, setBackend, unetPreset, type ImageDataset,
+  type RunConfig,
 } from '../src/index.js';
+import { loadCheckpointGroup, readCheckpointJson, saveCheckpoint } from '../src/node.js';
 import { GUIDANCE, SEED, parseField, samplerHint, stepsRule } from '../web/src/validate.js';
 
 test('field rules: no value is clamped or replaced, every refusal says what is accepted', () => {

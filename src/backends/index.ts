@@ -11,14 +11,16 @@
 import { type Backend, type BackendName, type Engine, missingKernels, withoutFused } from './backend.js';
 import { jsBackend } from './js/index.js';
 
-// Loaded only under Node, and lazily, so browser bundles never see the addon loader.
+// Loaded only under Node. The specifier is a variable so that bundlers leave the loader (and the Node
+// built-ins it imports) out of browser bundles: `diffuse` bundles for the browser as it is.
 const isNode = typeof process !== 'undefined' && !!process.versions?.node;
+const nativeLoader = './native/index.js';
 const nativeModule: {
   loadNativeBackend: () => Backend | { error: string };
   nativeWatchSignals?: () => Int32Array | null;
   nativeUnwatchSignals?: () => void;
 } | null = isNode
-  ? await import('./native/index.js').catch((e: unknown) => ({
+  ? await (import(/* @vite-ignore */ nativeLoader) as Promise<typeof import('./native/index.js')>).catch((e: unknown) => ({
     loadNativeBackend: () => ({ error: `cannot load the native backend module: ${(e as Error).message}` }),
   }))
   : null;

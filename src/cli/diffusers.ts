@@ -5,12 +5,11 @@
  */
 import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
+import { narrow, parseDiffusersScheduler, toHost } from '../index.js';
 import {
   type DiffusersPipeline, diffusersFolderKind, loadDiffusersPipeline, loadDiffusersUNet, pipelineDefaultSteps, sampleDiffusersPipeline,
-} from '../interop/diffusers.js';
-import { parseDiffusersScheduler } from '../diffusion/diffusers.js';
-import { saveImage, saveImageGrid } from '../io/png.js';
-import { narrow, toHost } from '../tensor/index.js';
+  saveImage, saveImageGrid,
+} from '../node.js';
 
 export interface DiffusersSampleFlags {
   checkpoint: string; steps?: number; count: number; seed: number; class?: number; guidance: number; out: string; single: boolean;

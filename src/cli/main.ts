@@ -1,5 +1,6 @@
 /**
- * The `diffuse` command: train, sample, forward, eval, info. Uses only the public API plus Node I/O.
+ * The `diffuse` command: train, sample, forward, eval, info. Uses only the package's two entries (`diffuse`:
+ * ../index.ts, `diffuse/node`: ../node.ts) plus Node I/O.
  * Bad input gets one line naming the option or file and a non-zero exit; nothing existing is overwritten
  * unless asked (`--resume` continues a run in place; `--force` starts over in a used folder).
  */
@@ -8,22 +9,17 @@ import cliProgress from 'cli-progress';
 import { existsSync, mkdirSync, readdirSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
-  CHECKPOINT_JSON, NonFiniteLossError, TRAIN_LIMITS, Trainer, checkpointDir, loadModelFromCheckpoint, readRunCheckpoint,
-  removeCheckpointDebris, sampleImages, verifyCheckpoint, watchInterrupts, type RunConfig, type TrainerConfig,
-} from '../train/index.js';
-import {
-  SAMPLER_KINDS, makeSchedule, normalizeSamplerConfig, normalizeScheduleConfig, qSample, type SamplerConfig, type SamplerKind,
-} from '../diffusion/index.js';
-import { loadImageDataset, skippedSummary, type FolderDataset } from '../data/index.js';
-import { saveImageGrid, saveImage } from '../io/png.js';
-import { savePlot } from '../io/plot.js';
-import { readImage } from '../io/image.js';
-import { formatJudgeResult, frechetToHeldOut, judgeSamples, realDataReference } from '../eval/index.js';
-import { UNET_PRESETS, describeModel, unetParameterCount, unetPreset, type UNetPresetName } from '../nn/unet.js';
-import { isDiffusersFolder, sampleDiffusersFolder } from './diffusers.js';
-import {
-  Generator, Tensor, availableBackends, chooseBackend, concat, getBackend, narrow, randn, setBackend, toHost,
+  Generator, SAMPLER_KINDS, Tensor, UNET_PRESETS, availableBackends, chooseBackend, concat, describeModel, getBackend,
+  makeSchedule, narrow, normalizeSamplerConfig, normalizeScheduleConfig, qSample, randn, setBackend, toHost,
+  unetParameterCount, unetPreset, type SamplerConfig, type SamplerKind, type UNetPresetName,
 } from '../index.js';
+import {
+  CHECKPOINT_JSON, NonFiniteLossError, TRAIN_LIMITS, Trainer, checkpointDir, formatJudgeResult, frechetToHeldOut,
+  judgeSamples, loadImageDataset, loadModelFromCheckpoint, readImage, readRunCheckpoint, realDataReference,
+  removeCheckpointDebris, sampleImages, saveImage, saveImageGrid, savePlot, skippedSummary, verifyCheckpoint,
+  watchInterrupts, type FolderDataset, type RunConfig, type TrainerConfig,
+} from '../node.js';
+import { isDiffusersFolder, sampleDiffusersFolder } from './diffusers.js';
 import { registerServeCommands } from './serve.js';
 import { registerExportCommands } from './export.js';
 

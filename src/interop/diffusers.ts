@@ -12,7 +12,7 @@
 import { existsSync, lstatSync, mkdirSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { join, relative, resolve, isAbsolute } from 'node:path';
 import { parseSafetensors, serializeSafetensors, type SafetensorsInput } from '../io/safetensors.js';
-import { writeFileAtomic } from '../io/png.js';
+import { writeFileAtomic } from '../io/files.js';
 import { readRegularFile } from '../io/confined.js';
 import { UNet2DModel, parseUNet2DConfig, renameLegacyAttention, type UNet2DConfig } from '../nn/diffusersUNet.js';
 import { type DiffusersScheduler, diffusersSamplerConfig, parseDiffusersScheduler, parsePythonJson } from '../diffusion/diffusers.js';

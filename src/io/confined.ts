@@ -5,8 +5,7 @@
  * byte is read. The file is opened once and checked through that descriptor, so what is checked is what is
  * read. Errors are one line naming the file, never what lies outside the folder.
  */
-import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, realpathSync } from 'node:fs';
-import { join, relative, isAbsolute } from 'node:path';
+import { node } from './files.js';
 
 export class ConfinedFileError extends Error {
   override name = 'ConfinedFileError';
@@ -19,6 +18,7 @@ export function isPlainFileName(name: unknown): name is string {
 
 /** Whether `path` (already resolved) lies inside `folder` (already resolved). */
 function inside(folder: string, path: string): boolean {
+  const { relative, isAbsolute } = node('the confined reader').path;
   const rel = relative(folder, path);
   return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
 }
@@ -41,6 +41,7 @@ export function readFileInFolder(folder: string, name: unknown, opts: ConfinedRe
     const shown = typeof name === 'string' ? JSON.stringify(name.length > 80 ? `${name.slice(0, 80)}…` : name) : typeof name;
     throw new ConfinedFileError(`${shown}${by}: not a plain file name inside ${folder} (no folders, no leading '.')`);
   }
+  const { fs: { lstatSync, realpathSync }, path: { join } } = node('readFileInFolder');
   const path = join(folder, name);
   let target = path;
   try {
@@ -74,6 +75,7 @@ export interface RegularReadOptions extends ConfinedReadOptions {
  */
 export function readRegularFile(path: string, opts: RegularReadOptions): Buffer {
   const shown = opts.shownAs ?? path;
+  const { closeSync, constants, fstatSync, openSync, readSync } = node('readRegularFile').fs;
   let fd: number;
   try {
     // O_NONBLOCK: opening a FIFO must not wait for a writer.

@@ -6,9 +6,10 @@
  * atomically: to a temporary file in the same folder, then renamed over the target, so a reader (or a
  * crash) never sees half a PNG.
  */
-import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { writeFileAtomic } from './files.js';
 import { PNG } from 'pngjs';
+
+export { writeFileAtomic };
 
 /** Anything with NCHW / CHW float data and a shape: a Tensor, or a plain object. */
 export interface ImageLike {
@@ -96,25 +97,6 @@ export function encodePng(r: Raster): Buffer {
     inputColorType: channels === 4 ? 6 : 2,
     inputHasAlpha: channels === 4,
   });
-}
-
-/** Writes bytes to `path` atomically (temporary file in the same folder, fsync, rename). */
-export function writeFileAtomic(path: string, bytes: Uint8Array): void {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${Math.random().toString(36).slice(2, 10)}.tmp`);
-  let fd: number | null = null;
-  try {
-    fd = openSync(tmp, 'w');
-    let off = 0;
-    while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = null;
-    renameSync(tmp, path);
-  } catch (e) {
-    if (fd !== null) try { closeSync(fd); } catch { /* already failing */ }
-    try { unlinkSync(tmp); } catch { /* never created */ }
-    throw new Error(`cannot write ${path}: ${(e as Error).message}`);
-  }
 }
 
 /** Writes a raster to a PNG file atomically. */

@@ -421,10 +421,13 @@ function roundHalfEven(v: number): number {
 }
 
 // ------------------------------------------------------------------------------------------------ files (Node)
+// (exported by `diffuse/node`; Node built-ins named by variables so that browser bundles of `diffuse` skip them)
+
+const NODE_FS = 'node:fs/promises', NODE_PATH = 'node:path';
 
 /** Read and parse a safetensors file (Node). */
 export async function readSafetensorsFile(path: string): Promise<SafetensorsContents> {
-  const fs = await import('node:fs/promises');
+  const fs = await (import(/* @vite-ignore */ NODE_FS) as Promise<typeof import('node:fs/promises')>);
   let bytes: Uint8Array;
   try {
     bytes = await fs.readFile(path);
@@ -445,8 +448,8 @@ export async function writeSafetensorsFile(
   metadata?: Record<string, string>,
 ): Promise<void> {
   const bytes = serializeSafetensors(tensors, metadata, { name: path });
-  const fs = await import('node:fs/promises');
-  const nodePath = await import('node:path');
+  const fs = await (import(/* @vite-ignore */ NODE_FS) as Promise<typeof import('node:fs/promises')>);
+  const nodePath = await (import(/* @vite-ignore */ NODE_PATH) as Promise<typeof import('node:path')>);
   const dir = nodePath.dirname(path);
   const base = nodePath.basename(path);
   const tmp = nodePath.join(dir, `.${base}.${process.pid}.${Date.now().toString(36)}` +

@@ -7,11 +7,8 @@
  * only after the new JSON is in place. The JSON records each file's size and SHA-256, so a truncated or
  * tampered file is caught on load with an error naming it.
  */
-import { createHash } from 'node:crypto';
-import { readdirSync, statSync, unlinkSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
 import { parseSafetensors, serializeSafetensors, type SafetensorsInput } from '../io/safetensors.js';
-import { writeFileAtomic } from '../io/png.js';
+import { joinPath as join, node, writeFileAtomic } from '../io/files.js';
 import { ConfinedFileError, isPlainFileName, readFileInFolder } from '../io/confined.js';
 
 export const CHECKPOINT_JSON = 'checkpoint.json';
@@ -33,7 +30,7 @@ export interface CheckpointJson<C = unknown, S = unknown> {
 
 export type TensorGroup = Map<string, SafetensorsInput>;
 
-const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+const sha256 = (b: Uint8Array) => node('checkpoint files').crypto.createHash('sha256').update(b).digest('hex');
 
 export class CheckpointError extends Error {
   override name = 'CheckpointError';
@@ -70,9 +67,9 @@ export function saveCheckpoint<C, S>(dir: string, step: number, config: C, state
   writeFileAtomic(join(dir, CHECKPOINT_JSON), bytes);
   // Only now are the previous files unreferenced.
   const keep = new Set(Object.values(files).map((f) => f.file));
-  for (const f of readdirSync(dir)) {
+  for (const f of node('saveCheckpoint').fs.readdirSync(dir)) {
     if (/^[a-z]+-\d{8}\.safetensors$/.test(f) && !keep.has(f) && Object.keys(groups).some((r) => f.startsWith(`${r}-`))) {
-      try { unlinkSync(join(dir, f)); } catch { /* already gone */ }
+      try { node('saveCheckpoint').fs.unlinkSync(join(dir, f)); } catch { /* already gone */ }
     }
   }
   return json;
@@ -87,10 +84,11 @@ export const MAX_WEIGHT_FILE_BYTES = 2 ** 32 - 1;
 function locate(pathOrDir: string): { dir: string; file: string } {
   let isDir = false;
   try {
-    isDir = statSync(pathOrDir).isDirectory();
+    isDir = node('checkpoint files').fs.statSync(pathOrDir).isDirectory();
   } catch {
     throw new CheckpointError(`${pathOrDir}: no checkpoint here (no such folder or file)`);
   }
+  const { dirname, basename } = node('checkpoint files').path;
   return isDir ? { dir: pathOrDir, file: CHECKPOINT_JSON } : { dir: dirname(pathOrDir), file: basename(pathOrDir) };
 }
 
@@ -193,7 +191,7 @@ export function removeCheckpointDebris(dir: string): string[] {
   let referenced = new Set<string>();
   let names: string[];
   try {
-    names = readdirSync(dir);
+    names = node('removeCheckpointDebris').fs.readdirSync(dir);
   } catch {
     return [];
   }
@@ -207,7 +205,7 @@ export function removeCheckpointDebris(dir: string): string[] {
   const removed: string[] = [];
   for (const f of names) {
     if (TEMP_FILE.test(f) || (STEP_FILE.test(f) && !referenced.has(f))) {
-      try { unlinkSync(join(dir, f)); removed.push(f); } catch { /* already gone */ }
+      try { node('removeCheckpointDebris').fs.unlinkSync(join(dir, f)); removed.push(f); } catch { /* already gone */ }
     }
   }
   return removed;

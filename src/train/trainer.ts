@@ -7,16 +7,14 @@
  * generators whose states the checkpoint stores, so a run interrupted and resumed ends with the same weights
  * as an uninterrupted run with the same seed.
  */
-import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import {
   makeSchedule, runSampler, trainingLoss, type NoiseSchedule, type PredictionType, type SamplerConfig,
   type ScheduleConfig, type VarianceType, type LossWeighting, type Model,
 } from '../diffusion/index.js';
 import { classifierFreeGuidance } from '../diffusion/guidance.js';
-import { batchIterator, type BatchIteratorState, type ImageDataset } from '../data/index.js';
-import { saveImageGrid } from '../io/png.js';
-import { savePlot, emaSmooth } from '../io/plot.js';
+import type { ImageDataset } from '../data/dataset.js';
+import { batchIterator, type BatchIteratorState } from '../data/transforms.js';
+import { joinPath as join, node } from '../io/files.js';
 import { UNet, unetConfigFromJSON, unetParameterCount, type UNetConfig } from '../nn/unet.js';
 import {
   CancelledError, Generator, RollingScope, Tensor, cancellable, concat, noGrad, randn, scope, tensor, toHost,
@@ -28,6 +26,10 @@ import {
 import { validateRunConfig, validateTrainerState } from './run-config.js';
 import { EMA } from './ema.js';
 import { AdamW, clipGradNorm, warmupCosine } from './optim.js';
+
+// PNG writing (pngjs) is loaded when a grid or plot is written, so that the trainer imports in a browser; the
+// specifiers are variables so that bundlers leave them out.
+const PNG_MODULE = '../io/png.js', PLOT_MODULE = '../io/plot.js';
 
 export interface ObjectiveConfig {
   prediction: PredictionType;
@@ -140,6 +142,7 @@ function dropLabels(y: Tensor, numClasses: number, p: number, gen: Generator): T
  * after its last checkpoint are written again when those steps are re-run. Torn lines go too.
  */
 function keepMetricsUpTo(path: string, step: number): void {
+  const { existsSync, readFileSync, writeFileSync } = node('keepMetricsUpTo').fs;
   if (!existsSync(path)) return;
   const kept = readFileSync(path, 'utf8').split('\n').filter((line) => {
     try {
@@ -326,6 +329,7 @@ export class Trainer {
     const out = await this.ema.withWeights(() => sampleImages(m, this.schedule, this.config.objective, {
       count, sampler, seed, classes: m.config.numClasses > 0 ? Array.from({ length: count }, (_, i) => i % m.config.numClasses) : undefined,
     }));
+    const { saveImageGrid } = await (import(/* @vite-ignore */ PNG_MODULE) as Promise<typeof import('../io/png.js')>);
     saveImageGrid(path, out, { nrow: Math.ceil(Math.sqrt(count)), scale: 2 });
     return out;
   }
@@ -339,6 +343,7 @@ export class Trainer {
     const start = performance.now();
     const elapsed = () => this.elapsedBefore + (performance.now() - start) / 1000;
     const metricsPath = join(opts.outDir, 'metrics.jsonl');
+    const { appendFileSync, writeFileSync } = node('Trainer.train').fs;
     if (!opts.resume) writeFileSync(metricsPath, '');
     else keepMetricsUpTo(metricsPath, this.step);
     let stoppedEarly = false, lastSaved = this.step, windowStart = performance.now(), windowSteps = 0;
@@ -375,7 +380,7 @@ export class Trainer {
       const outOfTime = opts.timeBudgetSec !== undefined && (performance.now() - start) / 1000 >= opts.timeBudgetSec;
       if ((t.checkpointEvery > 0 && this.step % t.checkpointEvery === 0) || stop || outOfTime || this.step === t.steps) {
         await this.saveCheckpoint(opts.outDir, elapsed());
-        this.plotLoss(opts.outDir);
+        await this.plotLoss(opts.outDir);
         lastSaved = this.step;
         opts.onEvent?.(`checkpoint at step ${this.step} → ${join(opts.outDir, CHECKPOINT_JSON)}`);
       }
@@ -383,19 +388,21 @@ export class Trainer {
     }
     if (lastSaved !== this.step) {
       await this.saveCheckpoint(opts.outDir, elapsed());
-      this.plotLoss(opts.outDir);
+      await this.plotLoss(opts.outDir);
       opts.onEvent?.(`checkpoint at step ${this.step} → ${join(opts.outDir, CHECKPOINT_JSON)}`);
     }
     return { step: this.step, stoppedEarly, elapsedSec: elapsed(), lastLoss: this.lastLoss };
   }
 
   /** loss.png from metrics.jsonl: raw loss and a smoothed curve, log scale. */
-  plotLoss(outDir: string): void {
+  async plotLoss(outDir: string): Promise<void> {
+    const { existsSync, readFileSync } = node('Trainer.plotLoss').fs;
     const path = join(outDir, 'metrics.jsonl');
     if (!existsSync(path)) return;
     const rows = readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as StepInfo);
     if (rows.length < 2) return;
     const x = rows.map((r) => r.step), y = rows.map((r) => r.loss);
+    const { savePlot, emaSmooth } = await (import(/* @vite-ignore */ PLOT_MODULE) as Promise<typeof import('../io/plot.js')>);
     savePlot(join(outDir, 'loss.png'), [
       { name: 'loss', x, y, color: [180, 200, 230] },
       { name: 'smoothed', x, y: emaSmooth(y, 0.02) },
