@@ -47,12 +47,15 @@ if (!force && existsSync(addon)) {
   }
 }
 
-// --- node-gyp (a devDependency; absent in production installs)
+// --- node-gyp: this checkout's devDependency, else the one npm bundles (npm names it in npm_config_node_gyp
+// while it runs install scripts: a package installed as a dependency builds with that)
 let nodeGyp;
 try {
   nodeGyp = createRequire(join(root, 'package.json')).resolve('node-gyp/bin/node-gyp.js');
 } catch {
-  warn('node-gyp is not installed (install the devDependencies: npm install --include=dev)');
+  const bundled = process.env.npm_config_node_gyp;
+  if (bundled && existsSync(bundled)) nodeGyp = bundled;
+  else warn('node-gyp is not found (run this from npm install, or install the devDependencies: npm install --include=dev)');
 }
 
 // --- Node headers, offline: <prefix>/include/node/node_api.h
