@@ -1,7 +1,7 @@
 /** `diffuse export`: a run in another engine's terms (formats: src/export/index.ts). */
 import { Command, InvalidArgumentError } from 'commander';
 import { resolve } from 'node:path';
-import { EXPORT_FORMATS, ExportError } from '../export/index.js';
+import { EXPORT_FORMATS, ExportError } from '../node.js';
 
 const format = (v: string): string => {
   if (!(v in EXPORT_FORMATS)) throw new InvalidArgumentError(`unknown format '${v}' (choose one of ${Object.keys(EXPORT_FORMATS).join(', ')})`);

@@ -5,7 +5,7 @@
  * SIGTERM, 130 after SIGINT; a second signal exits at once.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { DEFAULT_LIMITS, DEFAULT_QUEUE, redisConnection, startApi, startWorker } from '../serve/index.js';
+import { DEFAULT_LIMITS, DEFAULT_QUEUE, redisConnection, startApi, startWorker } from '../node.js';
 
 const int = (name: string, min = 0, max = Number.MAX_SAFE_INTEGER) => (v: string): number => {
   const n = Number(v);
