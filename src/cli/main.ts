@@ -63,16 +63,23 @@ const duration = (v: string): number => {
   return Number(m[1]) * ({ s: 1, m: 60, h: 3600 }[(m[2] ?? 's') as 's' | 'm' | 'h']);
 };
 
+/** The line saying which backend runs and why each faster one did not, until it is printed. */
+let backendLine: string | undefined;
+
 /** Starts the backend for train, sample and eval — --backend, else DIFFUSE_BACKEND, else the fastest that
- *  starts here (native → js) — and prints the one line saying which runs and why each faster one did not. */
+ *  starts here (native → js); the line saying so is printed when the command starts its work (announceBackend),
+ *  so that bad options still get one line. */
 async function startBackend(name?: string): Promise<void> {
-  let choice;
   try {
-    choice = await chooseBackend({ backend: name, chosenBy: '--backend' });
+    backendLine = (await chooseBackend({ backend: name, chosenBy: '--backend' })).line;
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
-  console.error(choice.line);
+}
+
+function announceBackend(): void {
+  if (backendLine) console.error(backendLine);
+  backendLine = undefined;
 }
 
 function samplerConfig(kind: string, steps: number | undefined, T?: number): SamplerConfig {
@@ -92,6 +99,7 @@ interface Progress {
 /** A bar on a terminal; elsewhere (logs, pipes) one plain line every 10 s, written from `update` itself:
  *  cli-progress redraws on a timer, which never fires while sampling runs synchronously. */
 function progressBar(label: string, extra = ''): Progress {
+  announceBackend();
   if (process.stderr.isTTY) {
     return new cliProgress.SingleBar({
       format: `${label} |{bar}| {value}/{total} ${extra}| {rate} it/s | ETA {eta_formatted}`,
@@ -210,6 +218,7 @@ async function train(f: TrainFlags): Promise<void> {
     if (created) try { rmdirSync(out); } catch { /* not empty: keep it */ }
     throw e;
   }
+  announceBackend();
   console.log(`diffuse train: ${config.dataset} (${dataset.n} images ${dataset.channels}×${dataset.height}×${dataset.width}), ` +
     `${describeModel(trainer.model, `UNet/${config.model.preset ?? 'custom'}`)}, backend ${getBackend().name}, ` +
     `${config.trainer.steps} steps of batch ${config.trainer.batchSize}${f.resume ? `, resuming at step ${trainer.step}` : ''} → ${out}`);
