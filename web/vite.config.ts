@@ -12,6 +12,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defineConfig, type Plugin } from 'vite';
 
+const ISOLATION = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' };
 const webRoot = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(webRoot, '..');
 /** sw.js for the build: the worker of web/src/sw.js with every built and public file to precache. */
@@ -61,6 +62,8 @@ export default defineConfig({
     assetsInlineLimit: 0,
     chunkSizeWarningLimit: 1000,
   },
-  server: { fs: { allow: [repoRoot] } },
-  preview: { port: 5174 },
+  // Cross-origin isolation, so that a page may share memory with its workers (SharedArrayBuffer: a
+  // multi-threaded CPU backend); every file the app loads is from its own origin.
+  server: { fs: { allow: [repoRoot] }, headers: ISOLATION },
+  preview: { port: 5174, headers: ISOLATION },
 });

@@ -31,6 +31,12 @@ import { AdamW, clipGradNorm, warmupCosine } from './optim.js';
 // specifiers are variables so that bundlers leave them out.
 const PNG_MODULE = '../io/png.js', PLOT_MODULE = '../io/plot.js';
 
+/** Lets the host run (progress output, signals, a page's events) between steps: setImmediate in Node. */
+const yieldToHost = () => new Promise<void>((resolve) => {
+  if (typeof setImmediate === 'function') setImmediate(resolve);
+  else setTimeout(resolve, 0);
+});
+
 export interface ObjectiveConfig {
   prediction: PredictionType;
   variance: VarianceType;
@@ -348,7 +354,7 @@ export class Trainer {
     else keepMetricsUpTo(metricsPath, this.step);
     let stoppedEarly = false, lastSaved = this.step, windowStart = performance.now(), windowSteps = 0;
     while (this.step < t.steps) {
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      await yieldToHost();
       if (opts.shouldStop?.()) { stoppedEarly = true; break; }
       let stepResult;
       try {
@@ -465,7 +471,7 @@ export async function sampleImages(model: UNet, schedule: NoiseSchedule, objecti
         o.onStep?.(r.value.step, r.value.totalSteps);
         noGrad(() => o.onFrame?.(r.value.step, r.value.xt, r.value.x0Pred));
         // Let the host breathe (progress output, signals) without waiting for the GPU.
-        await new Promise<void>((resolve) => setImmediate(resolve));
+        await yieldToHost();
       }
     }
   } finally {
