@@ -5,6 +5,7 @@
  * PyTorch gets its fair setting: OPENBLAS_NUM_THREADS=1 and torch.set_num_threads(threads).
  *
  * Usage: npx tsx bench/unet.ts [--preset tiny] [--batch 64] [--threads 2] [--reps 5] [--rounds 3]
+ *        npx tsx bench/unet.ts --profile   (ours only: where each step's time goes, by kernel kind; bench/profile.ts)
  */
 import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
@@ -14,12 +15,13 @@ const { values: o } = parseArgs({
     preset: { type: 'string', default: 'tiny' }, batch: { type: 'string', default: '64' },
     threads: { type: 'string', default: '2' }, reps: { type: 'string', default: '5' }, rounds: { type: 'string', default: '3' },
     python: { type: 'string', default: '/usr/bin/python3' }, ours: { type: 'boolean', default: false },
+    profile: { type: 'boolean', default: false },
   },
 });
 
 if (o.ours) {
   // Child mode: our side, printing JSON like the PyTorch script.
-  const { AdamW, EMA, Generator, UNet, mseLoss, noGrad, randn, tensor, unetPreset } = await import('../src/index.js');
+  const { AdamW, EMA, Generator, UNet, getBackend, mseLoss, noGrad, randn, tensor, unetPreset } = await import('../src/index.js');
   const B = Number(o.batch), reps = Number(o.reps);
   const model = new UNet(unetPreset(o.preset as 'tiny', { numClasses: 10 }), { seed: 0 });
   const opt = new AdamW(model, { lr: 2e-4, weightDecay: 0 }), ema = new EMA(model, { decay: 0.999 });
@@ -42,7 +44,19 @@ if (o.ours) {
     for (let i = 0; i < reps; i++) { const t0 = performance.now(); fn(); ts.push((performance.now() - t0) / 1000); }
     return ts;
   };
-  console.log(JSON.stringify({ params: model.numParameters(), train_s: timed(trainStep), sample_s: timed(sampleStep) }));
+  if (o.profile) {
+    const { profiler, profileTable } = await import('./profile.js');
+    const measure = profiler(getBackend());
+    console.log(`# Where the time goes — preset ${o.preset}, batch ${B}, native backend, ${process.env.DIFFUSE_NUM_THREADS ?? 'default'} threads, ${reps} steps each`);
+    console.log(profileTable('training step (fwd + bwd + AdamW + EMA)', await measure(trainStep, reps)));
+    console.log(profileTable('sampling step (one network evaluation)', await measure(sampleStep, reps)));
+  } else {
+    console.log(JSON.stringify({ params: model.numParameters(), train_s: timed(trainStep), sample_s: timed(sampleStep) }));
+  }
+} else if (o.profile) {
+  const env = { ...process.env, DIFFUSE_BACKEND: 'native', DIFFUSE_NUM_THREADS: o.threads! };
+  execFileSync(process.execPath, ['--import', 'tsx', 'bench/unet.ts', '--ours', '--profile', '--preset', o.preset!, '--batch', o.batch!, '--reps', o.reps!],
+    { env, stdio: 'inherit' });
 } else {
   const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
   const ours = { train: [] as number[], sample: [] as number[] }, torch = { train: [] as number[], sample: [] as number[] };
