@@ -9,7 +9,7 @@ import { Generator } from '../src/tensor/random.js';
 import {
   loadMnist, loadFashionMnist, scanImages, loadImageFolder, axisWeights, sampleToy2d, TOY2D_NAMES,
   batchIterator, sequentialBatches, randomFlip, subset, validateDataset, toUint8, fromUint8, loadImageDataset,
-  type ImageDataset,
+  loadEmoji, EMOJI_CLASS_NAMES, type ImageDataset,
 } from '../src/data/index.js';
 import { jpegComponents } from '../src/io/image.js';
 
@@ -20,6 +20,44 @@ function fnv(a: Float32Array, off: number, len: number): string {
   for (let i = off; i < off + len; i++) h = Math.imul(h ^ toUint8(a[i]), 0x01000193);
   return (h >>> 0).toString(16);
 }
+
+// ---- emoji (color) ----
+
+test('emoji: 1,906 color images in 9 classes, split 4:1 within each class, composited and averaged exactly', () => {
+  const all = loadEmoji(), train = loadEmoji({ split: 'train' }), held = loadEmoji({ split: 'test' });
+  assert.equal(all.n, 1906);
+  assert.deepEqual([all.channels, all.height, all.width, all.numClasses], [3, 32, 32, 9]);
+  assert.deepEqual(all.classNames, [...EMOJI_CLASS_NAMES]);
+  assert.equal(train.n + held.n, all.n);
+  for (let k = 0; k < 9; k++) {
+    const n = all.labels.filter((l) => l === k).length, t = held.labels.filter((l) => l === k).length;
+    assert.ok(n > 0, `class ${k} is empty`);
+    assert.equal(t, Math.floor(n / 5), `class ${k}: ${t} of ${n} held out`);
+  }
+  for (const v of all.images.subarray(0, 3 * 32 * 32 * 50)) assert.equal(Math.fround(fromUint8(toUint8(v))), v);
+  // An independent oracle for one image: its 64 px PNG decoded by pngjs, over white, 2×2 averages, rounded.
+  const meta = (JSON.parse(readFileSync('node_modules/emoji-datasource-twitter/emoji.json', 'utf8')) as
+    { image: string; category: string; sort_order: number; has_img_twitter: boolean }[])
+    .filter((r) => r.has_img_twitter && EMOJI_CLASS_NAMES.includes(r.category)).sort((a, b) => a.sort_order - b.sort_order);
+  assert.equal(meta.length, all.n);
+  const i = 123, png = PNG.sync.read(readFileSync(join('node_modules/emoji-datasource-twitter/img/twitter/64', meta[i].image)));
+  assert.equal(all.labels[i], EMOJI_CLASS_NAMES.indexOf(meta[i].category));
+  let worst = 0;
+  for (let c = 0; c < 3; c++) {
+    for (let y = 0; y < 32; y++) {
+      for (let x = 0; x < 32; x++) {
+        let s = 0;
+        for (const [dy, dx] of [[0, 0], [0, 1], [1, 0], [1, 1]]) {
+          const o = ((2 * y + dy) * 64 + 2 * x + dx) * 4, a = png.data[o + 3] / 255;
+          s += png.data[o + c] * a + 255 * (1 - a);
+        }
+        worst = Math.max(worst, Math.abs(toUint8(all.images[((i * 3 + c) * 32 + y) * 32 + x]) - Math.round(s / 4)));
+      }
+    }
+  }
+  assert.equal(worst, 0);
+  assert.equal(loadImageDataset('emoji', { split: 'test', limit: 10 }).n, 10);
+});
 
 // ---- MNIST ----
 

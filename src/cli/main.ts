@@ -412,7 +412,7 @@ export function program(): Command {
   const p = new Command('diffuse').description('Diffusion models: train, sample and inspect.').showHelpAfterError(false)
     .exitOverride().configureOutput({ writeErr: (s) => process.stderr.write(s) });
   p.command('train').description('Train a diffusion model (default: class-conditional tiny UNet on MNIST).')
-    .option('--dataset <name>', "'mnist', 'fashion-mnist' or a folder of PNG/JPEG images", 'mnist')
+    .option('--dataset <name>', "'mnist', 'fashion-mnist', 'emoji' (color, 32×32; needs the npm package emoji-datasource-twitter) or a folder of PNG/JPEG images", 'mnist')
     .option('--preset <name>', `model preset (${Object.keys(UNET_PRESETS).join(', ')})`, 'tiny')
     .option('--image-size <n>', 'image size for a folder dataset', int('--image-size', 8, CLI_LIMITS.imageSize))
     .option('--schedule <kind>', 'noise schedule: linear, cosine, sigmoid, scaledLinear', 'linear')

@@ -1,6 +1,7 @@
-/** Datasets: MNIST / Fashion-MNIST, image folders, 2-D toy sets, batching and augmentation. */
+/** Datasets: MNIST / Fashion-MNIST, emoji (color), image folders, 2-D toy sets, batching and augmentation. */
 export * from './dataset.js';
 export * from './mnist.js';
+export * from './emoji.js';
 export * from './folder.js';
 export * from './toy2d.js';
 export * from './transforms.js';
@@ -8,6 +9,7 @@ export * from './transforms.js';
 import type { ImageDataset } from './dataset.js';
 import { loadImageFolder, type FolderOptions } from './folder.js';
 import { loadFashionMnist, loadMnist, type Split } from './mnist.js';
+import { loadEmoji } from './emoji.js';
 
 export interface LoadDatasetOptions extends Partial<FolderOptions> {
   split?: Split;
@@ -15,12 +17,13 @@ export interface LoadDatasetOptions extends Partial<FolderOptions> {
 }
 
 /**
- * An image dataset by name, for command lines: 'mnist', 'fashion-mnist' (split and limit apply), or else a
+ * An image dataset by name, for command lines: 'mnist', 'fashion-mnist', 'emoji' (split and limit apply), or else a
  * folder path (size required; split does not apply to folders).
  */
 export function loadImageDataset(spec: string, opts: LoadDatasetOptions = {}): ImageDataset {
   if (spec === 'mnist') return loadMnist({ split: opts.split, limit: opts.limit });
   if (spec === 'fashion-mnist' || spec === 'fashion') return loadFashionMnist({ split: opts.split, limit: opts.limit });
+  if (spec === 'emoji') return loadEmoji({ split: opts.split, limit: opts.limit });
   if (opts.size === undefined) throw new Error(`dataset '${spec}': a folder of images needs an image size`);
   if (opts.split !== undefined && opts.split !== 'all') throw new Error(`dataset '${spec}': a folder has no train/test split`);
   return loadImageFolder(spec, { ...opts, size: opts.size });
