@@ -160,6 +160,11 @@ export async function useBackendAsync(name: BackendName, gpu?: GPU, opts: Backen
   return setBackend(name, opts);
 }
 
+/** Whether the current backend keeps data on a device (false while none is chosen). */
+export function currentBackendIsDevice(): boolean {
+  return current?.device === true;
+}
+
 export function getBackend(): Engine {
   if (current) return current;
   const env = typeof process !== 'undefined' ? process.env?.DIFFUSE_BACKEND : undefined;

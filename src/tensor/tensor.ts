@@ -14,7 +14,7 @@
  */
 import { checkCancelled } from './cancel.js';
 import { type DeviceArray, type Engine, type FStore, isDeviceArray } from '../backends/backend.js';
-import { getBackend } from '../backends/index.js';
+import { currentBackendIsDevice, getBackend } from '../backends/index.js';
 import { type ScopeFrame, popFrame, pushFrame, topFrame } from '../backends/memory.js';
 import { Generator, defaultGenerator } from './random.js';
 import { ShapeError, checkShape, fmt, sizeOf } from './shape.js';
@@ -71,7 +71,11 @@ export class Tensor {
     this.dtype = data instanceof Int32Array ? 'int32' : 'float32';
     if (requiresGrad && this.dtype !== 'float32') throw new Error('tensor: only float32 tensors can require gradients');
     this.requiresGrad = requiresGrad;
-    topFrame<Tensor>()?.tensors.push(this);
+    // Recorded where buffers are pooled (a device tensor, or any tensor while a device backend runs: host data
+    // is uploaded on first use). On CPU backends a host array is freed by the collector once nothing holds it;
+    // a frame holding it to the scope's end would keep a whole training step's intermediates alive at once
+    // (the default run's peak RSS was 1.07 GB instead of 0.74 GB).
+    if (isDeviceArray(data) || currentBackendIsDevice()) topFrame<Tensor>()?.tensors.push(this);
   }
 
   private live(): Storage {
@@ -267,11 +271,12 @@ export function backend(): Engine {
 }
 
 /**
- * Runs fn and then disposes every tensor created during it, and releases the device buffers its kernels
+ * Runs fn and then disposes every tensor created during it on a device backend, and releases the device buffers its kernels
  * allocated, except the tensors in its result (a tensor, or an array / plain object / Map of them) and those
  * passed to `keep`. Kept tensors belong to the enclosing scope, if any. Scopes matter on device backends,
- * where memory is pooled; on CPU backends they only drop data early. Gradients set by `backward()` inside a
- * scope are disposed with it: step the optimizer inside too.
+ * where memory is pooled; on CPU backends host arrays are left to the garbage collector, which frees each as
+ * soon as nothing holds it. Gradients set by `backward()` inside a scope are disposed with it (on a device):
+ * step the optimizer inside too.
  */
 export function scope<T>(fn: () => T): T {
   const frame = pushFrame<Tensor>();
