@@ -3,8 +3,10 @@
 test/diffusers-schedulers.test.ts and test/diffusers-unet.test.ts.
 
 Usage:  /usr/bin/python3 tools/gen_diffusers_fixtures.py <diffusers checkout>/src [what ...]
-  what: schedulers, unet, roundtrip (default: all). roundtrip needs `runs/diffusers-export/` written by
-  `npx tsx tools/diffusers_roundtrip.ts` first (it exports diffuse models as diffusers folders).
+  what: schedulers, unet, roundtrip (default: all), check. roundtrip needs `runs/diffusers-roundtrip/` written by
+  `npx tsx tools/diffusers_roundtrip.ts` first (it exports diffuse models as diffusers folders). check loads the
+  trained runs that `npx tsx tools/diffusers_roundtrip.ts --checkpoint DIR …` exported to runs/diffusers-check/
+  and prints diffusers' distance from diffuse's outputs (it writes no fixture).
 
 Runs under Debian's PyTorch (python3-torch 1.13) with numpy, packaging, filelock, regex, requests and PIL from
 Debian. diffusers' modeling and scheduler code is imported unmodified from the given path; only what would
@@ -440,6 +442,30 @@ def gen_roundtrip(diffusers, commit):
         print(f'{path}: diffusers vs diffuse max abs {err:.2e}')
 
 
+def check_exported(diffusers, commit):
+    """Trained runs exported by `tools/diffusers_roundtrip.ts --checkpoint`: DDPMPipeline.from_pretrained, then
+    diffusers' UNet on diffuse's inputs against diffuse's outputs, and a short pipe(...) call."""
+    root = os.path.join(ROOT, 'runs', 'diffusers-check')
+    if not os.path.isdir(root):
+        sys.exit(f'{root}: missing; run `npx tsx tools/diffusers_roundtrip.ts --checkpoint DIR` first')
+    for name in sorted(d[:-len('-diffusers')] for d in os.listdir(root) if d.endswith('-diffusers')):
+        pipe = diffusers.DDPMPipeline.from_pretrained(os.path.join(root, f'{name}-diffusers'))
+        io = st_read(os.path.join(root, f'{name}-io.safetensors'))
+        labels = io.get('class_labels')
+        with torch.no_grad():
+            out = pipe.unet(io['x'], io['t'], class_labels=labels.long() if labels is not None else None).sample
+        err = (out - io['out_diffuse']).abs().max().item()
+        scale = io['out_diffuse'].abs().max().item()
+        cfg = pipe.unet.config
+        print(f'{name}: diffusers {commit}: {type(pipe).__name__} with {type(pipe.unet).__name__} '
+              f'(norm_num_groups {cfg.norm_num_groups}, blocks {list(cfg.block_out_channels)}, {cfg.num_class_embeds} class embeddings, '
+              f'{sum(p.numel() for p in pipe.unet.parameters())} parameters) and {type(pipe.scheduler).__name__}; '
+              f'UNet output max abs difference from diffuse {err:.3e} (outputs up to {scale:.3f})')
+        if labels is None:
+            img = pipe(batch_size=1, num_inference_steps=2, generator=torch.Generator().manual_seed(0), output_type='np').images
+            print(f'{name}: pipe(...) ran, images {list(img.shape)}')
+
+
 # ---------------------------------------------------------------- main
 
 def main():
@@ -458,6 +484,8 @@ def main():
         gen_unet(diffusers, commit)
     if "roundtrip" in what:
         gen_roundtrip(diffusers, commit)
+    if 'check' in what:
+        check_exported(diffusers, commit)
 
 
 if __name__ == '__main__':
