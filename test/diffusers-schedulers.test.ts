@@ -22,6 +22,8 @@ interface Case {
   name: string; class: string; config: Record<string, unknown>; steps: number; pipeline: { eta?: number };
   timesteps: number[]; sigmas: number[] | null; initNoiseSigma: number; noise: number[]; shape: number[];
   drawn: number[][]; trajectory: number[][]; alphasCumprodTable: string;
+  /** σ schedulers: the final sample of the same loop run by diffusers with a float64 sample and model output. */
+  finalFloat64?: number[];
 }
 interface Doc {
   diffusersCommit: string;
@@ -103,7 +105,7 @@ describe(`diffusers schedulers (diffusers ${doc.diffusersCommit})`, () => {
   const rel = (a: number, b: number) => (a === b ? 0 : Math.abs(a - b) / Math.abs(b));
 
   for (const c of doc.cases) {
-    test(`${c.name}: ᾱ table, timesteps and σ's exact, trajectory`, () => {
+    test(`${c.name}: ᾱ table, timesteps and σ's exact, trajectory`, (t) => {
       const sched = parseDiffusersScheduler(c.config);
       // diffusers' float32 ᾱ table, rebuilt from the config (stored as 9 significant digits: float32 exactly).
       const refAc = doc.alphasCumprod[c.alphasCumprodTable].map(Math.fround);
@@ -141,9 +143,18 @@ describe(`diffusers schedulers (diffusers ${doc.diffusersCommit})`, () => {
       }), (e) => { xs.push(e.xt.data as Float32Array); });
       assert.equal(gen.used, c.drawn.length, 'normal draws');
       const ref = c.trajectory[c.trajectory.length - 1];
-      let err = 0;
+      let err = 0, spread = 0;
       out.data.forEach((v, i) => { err = Math.max(err, Math.abs(v - ref[i])); });
-      assert.ok(err <= 1e-5, `final sample differs from diffusers by ${err.toExponential(2)}`);
+      // diffusers' own float32 rounding: its final sample against the same loop in float64. Small, except where
+      // σ_max is huge (cosine: ᾱ_{T−1} ≈ 2e-9, σ_max ≈ 2e4), where float32 steps lose ~1e-4 on either side.
+      c.finalFloat64?.forEach((v, i) => { spread = Math.max(spread, Math.abs(v - ref[i])); });
+      const tol = Math.max(1e-5, 3 * spread);
+      if (tol > 1e-5) {
+        let to64 = 0;
+        out.data.forEach((v, i) => { to64 = Math.max(to64, Math.abs(v - c.finalFloat64![i])); });
+        t.diagnostic(`final sample within ${err.toExponential(2)} of diffusers (${to64.toExponential(2)} of its float64 run), whose float32 and float64 runs differ by ${spread.toExponential(2)}`);
+      }
+      assert.ok(err <= tol, `final sample differs from diffusers by ${err.toExponential(2)} (diffusers' float32 rounding: ${spread.toExponential(2)})`);
       // The discrete samplers' steps are the scheduler's steps: compare every one.
       if (c.class === 'DDPMScheduler' || c.class === 'DDIMScheduler') {
         xs.forEach((x, k) => x.forEach((v, i) => {
@@ -152,7 +163,7 @@ describe(`diffusers schedulers (diffusers ${doc.diffusersCommit})`, () => {
           assert.ok(d <= 1e-5, `step ${k}`);
         }));
       }
-      worstX = Math.max(worstX, err);
+      if (tol === 1e-5) worstX = Math.max(worstX, err); // the configs where 1e-5 applies
     });
   }
 

@@ -199,8 +199,9 @@ def model_alpha_bar(t):
     return math.exp(-(1e-4 * t1 + 0.5 * (0.02 - 1e-4) * t1 * t1 / 1000.0))
 
 
-def analytic_model(x, t, prediction, learned):
-    """x float32 [B, 2, 1, 1], t a scalar → float32 [B, 2, 1, 1] (or [B, 4, 1, 1] with learned-variance channels 0.25, −0.5)."""
+def analytic_model(x, t, prediction, learned, dtype=torch.float32):
+    """x [B, 2, 1, 1], t a scalar → [B, 2, 1, 1] (or [B, 4, 1, 1] with learned-variance channels 0.25, −0.5), float32
+    (or `dtype`)."""
     ab = model_alpha_bar(float(t))
     a, s = math.sqrt(ab), math.sqrt(1 - ab)
     xs = x.double()
@@ -211,7 +212,7 @@ def analytic_model(x, t, prediction, learned):
     out = {'epsilon': eps, 'sample': x0, 'v_prediction': a * eps - s * x0}[prediction]
     if learned:
         out = torch.cat([out, torch.tensor([0.25, -0.5], dtype=torch.float64).reshape(1, 2, 1, 1).expand(x.shape[0], 2, 1, 1)], 1)
-    return out.float()
+    return out.to(dtype)
 
 
 SCHEDULER_CASES = [
@@ -244,6 +245,10 @@ SCHEDULER_CASES = [
     ('heun-default', 'HeunDiscreteScheduler', {}, 10, {}),
     ('heun-karras', 'HeunDiscreteScheduler', {'use_karras_sigmas': True, 'beta_start': 0.0001, 'beta_end': 0.02}, 12, {}),
     ('heun-trailing-clip-v', 'HeunDiscreteScheduler', {'timestep_spacing': 'trailing', 'clip_sample': True, 'prediction_type': 'v_prediction'}, 8, {}),
+    # float32 tables beyond T = 1000 linear/scaled: cosine β's with σ's, another T (torch.linspace's vector tail).
+    ('dpm-cosine', 'DPMSolverMultistepScheduler', {'beta_schedule': 'squaredcos_cap_v2'}, 15, {}),
+    ('euler-T1234-karras-scaled', 'EulerDiscreteScheduler', {'num_train_timesteps': 1234, 'beta_schedule': 'scaled_linear', 'beta_start': 0.00085, 'beta_end': 0.012, 'use_karras_sigmas': True}, 14, {}),
+    ('heun-T1234', 'HeunDiscreteScheduler', {'num_train_timesteps': 1234}, 9, {}),
 ]
 
 
@@ -278,7 +283,18 @@ def run_scheduler_case(diffusers, name, cls_name, config, steps, kw):
                 drawn.append(f32s(torch.randn(x.shape, generator=replay, dtype=torch.float32).reshape(-1).tolist()))
         x = sched.step(out, t, x, **step_kw).prev_sample
         traj.append(f32s(x.reshape(-1).tolist()))
+    extra = {}
+    if cls_name not in ('DDPMScheduler', 'DDIMScheduler'):
+        # The same loop with a float64 sample and model output (the scheduler's tables stay float32): how far
+        # float32 rounding in diffusers' own step arithmetic moves the final sample.
+        s64 = cls.from_config(config)
+        s64.set_timesteps(steps)
+        x64 = noise.double() * s64.init_noise_sigma
+        for t in s64.timesteps:
+            x64 = s64.step(analytic_model(s64.scale_model_input(x64, t), t, prediction, learned, torch.float64), t, x64).prev_sample
+        extra['finalFloat64'] = x64.reshape(-1).tolist()
     return {
+        **extra,
         'alphasCumprod': f32s(sched.alphas_cumprod.tolist()),
         'name': name, 'class': cls_name, 'config': {'_class_name': cls_name, '_diffusers_version': diffusers.__version__, **config}, 'steps': steps,
         'pipeline': kw, 'timesteps': timesteps, 'sigmas': sigmas, 'initNoiseSigma': float(sched.init_noise_sigma),

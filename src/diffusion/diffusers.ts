@@ -328,7 +328,9 @@ export function diffusersGrid(s: DiffusersScheduler, steps: number): DiffusersGr
     let sigmas: number[];
     if (c.use_karras_sigmas) {
       sigmas = karras(steps, sig[0], sig[T - 1]);
-      ts = sigmas.map((x) => roundHalfEven(diffusersSigmaToT(x, logSig)));
+      // Rounded to the nearest timestep; since 0.33 not for the cosine schedule, whose int64 cast then truncates.
+      const truncate = c.beta_schedule === 'squaredcos_cap_v2' && !(s.version && versionBefore(s.version, '0.33.0'));
+      ts = sigmas.map((x) => (truncate ? Math.trunc : roundHalfEven)(diffusersSigmaToT(x, logSig)));
     } else {
       sigmas = ts.map((t) => npInterpUnit(t, sig));
     }
