@@ -6,6 +6,8 @@
  * trajectory of the standard loop (x = noise · init_noise_sigma; scale_model_input; step) on an analytic model —
  * the exact denoiser of a 2-D Gaussian under a closed-form ᾱ(t), computed in float64 on both sides. Stochastic
  * steps replay the normal draws diffusers made, in order, so every step must draw exactly when diffusers does.
+ * diffuse rebuilds diffusers' float32 ᾱ table from each config, and its timesteps and σ's must equal diffusers'
+ * (≤ 1e-12 relative; they are equal) — see src/diffusion/diffusersFloat32.ts.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,6 +19,8 @@ import { Generator, Tensor, tensor } from '../src/tensor/index.js';
 import { type Model, runSampler, sample, spacedTimesteps } from '../src/diffusion/index.js';
 import { diffusersGrid, diffusersSamplerConfig, diffusersSchedule, diffusersTables, parseDiffusersScheduler, parsePythonJson } from '../src/diffusion/diffusers.js';
 import { roundHalfEven } from '../src/diffusion/samplers/common.js';
+import { fma32, numpyLogFloat32, torchLinspaceFloat32 } from '../src/diffusion/diffusersFloat32.js';
+import { NoiseSchedule } from '../src/diffusion/schedules.js';
 
 interface Case {
   name: string; class: string; config: Record<string, unknown>; steps: number; pipeline: { eta?: number };
@@ -170,6 +174,20 @@ describe(`diffusers schedulers (diffusers ${doc.diffusersCommit})`, () => {
   test('worst differences from diffusers over every config', (t) => {
     t.diagnostic(`timesteps ${worstT.toExponential(1)} relative, σ's ${worstS.toExponential(1)} relative, samples ${worstX.toExponential(1)} absolute`);
     assert.ok(worstT <= 1e-12 && worstS <= 1e-12 && worstX <= 1e-5);
+  });
+
+  test('float32 helpers: fused multiply-add rounds once; numpy\'s float32 log is numpy\'s, not the correctly rounded one', () => {
+    // a·b + c lies just below a float32 midpoint, but its double rounding is the midpoint, which ties to even upward.
+    const a = 1 + 2 ** -23, b = (1 - 2 ** -23) * 2 ** -31, c = 2 ** -7 + 2 ** -30;
+    assert.equal(Math.fround(a * b + c), c + 2 ** -30);
+    assert.equal(fma32(a, b, c), c);
+    // numpy 1.24.2's np.log on float32 arrays (its worst case, 0x3f486945, first; then σ_min…σ_max-like values).
+    const xs = [0.782856285572052, 0.0010000000474974513, 0.5, 20291.302734375, 1];
+    assert.deepEqual(xs.map(numpyLogFloat32), [-0.2448062002658844, -6.907755374908447, -0.6931471824645996, 9.917947769165039, 0]);
+    assert.notEqual(Math.fround(Math.log(xs[0])), -0.2448062002658844);
+    // torch.linspace(1e-4, 0.02, 17, dtype=float32)[14:] on PyTorch 1.13 (the scalar tail after one 16-wide block).
+    assert.deepEqual(Array.from(torchLinspaceFloat32(1e-4, 0.02, 17).subarray(14)), [0.017512500286102295, 0.01875624991953373, 0.019999999552965164]);
+    assert.throws(() => new NoiseSchedule({ kind: 'custom', betas: [0.1, 0.2] }, [0.9]), /alphasCumprod has 1 values for 2 betas/);
   });
 
   test('config errors are one line naming the field', () => {
