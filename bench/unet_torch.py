@@ -29,11 +29,11 @@ DEFAULTS = dict(imageSize=28, inChannels=1, modelChannels=32, channelMult=[1, 2,
 
 PRESETS = {
     'tiny': dict(modelChannels=32, channelMult=[1, 2, 2], numResBlocks=1, attentionLevels=[2], numHeads=1, dropout=0.0,
-                 normGroups=8, normGroupRule='fixed'),
+                 normGroupRule='fixed'),
     'small': dict(modelChannels=64, channelMult=[1, 2, 2], numResBlocks=2, attentionLevels=[2], numHeads=4, dropout=0.1,
-                  normGroups=16, normGroupRule='fixed'),
+                  normGroupRule='fixed'),
     'base': dict(modelChannels=128, channelMult=[1, 2, 2], numResBlocks=2, attentionLevels=[1, 2], numHeads=4, dropout=0.1,
-                 normGroups=32, normGroupRule='fixed'),
+                 normGroupRule='fixed'),
 }
 
 
@@ -41,7 +41,39 @@ def unet_preset(name, **overrides):
     cfg = dict(DEFAULTS)
     cfg.update(PRESETS[name])
     cfg.update(overrides)
+    if 'normGroups' not in overrides and cfg.get('normGroupRule') == 'fixed':
+        cfg['normGroups'] = preset_norm_groups(cfg)
     return cfg
+
+
+def norm_channels(cfg):
+    """Every channel count a GroupNorm of the UNet normalizes, ascending (unetNormChannels)."""
+    ch, mult = cfg['modelChannels'], cfg['channelMult']
+    out, skips, cur = set(), [ch], ch
+    for m in mult:
+        for _ in range(cfg['numResBlocks']):
+            out.update((cur, ch * m))
+            cur = ch * m
+            skips.append(cur)
+        skips.append(cur)
+    skips.pop()  # no downsample after the last level
+    out.add(cur)
+    for m in reversed(mult):
+        for _ in range(cfg['numResBlocks'] + 1):
+            out.update((cur + skips.pop(), ch * m))
+            cur = ch * m
+    out.add(cur)
+    return sorted(out)
+
+
+def preset_norm_groups(cfg):
+    """The presets' one group count (presetNormGroups): the largest g <= 32 dividing every norm's channels with at
+    least 4 channels a group in the narrowest."""
+    norms = norm_channels(cfg)
+    for g in range(min(32, norms[0] // 4), 1, -1):
+        if all(n % g == 0 for n in norms):
+            return g
+    return 1
 
 
 def config_from_json(text_or_dict):

@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import * as D from '../src/index.js';
 import { parseSafetensors, serializeSafetensors, type SafetensorsContents } from '../src/io/safetensors.js';
 import {
-  GroupNorm, UNet, describeModel, normGroupsFor, unetConfigFromJSON, unetNormChannels, unetPreset,
+  GroupNorm, UNet, describeModel, normGroupsFor, presetNormGroups, unetConfigFromJSON, unetNormChannels, unetPreset,
 } from '../src/nn/index.js';
 import { normalizedMaxError, worstElement } from './helpers/compare.js';
 
@@ -177,6 +177,9 @@ describe('UNet state dict and config', () => {
     }
     assert.throws(() => unetConfigFromJSON({ ...tiny, normGroupRule: 'auto' }), /normGroupRule must be 'fixed' or 'perChannel', got "auto"/);
     assert.throws(() => unetConfigFromJSON({ ...tiny, normGroups: 4096 }), /normGroups must be at most 1024/);
+    // A preset narrowed without a group count gets the largest that keeps ≥ 4 channels a group (8 channels: 2).
+    assert.equal(unetPreset('tiny', { modelChannels: 8, channelMult: [1, 2], attentionLevels: [1] }).normGroups, 2);
+    assert.equal(presetNormGroups(unetPreset('base')), 32);
     assert.equal(unetPreset('tiny', { normGroups: 16 }).normGroups, 16);
     assert.equal(unetPreset('tiny', { normGroups: 32 }).normGroups, 32);
   });

@@ -8,7 +8,7 @@ export type { InitOptions, Conv2dLayerOptions } from './layers.js';
 export {
   UNet, ResBlock, AttnBlock, Downsample, Upsample, DownLevel, UpLevel, MidBlock, UNET_PRESETS, unetPreset,
   unetConfigFromJSON, validateUNetConfig, normGroupsFor, unetNormGroups, unetNormChannels, timestepEmbedding, describeModel,
-  unetParameterCount, UNET_LIMITS,
+  unetParameterCount, UNET_LIMITS, presetNormGroups,
 } from './unet.js';
 export type { UNetConfig, UNetPresetName, UNetInitOptions } from './unet.js';
 export { MLPDenoiser, mlpConfig } from './mlp.js';

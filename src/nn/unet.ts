@@ -74,24 +74,39 @@ export type UNetPresetName = 'tiny' | 'small' | 'base';
 
 /**
  * Presets for 28×28 (MNIST) and 32×32 (CIFAR) images; all three have 3 levels (28 → 14 → 7, 32 → 16 → 8).
- * Each has one group count for all its norms (so it is a diffusers UNet2DModel): the largest that divides every
- * norm's channels with at least 4 channels a group in the narrowest (tiny 8, small 16, base 32).
+ * Each has one group count for all its norms (so it is a diffusers UNet2DModel): unless normGroups is given, the
+ * largest count up to 32 that divides every norm's channels and leaves at least 4 channels a group in the
+ * narrowest (presetNormGroups: tiny 8, small 16, base 32; 2 for a tiny preset narrowed to 8 channels).
  * - tiny:  C=32,  mult [1,2,2], 1 block/level, attention at the lowest resolution (7×7), no dropout — sized
  *          for short CPU runs (MNIST on 2 cores).
  * - small: C=64,  mult [1,2,2], 2 blocks/level, attention at the lowest resolution, 4 heads.
  * - base:  C=128, mult [1,2,2], 2 blocks/level, attention at 14×14 and 7×7, 4 heads.
  */
 export const UNET_PRESETS: Record<UNetPresetName, Partial<UNetConfig>> = {
-  tiny: { modelChannels: 32, channelMult: [1, 2, 2], numResBlocks: 1, attentionLevels: [2], numHeads: 1, dropout: 0, normGroups: 8, normGroupRule: 'fixed' },
-  small: { modelChannels: 64, channelMult: [1, 2, 2], numResBlocks: 2, attentionLevels: [2], numHeads: 4, dropout: 0.1, normGroups: 16, normGroupRule: 'fixed' },
-  base: { modelChannels: 128, channelMult: [1, 2, 2], numResBlocks: 2, attentionLevels: [1, 2], numHeads: 4, dropout: 0.1, normGroups: 32, normGroupRule: 'fixed' },
+  tiny: { modelChannels: 32, channelMult: [1, 2, 2], numResBlocks: 1, attentionLevels: [2], numHeads: 1, dropout: 0, normGroupRule: 'fixed' },
+  small: { modelChannels: 64, channelMult: [1, 2, 2], numResBlocks: 2, attentionLevels: [2], numHeads: 4, dropout: 0.1, normGroupRule: 'fixed' },
+  base: { modelChannels: 128, channelMult: [1, 2, 2], numResBlocks: 2, attentionLevels: [1, 2], numHeads: 4, dropout: 0.1, normGroupRule: 'fixed' },
 };
 
 /** A full config from a preset, with overrides (inChannels, imageSize, numClasses, learnSigma, …). */
 export function unetPreset(name: UNetPresetName, overrides: Partial<UNetConfig> = {}): UNetConfig {
   const p = UNET_PRESETS[name];
   if (!p) throw new Error(`unetPreset: unknown preset '${String(name)}' (choose one of ${Object.keys(UNET_PRESETS).join(', ')})`);
-  return validateUNetConfig({ ...DEFAULTS, ...p, ...overrides });
+  const c = { ...DEFAULTS, ...p, ...overrides };
+  // A preset's one group count follows its (possibly overridden) channels, unless given.
+  if (overrides.normGroups === undefined && c.normGroupRule === 'fixed' && Array.isArray(c.channelMult)) c.normGroups = presetNormGroups(c);
+  return validateUNetConfig(c);
+}
+
+/**
+ * The group count the presets use: the largest g ≤ 32 that divides every norm's channel count with at least 4
+ * channels a group in the narrowest norm (1 if none does), so that a per-channel time-embedding shift before a norm
+ * is never normalized away (as it would be with one channel a group).
+ */
+export function presetNormGroups(c: Pick<UNetConfig, 'modelChannels' | 'channelMult' | 'numResBlocks'>): number {
+  const norms = unetNormChannels(c);
+  for (let g = Math.min(32, Math.floor(norms[0] / 4)); g > 1; g--) if (norms.every((n) => n % g === 0)) return g;
+  return 1;
 }
 
 /**
