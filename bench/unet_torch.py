@@ -11,7 +11,8 @@ As a benchmark: OPENBLAS_NUM_THREADS=1 /usr/bin/python3 bench/unet_torch.py [--p
 
 Config fields (camelCase, as the TypeScript UNetConfig / its JSON form):
   imageSize, inChannels, modelChannels, channelMult, numResBlocks, attentionLevels, numHeads, dropout,
-  numClasses, learnSigma, downsample ('conv' | 'avgpool'), normGroups, midAttention.
+  numClasses, learnSigma, downsample ('conv' | 'avgpool'), normGroups, normGroupRule ('fixed': normGroups groups
+  in every norm; absent or 'perChannel': norm_groups_for(channels, normGroups)), midAttention.
 """
 import argparse
 import json
@@ -27,9 +28,12 @@ DEFAULTS = dict(imageSize=28, inChannels=1, modelChannels=32, channelMult=[1, 2,
                 downsample='conv', normGroups=32, midAttention=True)
 
 PRESETS = {
-    'tiny': dict(modelChannels=32, channelMult=[1, 2, 2], numResBlocks=1, attentionLevels=[2], numHeads=1, dropout=0.0),
-    'small': dict(modelChannels=64, channelMult=[1, 2, 2], numResBlocks=2, attentionLevels=[2], numHeads=4, dropout=0.1),
-    'base': dict(modelChannels=128, channelMult=[1, 2, 2], numResBlocks=2, attentionLevels=[1, 2], numHeads=4, dropout=0.1),
+    'tiny': dict(modelChannels=32, channelMult=[1, 2, 2], numResBlocks=1, attentionLevels=[2], numHeads=1, dropout=0.0,
+                 normGroupRule='fixed'),
+    'small': dict(modelChannels=64, channelMult=[1, 2, 2], numResBlocks=2, attentionLevels=[2], numHeads=4, dropout=0.1,
+                  normGroupRule='fixed'),
+    'base': dict(modelChannels=128, channelMult=[1, 2, 2], numResBlocks=2, attentionLevels=[1, 2], numHeads=4, dropout=0.1,
+                 normGroupRule='fixed'),
 }
 
 
@@ -37,12 +41,44 @@ def unet_preset(name, **overrides):
     cfg = dict(DEFAULTS)
     cfg.update(PRESETS[name])
     cfg.update(overrides)
+    if 'normGroups' not in overrides and cfg.get('normGroupRule') == 'fixed':
+        cfg['normGroups'] = preset_norm_groups(cfg)
     return cfg
+
+
+def norm_channels(cfg):
+    """Every channel count a GroupNorm of the UNet normalizes, ascending (unetNormChannels)."""
+    ch, mult = cfg['modelChannels'], cfg['channelMult']
+    out, skips, cur = set(), [ch], ch
+    for m in mult:
+        for _ in range(cfg['numResBlocks']):
+            out.update((cur, ch * m))
+            cur = ch * m
+            skips.append(cur)
+        skips.append(cur)
+    skips.pop()  # no downsample after the last level
+    out.add(cur)
+    for m in reversed(mult):
+        for _ in range(cfg['numResBlocks'] + 1):
+            out.update((cur + skips.pop(), ch * m))
+            cur = ch * m
+    out.add(cur)
+    return sorted(out)
+
+
+def preset_norm_groups(cfg):
+    """The presets' one group count (presetNormGroups): the largest g <= 32 dividing every norm's channels with at
+    least 4 channels a group in the narrowest."""
+    norms = norm_channels(cfg)
+    for g in range(min(32, norms[0] // 4), 1, -1):
+        if all(n % g == 0 for n in norms):
+            return g
+    return 1
 
 
 def config_from_json(text_or_dict):
     obj = json.loads(text_or_dict) if isinstance(text_or_dict, str) else dict(text_or_dict)
-    unknown = set(obj) - set(DEFAULTS)
+    unknown = set(obj) - set(DEFAULTS) - {'normGroupRule'}
     if unknown:
         raise ValueError('UNetConfig: unknown field(s) %s' % ', '.join(sorted(unknown)))
     cfg = dict(DEFAULTS)
@@ -56,6 +92,13 @@ def norm_groups_for(channels, max_groups=32):
     while channels % g:
         g -= 1
     return g
+
+
+def norm_groups_rule(cfg):
+    """channels -> group count of a norm over them, by the config's normGroupRule."""
+    if cfg.get('normGroupRule') == 'fixed':
+        return lambda channels: cfg['normGroups']
+    return lambda channels: norm_groups_for(channels, cfg['normGroups'])
 
 
 def timestep_embedding(t, dim, max_period=10000):
@@ -77,13 +120,13 @@ def zero_(m):
 
 
 class ResBlock(nn.Module):
-    def __init__(self, cin, cout, temb, dropout, max_groups, zero_init=True):
+    def __init__(self, cin, cout, temb, dropout, groups, zero_init=True):
         super().__init__()
         self.out_channels = cout
-        self.norm1 = nn.GroupNorm(norm_groups_for(cin, max_groups), cin)
+        self.norm1 = nn.GroupNorm(groups(cin), cin)
         self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
         self.temb_proj = nn.Linear(temb, cout)
-        self.norm2 = nn.GroupNorm(norm_groups_for(cout, max_groups), cout)
+        self.norm2 = nn.GroupNorm(groups(cout), cout)
         self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
         if zero_init:
@@ -98,10 +141,10 @@ class ResBlock(nn.Module):
 
 
 class AttnBlock(nn.Module):
-    def __init__(self, channels, num_heads, max_groups, zero_init=True):
+    def __init__(self, channels, num_heads, groups, zero_init=True):
         super().__init__()
         self.num_heads = num_heads
-        self.norm = nn.GroupNorm(norm_groups_for(channels, max_groups), channels)
+        self.norm = nn.GroupNorm(groups(channels), channels)
         self.qkv = nn.Conv2d(channels, 3 * channels, 1)
         self.proj_out = nn.Conv2d(channels, channels, 1)
         if zero_init:
@@ -163,7 +206,7 @@ class UNet(nn.Module):
         cfg = self.config = config_from_json(config)
         ch = cfg['modelChannels']
         temb = 4 * ch
-        mg = cfg['normGroups']
+        mg = norm_groups_rule(cfg)
         mult = cfg['channelMult']
         levels = len(mult)
         attn_levels = set(cfg['attentionLevels'])
@@ -212,7 +255,7 @@ class UNet(nn.Module):
             up.insert(0, level)
         self.up = nn.ModuleList(up)
 
-        self.norm_out = nn.GroupNorm(norm_groups_for(cur, mg), cur)
+        self.norm_out = nn.GroupNorm(mg(cur), cur)
         self.conv_out = nn.Conv2d(cur, self.out_channels, 3, padding=1)
         if zero_init:
             zero_(self.conv_out)

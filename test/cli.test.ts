@@ -35,6 +35,9 @@ describe('diffuse train', () => {
       assert.ok(readFileSync(join(a, fa)).equals(readFileSync(join(b, fb))), `${role} weights differ after resuming`);
     }
     assert.ok(statSync(join(a, 'loss.png')).size > 1000);
+    // The default model has one group count for every norm (so it exports as a diffusers UNet2DModel).
+    const model = readCheckpointJson<RunConfig, unknown>(a).config.model.config;
+    assert.deepEqual([model.normGroups, model.normGroupRule], [8, 'fixed']);
     assert.equal(readFileSync(join(a, 'metrics.jsonl'), 'utf8').trim().split('\n').length, 4);
   });
 
@@ -68,6 +71,8 @@ describe('diffuse train', () => {
       [['--preset', 'huge'], /--preset: unknown preset 'huge'/],
       [['--prediction', 'noise'], /--prediction must be epsilon, x0 or v/],
       [['--dataset', '/nonexistent/folder', '--image-size', '16'], /nonexistent\/folder/],
+      [['--norm-groups', '0'], /--norm-groups must be an integer in 1…1024, got '0'/],
+      [['--norm-groups', '12'], /^diffuse: --norm-groups 12: normGroups 12 must divide the channel count of every norm \(32, 64, 96, 128\), and does not divide 32$/m],
     ] as [string[], RegExp][]) {
       const r = diffuse('train', '--out', out, ...args);
       assert.notEqual(r.code, 0, args.join(' '));

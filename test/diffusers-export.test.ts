@@ -78,15 +78,19 @@ describe('export to diffusers: diffusers loads the folder and computes what diff
   }
 
   test('what UNet2DModel cannot express is refused with the reason', () => {
-    assert.throws(() => unet2DConfigFor(unetPreset('tiny', { numClasses: 10 })), /norms use different group counts \(8 for 32 channels, 16 for 64 channels, 24 for 96 channels, 32 for 128 channels\)/);
+    // A run from before normGroupRule (the presets then had normGroups 32, per channel): refused, and why.
+    const { normGroupRule: _, ...old } = unetPreset('tiny', { numClasses: 10, normGroups: 32 });
+    assert.throws(() => unet2DConfigFor(old), /norms use different group counts \(8 for 32 channels, 16 for 64 channels, 24 for 96 channels, 32 for 128 channels\)/);
     assert.throws(() => unet2DConfigFor(unetPreset('tiny', { normGroups: 8, downsample: 'avgpool' })), /downsample 'avgpool'/);
     assert.throws(() => unet2DConfigFor(unetPreset('tiny', { normGroups: 8, channelMult: [2, 2], attentionLevels: [1] })), /channelMult\[0\] = 2/);
     assert.throws(() => unet2DConfigFor(unetPreset('base', { normGroups: 8, attentionLevels: [0, 2] })), /attention head sizes differ/);
-    for (const preset of ['tiny', 'small', 'base'] as const) {
-      // Every preset is expressible once its norms share one group count.
-      const c = unet2DConfigFor(unetPreset(preset, { normGroups: 8 }));
-      assert.equal(c.norm_num_groups, 8);
+    // Every preset as it is (one group count for all norms), and with any other count that fits.
+    for (const [preset, groups] of [['tiny', 8], ['small', 16], ['base', 32]] as const) {
+      assert.equal(unet2DConfigFor(unetPreset(preset, { numClasses: 10 })).norm_num_groups, groups);
+      assert.equal(unet2DConfigFor(unetPreset(preset, { normGroups: 4 })).norm_num_groups, 4);
     }
+    // The per-channel rule exports where it happens to give one count.
+    assert.equal(unet2DConfigFor({ ...old, normGroups: 8 }).norm_num_groups, 8);
   });
 });
 
@@ -117,10 +121,12 @@ describe('diffuse export / sample with diffusers folders (CLI)', () => {
       const g = diffuse('sample', '--checkpoint', out, '--count', '1', '--guidance', '2', '--out', join(dir, 's3'));
       assert.equal(g.code, 2);
       assert.match(g.err, /no null class/);
-      // The default presets' norms cannot be one UNet2DModel norm_num_groups: exit 2, the reason, nothing written.
+      // A run from before normGroupRule with the old presets' per-channel group counts cannot be one UNet2DModel
+      // norm_num_groups: exit 2, the reason, nothing written.
       const cfgPath = join(dir, 'run', 'checkpoint.json');
       const json = JSON.parse(readFileSync(cfgPath, 'utf8'));
       json.config.model.config.normGroups = 32;
+      delete json.config.model.config.normGroupRule;
       writeFileSync(cfgPath, JSON.stringify(json));
       const ne = diffuse('export', '--checkpoint', join(dir, 'run'), '--format', 'diffusers', '--out', join(dir, 'ne'));
       assert.equal(ne.code, 2, ne.err);

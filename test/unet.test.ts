@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import * as D from '../src/index.js';
 import { parseSafetensors, serializeSafetensors, type SafetensorsContents } from '../src/io/safetensors.js';
 import {
-  UNet, describeModel, normGroupsFor, unetConfigFromJSON, unetPreset,
+  GroupNorm, UNet, describeModel, normGroupsFor, presetNormGroups, unetConfigFromJSON, unetNormChannels, unetPreset,
 } from '../src/nn/index.js';
 import { normalizedMaxError, worstElement } from './helpers/compare.js';
 
@@ -145,6 +145,43 @@ describe('UNet state dict and config', () => {
     assert.throws(() => unetConfigFromJSON({ ...cfg, attentionLevels: [3] }), /attentionLevels/);
     assert.throws(() => unetConfigFromJSON({ ...cfg, numHeads: 5 }), /heads/);
     assert.deepEqual([32, 64, 96, 128, 256, 8].map((c) => normGroupsFor(c)), [8, 16, 24, 32, 32, 2]);
+  });
+
+  test('group counts: the presets use one count for every norm; a config without normGroupRule keeps the per-channel rule', () => {
+    const groupsOf = (m: UNet) => {
+      const g = new Map<number, Set<number>>();
+      for (const [, mod] of m.namedModules()) {
+        if (mod instanceof GroupNorm) (g.get(mod.numChannels) ?? g.set(mod.numChannels, new Set()).get(mod.numChannels)!).add(mod.numGroups);
+      }
+      return Object.fromEntries([...g].sort((a, b) => a[0] - b[0]).map(([c, s]) => [c, [...s]]));
+    };
+    // The default `diffuse train` model (tiny, class-conditional): 8 groups in every norm.
+    const tiny = unetPreset('tiny', { numClasses: 10 });
+    assert.deepEqual(unetNormChannels(tiny), [32, 64, 96, 128]);
+    assert.deepEqual(groupsOf(new UNet(tiny)), { 32: [8], 64: [8], 96: [8], 128: [8] });
+    assert.deepEqual(groupsOf(new UNet(unetPreset('small'))), { 64: [16], 128: [16], 192: [16], 256: [16] });
+    assert.deepEqual(groupsOf(new UNet(unetPreset('base'))), { 128: [32], 256: [32], 384: [32], 512: [32] });
+    // A run saved before normGroupRule existed: its config (normGroups 32, no rule) builds the model it trained.
+    const { normGroupRule: _, ...old } = { ...tiny, normGroups: 32 };
+    const oldCfg = unetConfigFromJSON(JSON.stringify(old));
+    assert.equal(oldCfg.normGroupRule, undefined);
+    assert.deepEqual(JSON.parse(JSON.stringify(oldCfg)), old, 'an old config round-trips as it was written');
+    assert.deepEqual(groupsOf(new UNet(oldCfg)), { 32: [8], 64: [16], 96: [24], 128: [32] });
+    assert.deepEqual(groupsOf(new UNet({ ...oldCfg, normGroupRule: 'perChannel' })), groupsOf(new UNet(oldCfg)));
+    // The parameter count does not depend on the rule (GroupNorm's affine is per channel).
+    assert.equal(new UNet(oldCfg).numParameters(), new UNet(tiny).numParameters());
+    assert.deepEqual(unetConfigFromJSON(JSON.stringify(tiny)), tiny);
+    // A fixed count must divide every norm's channels; one line naming the field.
+    for (const g of [3, 12, 64]) {
+      assert.throws(() => unetPreset('tiny', { normGroups: g }), (e: Error) => /^UNetConfig: normGroups \d+ must divide the channel count of every norm \(32, 64, 96, 128\), and does not divide \d+$/.test(e.message));
+    }
+    assert.throws(() => unetConfigFromJSON({ ...tiny, normGroupRule: 'auto' }), /normGroupRule must be 'fixed' or 'perChannel', got "auto"/);
+    assert.throws(() => unetConfigFromJSON({ ...tiny, normGroups: 4096 }), /normGroups must be at most 1024/);
+    // A preset narrowed without a group count gets the largest that keeps ≥ 4 channels a group (8 channels: 2).
+    assert.equal(unetPreset('tiny', { modelChannels: 8, channelMult: [1, 2], attentionLevels: [1] }).normGroups, 2);
+    assert.equal(presetNormGroups(unetPreset('base')), 32);
+    assert.equal(unetPreset('tiny', { normGroups: 16 }).normGroups, 16);
+    assert.equal(unetPreset('tiny', { normGroups: 32 }).normGroups, 32);
   });
 
   test('forward checks its inputs; 28×28 runs through 28 → 14 → 7 and back', () => {

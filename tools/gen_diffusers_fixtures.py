@@ -3,8 +3,10 @@
 test/diffusers-schedulers.test.ts and test/diffusers-unet.test.ts.
 
 Usage:  /usr/bin/python3 tools/gen_diffusers_fixtures.py <diffusers checkout>/src [what ...]
-  what: schedulers, unet, roundtrip (default: all). roundtrip needs `runs/diffusers-export/` written by
-  `npx tsx tools/diffusers_roundtrip.ts` first (it exports diffuse models as diffusers folders).
+  what: schedulers, unet, roundtrip (default: all), check. roundtrip needs `runs/diffusers-roundtrip/` written by
+  `npx tsx tools/diffusers_roundtrip.ts` first (it exports diffuse models as diffusers folders). check loads the
+  trained runs that `npx tsx tools/diffusers_roundtrip.ts --checkpoint DIR …` exported to runs/diffusers-check/
+  and prints diffusers' distance from diffuse's outputs (it writes no fixture).
 
 Runs under Debian's PyTorch (python3-torch 1.13) with numpy, packaging, filelock, regex, requests and PIL from
 Debian. diffusers' modeling and scheduler code is imported unmodified from the given path; only what would
@@ -197,8 +199,9 @@ def model_alpha_bar(t):
     return math.exp(-(1e-4 * t1 + 0.5 * (0.02 - 1e-4) * t1 * t1 / 1000.0))
 
 
-def analytic_model(x, t, prediction, learned):
-    """x float32 [B, 2, 1, 1], t a scalar → float32 [B, 2, 1, 1] (or [B, 4, 1, 1] with learned-variance channels 0.25, −0.5)."""
+def analytic_model(x, t, prediction, learned, dtype=torch.float32):
+    """x [B, 2, 1, 1], t a scalar → [B, 2, 1, 1] (or [B, 4, 1, 1] with learned-variance channels 0.25, −0.5), float32
+    (or `dtype`)."""
     ab = model_alpha_bar(float(t))
     a, s = math.sqrt(ab), math.sqrt(1 - ab)
     xs = x.double()
@@ -209,7 +212,7 @@ def analytic_model(x, t, prediction, learned):
     out = {'epsilon': eps, 'sample': x0, 'v_prediction': a * eps - s * x0}[prediction]
     if learned:
         out = torch.cat([out, torch.tensor([0.25, -0.5], dtype=torch.float64).reshape(1, 2, 1, 1).expand(x.shape[0], 2, 1, 1)], 1)
-    return out.float()
+    return out.to(dtype)
 
 
 SCHEDULER_CASES = [
@@ -242,6 +245,10 @@ SCHEDULER_CASES = [
     ('heun-default', 'HeunDiscreteScheduler', {}, 10, {}),
     ('heun-karras', 'HeunDiscreteScheduler', {'use_karras_sigmas': True, 'beta_start': 0.0001, 'beta_end': 0.02}, 12, {}),
     ('heun-trailing-clip-v', 'HeunDiscreteScheduler', {'timestep_spacing': 'trailing', 'clip_sample': True, 'prediction_type': 'v_prediction'}, 8, {}),
+    # float32 tables beyond T = 1000 linear/scaled: cosine β's with σ's, another T (torch.linspace's vector tail).
+    ('dpm-cosine', 'DPMSolverMultistepScheduler', {'beta_schedule': 'squaredcos_cap_v2'}, 15, {}),
+    ('euler-T1234-karras-scaled', 'EulerDiscreteScheduler', {'num_train_timesteps': 1234, 'beta_schedule': 'scaled_linear', 'beta_start': 0.00085, 'beta_end': 0.012, 'use_karras_sigmas': True}, 14, {}),
+    ('heun-T1234', 'HeunDiscreteScheduler', {'num_train_timesteps': 1234}, 9, {}),
 ]
 
 
@@ -276,7 +283,18 @@ def run_scheduler_case(diffusers, name, cls_name, config, steps, kw):
                 drawn.append(f32s(torch.randn(x.shape, generator=replay, dtype=torch.float32).reshape(-1).tolist()))
         x = sched.step(out, t, x, **step_kw).prev_sample
         traj.append(f32s(x.reshape(-1).tolist()))
+    extra = {}
+    if cls_name not in ('DDPMScheduler', 'DDIMScheduler'):
+        # The same loop with a float64 sample and model output (the scheduler's tables stay float32): how far
+        # float32 rounding in diffusers' own step arithmetic moves the final sample.
+        s64 = cls.from_config(config)
+        s64.set_timesteps(steps)
+        x64 = noise.double() * s64.init_noise_sigma
+        for t in s64.timesteps:
+            x64 = s64.step(analytic_model(s64.scale_model_input(x64, t), t, prediction, learned, torch.float64), t, x64).prev_sample
+        extra['finalFloat64'] = x64.reshape(-1).tolist()
     return {
+        **extra,
         'alphasCumprod': f32s(sched.alphas_cumprod.tolist()),
         'name': name, 'class': cls_name, 'config': {'_class_name': cls_name, '_diffusers_version': diffusers.__version__, **config}, 'steps': steps,
         'pipeline': kw, 'timesteps': timesteps, 'sigmas': sigmas, 'initNoiseSigma': float(sched.init_noise_sigma),
@@ -440,6 +458,30 @@ def gen_roundtrip(diffusers, commit):
         print(f'{path}: diffusers vs diffuse max abs {err:.2e}')
 
 
+def check_exported(diffusers, commit):
+    """Trained runs exported by `tools/diffusers_roundtrip.ts --checkpoint`: DDPMPipeline.from_pretrained, then
+    diffusers' UNet on diffuse's inputs against diffuse's outputs, and a short pipe(...) call."""
+    root = os.path.join(ROOT, 'runs', 'diffusers-check')
+    if not os.path.isdir(root):
+        sys.exit(f'{root}: missing; run `npx tsx tools/diffusers_roundtrip.ts --checkpoint DIR` first')
+    for name in sorted(d[:-len('-diffusers')] for d in os.listdir(root) if d.endswith('-diffusers')):
+        pipe = diffusers.DDPMPipeline.from_pretrained(os.path.join(root, f'{name}-diffusers'))
+        io = st_read(os.path.join(root, f'{name}-io.safetensors'))
+        labels = io.get('class_labels')
+        with torch.no_grad():
+            out = pipe.unet(io['x'], io['t'], class_labels=labels.long() if labels is not None else None).sample
+        err = (out - io['out_diffuse']).abs().max().item()
+        scale = io['out_diffuse'].abs().max().item()
+        cfg = pipe.unet.config
+        print(f'{name}: diffusers {commit}: {type(pipe).__name__} with {type(pipe.unet).__name__} '
+              f'(norm_num_groups {cfg.norm_num_groups}, blocks {list(cfg.block_out_channels)}, {cfg.num_class_embeds} class embeddings, '
+              f'{sum(p.numel() for p in pipe.unet.parameters())} parameters) and {type(pipe.scheduler).__name__}; '
+              f'UNet output max abs difference from diffuse {err:.3e} (outputs up to {scale:.3f})')
+        if labels is None:
+            img = pipe(batch_size=1, num_inference_steps=2, generator=torch.Generator().manual_seed(0), output_type='np').images
+            print(f'{name}: pipe(...) ran, images {list(img.shape)}')
+
+
 # ---------------------------------------------------------------- main
 
 def main():
@@ -458,6 +500,8 @@ def main():
         gen_unet(diffusers, commit)
     if "roundtrip" in what:
         gen_roundtrip(diffusers, commit)
+    if 'check' in what:
+        check_exported(diffusers, commit)
 
 
 if __name__ == '__main__':

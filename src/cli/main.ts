@@ -9,9 +9,9 @@ import cliProgress from 'cli-progress';
 import { existsSync, mkdirSync, readdirSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
-  Generator, SAMPLER_KINDS, Tensor, UNET_PRESETS, availableBackends, chooseBackend, concat, describeModel, getBackend,
+  Generator, SAMPLER_KINDS, Tensor, UNET_LIMITS, UNET_PRESETS, availableBackends, chooseBackend, concat, describeModel, getBackend,
   makeSchedule, narrow, normalizeSamplerConfig, normalizeScheduleConfig, qSample, randn, setBackend, toHost,
-  unetParameterCount, unetPreset, type SamplerConfig, type SamplerKind, type UNetPresetName,
+  unetParameterCount, unetPreset, type SamplerConfig, type SamplerKind, type UNetConfig, type UNetPresetName,
 } from '../index.js';
 import {
   CHECKPOINT_JSON, NonFiniteLossError, TRAIN_LIMITS, Trainer, checkpointDir, formatJudgeResult, frechetToHeldOut,
@@ -142,6 +142,18 @@ interface TrainFlags {
   minSnr?: number; steps: number; time?: number; batchSize: number; accumulate: number; lr: number; warmup?: number;
   ema: number; gradClip: number; seed: number; out: string; sampleEvery: number; checkpointEvery: number;
   classCond: boolean; condDropout: number; resume: boolean; force: boolean; backend?: string; limit?: number;
+  normGroups?: number;
+}
+
+/** The preset's UNet config with overrides and --norm-groups (one group count for every norm); a misfit count is a usage error. */
+function trainModelConfig(f: TrainFlags, overrides: Partial<UNetConfig>): UNetConfig {
+  const groups = f.normGroups !== undefined ? { normGroups: f.normGroups, normGroupRule: 'fixed' as const } : {};
+  try {
+    return unetPreset(f.preset as UNetPresetName, { ...overrides, ...groups });
+  } catch (e) {
+    if (f.normGroups !== undefined && /normGroups/.test((e as Error).message)) throw new UsageError(`--norm-groups ${f.normGroups}: ${(e as Error).message.replace(/^UNetConfig: /, '')}`);
+    throw e;
+  }
 }
 
 async function train(f: TrainFlags): Promise<void> {
@@ -174,7 +186,7 @@ async function train(f: TrainFlags): Promise<void> {
     config = {
       dataset: f.dataset,
       datasetLimit: f.limit,
-      model: { kind: 'unet', preset: f.preset, config: unetPreset(f.preset as UNetPresetName, {}) },
+      model: { kind: 'unet', preset: f.preset, config: trainModelConfig(f, {}) },
       schedule: normalizeScheduleConfig({ kind: f.schedule, T: 1000 }),
       objective: {
         prediction: f.prediction as RunConfig['objective']['prediction'],
@@ -197,7 +209,7 @@ async function train(f: TrainFlags): Promise<void> {
   if (!f.resume) {
     const size = dataset.height;
     if (dataset.height !== dataset.width) throw new UsageError(`dataset ${config.dataset}: images are ${dataset.height}×${dataset.width}, expected square`);
-    config.model.config = unetPreset(f.preset as UNetPresetName, {
+    config.model.config = trainModelConfig(f, {
       imageSize: size, inChannels: dataset.channels,
       numClasses: f.classCond && dataset.numClasses > 0 ? dataset.numClasses : 0,
       learnSigma: f.variance === 'learnedRange',
@@ -414,6 +426,7 @@ export function program(): Command {
   p.command('train').description('Train a diffusion model (default: class-conditional tiny UNet on MNIST).')
     .option('--dataset <name>', "'mnist', 'fashion-mnist', 'emoji' (color, 32×32; needs the npm package emoji-datasource-twitter) or a folder of PNG/JPEG images", 'mnist')
     .option('--preset <name>', `model preset (${Object.keys(UNET_PRESETS).join(', ')})`, 'tiny')
+    .option('--norm-groups <n>', 'GroupNorm groups of every norm (must divide each norm\'s channels; presets: tiny 8, small 16, base 32)', int('--norm-groups', 1, UNET_LIMITS.fields.normGroups))
     .option('--image-size <n>', 'image size for a folder dataset', int('--image-size', 8, CLI_LIMITS.imageSize))
     .option('--schedule <kind>', 'noise schedule: linear, cosine, sigmoid, scaledLinear', 'linear')
     .option('--prediction <type>', 'what the model predicts: epsilon, x0, v', 'epsilon')

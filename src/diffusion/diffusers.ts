@@ -17,7 +17,8 @@
  * diffusers default are accepted whatever they are; unknown fields are refused.
  */
 import type { PredictionType } from './parameterization.js';
-import { type ScheduleConfig, makeSchedule, normalizeScheduleConfig, type NoiseSchedule } from './schedules.js';
+import { type ScheduleConfig, normalizeScheduleConfig, NoiseSchedule } from './schedules.js';
+import { numpyLogFloat32, torchCumprodFloat32, torchLinspaceFloat32 } from './diffusersFloat32.js';
 import type { X0Clip } from './thresholding.js';
 import { npArange, npLinspace, roundHalfEven, type Spacing } from './samplers/common.js';
 import type { SamplerConfig } from './samplers/index.js';
@@ -32,6 +33,7 @@ export interface DiffusersScheduler {
   className: DiffusersSchedulerClass;
   /** The config as diffusers would hold it (defaults filled). */
   config: Record<string, Json>;
+  /** The schedule as a diffuse (float64) config; diffusersSchedule(s) gives the float32 tables diffusers samples with. */
   schedule: ScheduleConfig;
   prediction: PredictionType;
   /** The model's output carries learned-variance channels. */
@@ -139,8 +141,9 @@ export function parseDiffusersScheduler(json: unknown, file = 'scheduler_config.
   const rescale = c.rescale_betas_zero_snr ? { rescaleZeroTerminalSnr: true } : {};
   if (c.trained_betas !== null) {
     const b = c.trained_betas;
-    if (!Array.isArray(b) || b.length !== T || !b.every((x) => typeof x === 'number' && x > 0 && x <= 1)) {
-      failField(file, 'trained_betas', `${JSON.stringify(b).slice(0, 40)}…`, `must be ${T} numbers in (0, 1]`);
+    // diffusers holds them as float32: each must stay positive there.
+    if (!Array.isArray(b) || b.length !== T || !b.every((x) => typeof x === 'number' && Math.fround(x) > 0 && x <= 1)) {
+      failField(file, 'trained_betas', `${JSON.stringify(b).slice(0, 40)}…`, `must be ${T} numbers in (0, 1], positive in float32`);
     }
     schedule = { kind: 'custom', betas: b as number[], ...rescale };
   } else {
@@ -194,9 +197,67 @@ export function parseDiffusersScheduler(json: unknown, file = 'scheduler_config.
   return { className: cls, config: c, schedule, prediction, learnedVariance, version, ...(clip ? { clip } : {}) };
 }
 
+// ---- the float32 tables diffusers' schedulers hold
+
+/** What a diffusers scheduler holds after __init__: float32 values (as doubles). */
+export interface DiffusersTables {
+  betas: Float64Array;
+  alphasCumprod: Float64Array;
+  /** σ = √((1 − ᾱ)/ᾱ) in float32, as set_timesteps computes it from alphas_cumprod. */
+  sigmas: Float64Array;
+  /** numpy.log of that float32 σ array (numpy's float32 log). */
+  logSigmas: Float64Array;
+}
+
+const tableCache = new WeakMap<DiffusersScheduler, DiffusersTables>();
+
+/**
+ * β and ᾱ as diffusers builds them from the config, in float32 (torch.linspace / cumprod on the CPU), and σ and
+ * log σ as set_timesteps derives them. Exact for every beta_schedule but sigmoid, whose torch.sigmoid (SLEEF's
+ * float32 exp) is taken as the correctly rounded value here (it can differ from PyTorch's by an ulp of β).
+ */
+export function diffusersTables(s: DiffusersScheduler): DiffusersTables {
+  const hit = tableCache.get(s);
+  if (hit) return hit;
+  const c = s.config, T = c.num_train_timesteps as number, f = Math.fround;
+  let betas: Float64Array;
+  const bs = c.beta_start as number, be = c.beta_end as number;
+  if (c.trained_betas !== null) betas = Float64Array.from(c.trained_betas as number[], f);
+  else if (c.beta_schedule === 'linear') betas = torchLinspaceFloat32(bs, be, T);
+  else if (c.beta_schedule === 'scaled_linear') betas = torchLinspaceFloat32(Math.sqrt(bs), Math.sqrt(be), T).map((b) => f(b * b));
+  else if (c.beta_schedule === 'sigmoid') {
+    const range = f(be - bs), start = f(bs);
+    betas = torchLinspaceFloat32(-6, 6, T).map((x) => f(f(f(1 / (1 + Math.exp(-x))) * range) + start));
+  } else {
+    // squaredcos_cap_v2: diffusers' betas_for_alpha_bar in Python floats, then a float32 tensor.
+    const abar = (t: number) => Math.cos((t + 0.008) / 1.008 * Math.PI / 2) ** 2;
+    betas = new Float64Array(T);
+    for (let i = 0; i < T; i++) betas[i] = f(Math.min(1 - abar((i + 1) / T) / abar(i / T), 0.999));
+  }
+  if (c.rescale_betas_zero_snr) {
+    // rescale_zero_terminal_snr, float32 tensor by tensor.
+    const sq = torchCumprodFloat32(betas.map((b) => f(1 - b))).map((a) => f(Math.sqrt(a)));
+    const s0 = sq[0], sT = sq[T - 1], scale = f(s0 / f(s0 - sT));
+    const ab = sq.map((v) => { const x = f(f(v - sT) * scale); return f(x * x); });
+    betas = ab.map((v, i) => f(1 - (i === 0 ? v : f(v / ab[i - 1]))));
+  }
+  const alphasCumprod = torchCumprodFloat32(betas.map((b) => f(1 - b)));
+  const sigmas = alphasCumprod.map((a) => f(Math.sqrt(f(f(1 - a) / a))));
+  const logSigmas = sigmas.map(numpyLogFloat32);
+  const t: DiffusersTables = { betas, alphasCumprod, sigmas, logSigmas };
+  tableCache.set(s, t);
+  return t;
+}
+
+/** The noise schedule a diffusers scheduler holds: its float32 β and ᾱ tables (see diffusersTables). */
+export function diffusersSchedule(s: DiffusersScheduler): NoiseSchedule {
+  const t = diffusersTables(s);
+  return new NoiseSchedule({ kind: 'custom', betas: Array.from(t.betas) }, t.alphasCumprod);
+}
+
 // ---- timesteps and σ's as diffusers' set_timesteps computes them
 
-/** numpy.interp(x, arange(len(fp)), fp) for x inside [0, len − 1]. */
+/** numpy.interp(x, arange(len(fp)), fp) for x inside [0, len − 1], in float64 (as numpy computes it). */
 function npInterpUnit(x: number, fp: Float64Array): number {
   const n = fp.length;
   if (x >= n - 1) return fp[n - 1];
@@ -205,18 +266,22 @@ function npInterpUnit(x: number, fp: Float64Array): number {
   return (fp[j + 1] - fp[j]) * (x - j) + fp[j];
 }
 
-/** diffusers' _sigma_to_t: linear interpolation of log σ, as its numpy code computes it. */
+/**
+ * diffusers' _sigma_to_t: linear interpolation of log σ in a float32 log σ table. numpy's value-based casting
+ * makes most of it float32: log σ (a float64 scalar) meets the float32 table, so the distances, the bracket's
+ * differences and the weight are float32; only the final blend (weight × int64 index) is float64.
+ */
 function diffusersSigmaToT(sigma: number, logSigmas: Float64Array): number {
-  const ls = Math.log(Math.max(sigma, 1e-10)), n = logSigmas.length;
+  const f = Math.fround, ls = f(Math.log(Math.max(sigma, 1e-10))), n = logSigmas.length;
   let lowIdx = 0;
-  for (let i = 0; i < n; i++) if (ls - logSigmas[i] >= 0) lowIdx = i;
+  for (let i = 0; i < n; i++) if (ls >= logSigmas[i]) lowIdx = i;
   lowIdx = Math.min(lowIdx, n - 2);
   const low = logSigmas[lowIdx], high = logSigmas[lowIdx + 1];
-  const w = Math.min(Math.max((low - ls) / (low - high), 0), 1);
-  return (1 - w) * lowIdx + w * (lowIdx + 1);
+  const w = Math.min(Math.max(f(f(low - ls) / f(low - high)), 0), 1);
+  return f(1 - w) * lowIdx + w * (lowIdx + 1);
 }
 
-/** Karras σ's with numpy's ramp (linspace(0, 1, n)), ρ = 7. */
+/** Karras σ's with numpy's ramp (linspace(0, 1, n)), ρ = 7, in float64. */
 function karras(n: number, sigmaMin: number, sigmaMax: number): number[] {
   const rho = 7, minInv = sigmaMin ** (1 / rho), maxInv = sigmaMax ** (1 / rho);
   return npLinspace(0, 1, n).map((r) => (maxInv + r * (minInv - maxInv)) ** rho);
@@ -237,16 +302,22 @@ export interface DiffusersGrid {
   initNoiseSigma: number;
 }
 
-export function diffusersGrid(s: DiffusersScheduler, steps: number, schedule: NoiseSchedule = makeSchedule(s.schedule)): DiffusersGrid {
-  const c = s.config, T = schedule.T, spacing = c.timestep_spacing as Spacing, offset = c.steps_offset as number;
+/**
+ * The timesteps, σ's and init_noise_sigma of `set_timesteps(steps)`, equal to diffusers' float32 values: from
+ * the float32 tables (diffusersTables), with numpy's float64 steps where diffusers takes them (interpolation,
+ * Karras σ's) and float32 rounding where it stores float32 (timesteps of the σ schedulers, every σ).
+ */
+export function diffusersGrid(s: DiffusersScheduler, steps: number): DiffusersGrid {
+  const c = s.config, T = c.num_train_timesteps as number, spacing = c.timestep_spacing as Spacing, offset = c.steps_offset as number;
   if (!Number.isInteger(steps) || steps < 1 || steps > T) throw new Error(`${s.className}: steps must be an integer in [1, ${T}], got ${steps}`);
-  const sig = schedule.sigmasVE;
   if (s.className === 'DDPMScheduler' || s.className === 'DDIMScheduler') {
     const timesteps = discreteTimesteps(T, steps, spacing, offset);
     if (timesteps.some((t) => t > T - 1 || t < 0)) throw new Error(`${s.className}: steps_offset ${offset} puts a timestep past ${T - 1}`);
     return { timesteps, initNoiseSigma: 1 };
   }
-  const logSig = sig.map(Math.log);
+  const f = Math.fround, { sigmas: sig, logSigmas: logSig } = diffusersTables(s);
+  // sigma_last of final_sigmas_type sigma_min: ((1 − ᾱ_0)/ᾱ_0)^0.5 in float32, the table's first σ.
+  const last = c.final_sigmas_type === 'sigma_min' ? sig[0] : 0;
   if (s.className === 'DPMSolverMultistepScheduler') {
     let ts: number[];
     if (spacing === 'linspace') ts = npLinspace(0, T - 1, steps + 1).map(roundHalfEven).reverse().slice(0, -1);
@@ -257,17 +328,18 @@ export function diffusersGrid(s: DiffusersScheduler, steps: number, schedule: No
     let sigmas: number[];
     if (c.use_karras_sigmas) {
       sigmas = karras(steps, sig[0], sig[T - 1]);
-      ts = sigmas.map((x) => diffusersSigmaToT(x, logSig));
-      if (c.beta_schedule !== 'squaredcos_cap_v2') ts = ts.map(roundHalfEven);
+      // Rounded to the nearest timestep; since 0.33 not for the cosine schedule, whose int64 cast then truncates.
+      const truncate = c.beta_schedule === 'squaredcos_cap_v2' && !(s.version && versionBefore(s.version, '0.33.0'));
+      ts = sigmas.map((x) => (truncate ? Math.trunc : roundHalfEven)(diffusersSigmaToT(x, logSig)));
     } else {
       sigmas = ts.map((t) => npInterpUnit(t, sig));
     }
-    sigmas.push(c.final_sigmas_type === 'sigma_min' ? sig[0] : 0);
-    return { timesteps: ts, sigmas, initNoiseSigma: 1 };
+    sigmas.push(last);
+    return { timesteps: ts, sigmas: sigmas.map(f), initNoiseSigma: 1 };
   }
-  // Euler and Heun: float32 timesteps (fractional for linspace), σ interpolated linearly in σ.
+  // Euler and Heun: timesteps fractional for linspace, σ interpolated linearly in σ (float64).
   let ts: number[];
-  if (spacing === 'linspace') ts = npLinspace(0, T - 1, steps).map(Math.fround).reverse();
+  if (spacing === 'linspace') ts = npLinspace(0, T - 1, steps).map(f).reverse();
   else if (spacing === 'leading') ts = Array.from({ length: steps }, (_, i) => (steps - 1 - i) * Math.floor(T / steps) + offset);
   else ts = npArange(T, 0, -T / steps).map((t) => roundHalfEven(t) - 1).filter((t) => t >= 0);
   let sigmas = ts.map((t) => npInterpUnit(t, sig));
@@ -277,16 +349,19 @@ export function diffusersGrid(s: DiffusersScheduler, steps: number, schedule: No
     sigmas = karras(steps, lo, hi);
     ts = sigmas.map((x) => diffusersSigmaToT(x, logSig));
   }
-  ts = ts.map(Math.fround);
+  sigmas = sigmas.map(f);
+  sigmas.push(last);
+  // Euler stores its timesteps as float32; Heun keeps _sigma_to_t's float64 ones (Karras), float32 otherwise.
+  if (s.className === 'EulerDiscreteScheduler' || !c.use_karras_sigmas) ts = ts.map(f);
+  // init_noise_sigma: the largest float32 σ; for leading spacing (σ_max² + 1)^0.5, a float32 tensor expression.
   const sigmaMax = Math.max(...sigmas);
-  sigmas.push(c.final_sigmas_type === 'sigma_min' ? sig[0] : 0);
-  return { timesteps: ts, sigmas, initNoiseSigma: spacing === 'leading' ? Math.sqrt(sigmaMax ** 2 + 1) : sigmaMax };
+  return { timesteps: ts, sigmas, initNoiseSigma: spacing === 'leading' ? f(Math.sqrt(f(f(sigmaMax * sigmaMax) + 1))) : sigmaMax };
 }
 
 /** The diffuse sampler that runs `steps` steps as the diffusers scheduler does (`eta`: DDIM's η, a pipeline argument). */
 export function diffusersSamplerConfig(s: DiffusersScheduler, steps: number, opts: { eta?: number; schedule?: NoiseSchedule } = {}): SamplerConfig {
-  const schedule = opts.schedule ?? makeSchedule(s.schedule);
-  const g = diffusersGrid(s, steps, schedule), c = s.config;
+  const schedule = opts.schedule ?? diffusersSchedule(s);
+  const g = diffusersGrid(s, steps), c = s.config;
   // final_sigmas_type = sigma_min on a grid that already ends at σ_min repeats it: diffusers' last step is then
   // a step of length 0 (Euler, Heun: a no-op; DPM-Solver: 0/0, NaN). Here that level is left out.
   const sig = g.sigmas;

@@ -40,7 +40,7 @@ export type { Denoiser, DenoiserOptions, SigmaSpacing, SigmaGridOptions, SigmaSt
 export { runSampler, SAMPLER_KINDS, SAMPLERS, normalizeSamplerConfig, samplerSteps } from './samplers/index.js';
 export type { SamplerEntry } from './samplers/index.js';
 export type { SamplerConfig, SamplerKind } from './samplers/index.js';
-export { parseDiffusersScheduler, diffusersGrid, diffusersSamplerConfig, parsePythonJson, DIFFUSERS_SCHEDULERS } from './diffusers.js';
-export type { DiffusersScheduler, DiffusersSchedulerClass, DiffusersGrid } from './diffusers.js';
+export { parseDiffusersScheduler, diffusersGrid, diffusersSamplerConfig, diffusersSchedule, diffusersTables, parsePythonJson, DIFFUSERS_SCHEDULERS } from './diffusers.js';
+export type { DiffusersScheduler, DiffusersSchedulerClass, DiffusersGrid, DiffusersTables } from './diffusers.js';
 export { roundHalfEven } from './samplers/common.js';
 export type { MultistepOptions } from './samplers/dpmSolverPlusPlus.js';

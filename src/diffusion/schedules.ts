@@ -179,7 +179,11 @@ export class NoiseSchedule {
   readonly posteriorMeanCoef1: Float64Array;
   readonly posteriorMeanCoef2: Float64Array;
 
-  constructor(config: ScheduleConfig) {
+  /**
+   * `alphasCumprod`, when given, is the ᾱ table as some other code holds it (diffusers' float32 table: see
+   * diffusersSchedule), used as it is instead of the float64 product of the config's α's.
+   */
+  constructor(config: ScheduleConfig, alphasCumprod?: ArrayLike<number>) {
     const c = normalizeScheduleConfig(config);
     this.config = c;
     let betas = betasFor(c);
@@ -188,11 +192,16 @@ export class NoiseSchedule {
     this.betas = betas;
     const A = (f: (i: number) => number) => { const a = new Float64Array(T); for (let i = 0; i < T; i++) a[i] = f(i); return a; };
     this.alphas = A((i) => 1 - betas[i]);
-    const ac = new Float64Array(T);
-    let p = 1;
-    for (let i = 0; i < T; i++) { p *= this.alphas[i]; ac[i] = p; }
-    // Rounding can leave a tiny positive ᾱ where the rescale meant 0 (or a cap of 1 give exactly 0).
-    if (c.rescaleZeroTerminalSnr) ac[T - 1] = 0;
+    let ac = new Float64Array(T);
+    if (alphasCumprod) {
+      if (alphasCumprod.length !== T) fail(`alphasCumprod has ${alphasCumprod.length} values for ${T} betas`);
+      ac = Float64Array.from(alphasCumprod);
+    } else {
+      let p = 1;
+      for (let i = 0; i < T; i++) { p *= this.alphas[i]; ac[i] = p; }
+      // Rounding can leave a tiny positive ᾱ where the rescale meant 0 (or a cap of 1 give exactly 0).
+      if (c.rescaleZeroTerminalSnr) ac[T - 1] = 0;
+    }
     this.alphasCumprod = ac;
     this.alphasCumprodPrev = A((i) => (i === 0 ? 1 : ac[i - 1]));
     this.sqrtAlphasCumprod = A((i) => Math.sqrt(ac[i]));

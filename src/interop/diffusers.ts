@@ -15,8 +15,8 @@ import { parseSafetensors, serializeSafetensors, type SafetensorsInput } from '.
 import { writeFileAtomic } from '../io/files.js';
 import { readRegularFile } from '../io/confined.js';
 import { UNet2DModel, parseUNet2DConfig, renameLegacyAttention, type UNet2DConfig } from '../nn/diffusersUNet.js';
-import { type DiffusersScheduler, diffusersSamplerConfig, parseDiffusersScheduler, parsePythonJson } from '../diffusion/diffusers.js';
-import { makeSchedule, runSampler } from '../diffusion/index.js';
+import { type DiffusersScheduler, diffusersSamplerConfig, diffusersSchedule, parseDiffusersScheduler, parsePythonJson } from '../diffusion/diffusers.js';
+import { runSampler } from '../diffusion/index.js';
 import { Generator, Tensor, concat, noGrad, randn, tensor } from '../tensor/index.js';
 import { loadModelFromCheckpoint } from '../train/index.js';
 import { ddpmSchedulerConfigFor, unet2DConfigFor, unet2DStateFor } from './toDiffusers.js';
@@ -199,7 +199,7 @@ export function sampleDiffusersPipeline(p: DiffusersPipeline, o: DiffusersSample
   const unet = p.unet, c = unet.config, sched = p.scheduler;
   const size = c.sample_size ?? o.imageSize ?? fail('the UNet config has no sample_size: give the image size');
   const [h, w]: [number, number] = Array.isArray(size) ? size : [size, size];
-  const schedule = makeSchedule(sched.schedule);
+  const schedule = diffusersSchedule(sched);
   const steps = o.steps ?? Math.min(pipelineDefaultSteps(p.className), schedule.T);
   const sampler = diffusersSamplerConfig(sched, steps, { eta: o.eta, schedule });
   const gen = new Generator(o.seed), bs = o.batchSize ?? 100, parts: Tensor[] = [];

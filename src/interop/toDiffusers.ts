@@ -4,18 +4,18 @@
  * diffuse's UNet is the DDPM/ADM layout, which UNet2DModel expresses block for block (DownBlock2D or
  * AttnDownBlock2D per level, conv down/upsampling, a mid block with or without attention, class embeddings with
  * the null class as one more row). What UNet2DModel cannot express, and what is refused with the reason:
- *   - norm group counts that vary between norms: diffuse picks each norm's groups from its channel count
- *     (normGroupsFor: ≥ 4 channels a group, at most `normGroups`), UNet2DModel has one norm_num_groups. The
- *     presets (normGroups 32) give 8/16/24/32 groups on the tiny preset's 32/64/96/128-channel norms; a config
- *     whose normGroups divides every channel count and is ≤ the smallest count / 4 (e.g. tiny with normGroups 8)
- *     is expressible.
+ *   - norm group counts that vary between norms: UNet2DModel has one norm_num_groups. The presets (and so
+ *     `diffuse train`'s models) use one count (normGroupRule 'fixed'); configs without normGroupRule pick each
+ *     norm's count from its channels (normGroupsFor), which for the old presets' normGroups 32 gave 8/16/24/32
+ *     groups on the tiny preset's 32/64/96/128-channel norms. Such a config exports only where that rule happens
+ *     to give one count everywhere.
  *   - 2×2 average-pool downsampling (`downsample: 'avgpool'`): UNet2DModel's down blocks downsample by a conv.
  *   - channelMult[0] ≠ 1: the time embedding is 4 × block_out_channels[0] in UNet2DModel, 4 × modelChannels here.
  *   - attention with a different head size per level (numHeads fixed, channel counts differing).
  * Timestep embeddings agree to float32 rounding (diffuse computes its own in float64).
  */
 import type { UNet, UNetConfig } from '../nn/unet.js';
-import { normGroupsFor } from '../nn/unet.js';
+import { unetNormChannels, unetNormGroups } from '../nn/unet.js';
 import type { UNet2DConfig } from '../nn/diffusersUNet.js';
 import { UNET2D_DEFAULTS } from '../nn/diffusersUNet.js';
 import { type ScheduleConfig, betasFor } from '../diffusion/schedules.js';
@@ -28,35 +28,16 @@ export class NotExpressibleError extends Error {
 
 const no = (msg: string): never => { throw new NotExpressibleError(`diffusers UNet2DModel cannot express this model: ${msg}`); };
 
-/** Every channel count a GroupNorm of the model normalizes (inputs of resblocks, outputs, attention, output norm). */
-function normChannels(c: UNetConfig): number[] {
-  const ch = c.modelChannels, levels = c.channelMult.length, out = new Set<number>();
-  const skips = [ch];
-  let cur = ch;
-  for (let i = 0; i < levels; i++) {
-    const o = ch * c.channelMult[i];
-    for (let j = 0; j < c.numResBlocks; j++) { out.add(cur); out.add(o); cur = o; skips.push(cur); }
-    if (i < levels - 1) skips.push(cur);
-  }
-  out.add(cur);
-  for (let i = levels - 1; i >= 0; i--) {
-    const o = ch * c.channelMult[i];
-    for (let j = 0; j <= c.numResBlocks; j++) { out.add(cur + skips.pop()!); out.add(o); cur = o; }
-  }
-  out.add(cur);
-  return [...out].sort((a, b) => a - b);
-}
-
 /** The UNet2DModel config of a diffuse UNet config, or a NotExpressibleError saying why not. */
 export function unet2DConfigFor(c: UNetConfig): UNet2DConfig {
   if (c.downsample !== 'conv') no("downsample 'avgpool' (UNet2DModel's down blocks downsample by a strided conv)");
   if (c.channelMult[0] !== 1) no(`channelMult[0] = ${c.channelMult[0]} (UNet2DModel's time embedding is 4 × block_out_channels[0])`);
   const groups = new Map<number, number>();
-  for (const n of normChannels(c)) groups.set(n, normGroupsFor(n, c.normGroups));
+  for (const n of unetNormChannels(c)) groups.set(n, unetNormGroups(c, n));
   const counts = [...new Set(groups.values())];
   if (counts.length > 1) {
     no(`its norms use different group counts (${[...groups].map(([n, g]) => `${g} for ${n} channels`).join(', ')}); ` +
-      `UNet2DModel has one norm_num_groups (a normGroups that divides every channel count and is at most the smallest / 4 gives one)`);
+      `UNet2DModel has one norm_num_groups (a model trained with one group count, --norm-groups, exports)`);
   }
   const levels = c.channelMult.length, attnLevels = new Set(c.attentionLevels);
   const withAttn = [...attnLevels, ...(c.midAttention ? [levels - 1] : [])];

@@ -7,7 +7,8 @@ export {
 export type { InitOptions, Conv2dLayerOptions } from './layers.js';
 export {
   UNet, ResBlock, AttnBlock, Downsample, Upsample, DownLevel, UpLevel, MidBlock, UNET_PRESETS, unetPreset,
-  unetConfigFromJSON, validateUNetConfig, normGroupsFor, timestepEmbedding, describeModel, unetParameterCount,
+  unetConfigFromJSON, validateUNetConfig, normGroupsFor, unetNormGroups, unetNormChannels, timestepEmbedding, describeModel,
+  unetParameterCount, UNET_LIMITS, presetNormGroups,
 } from './unet.js';
 export type { UNetConfig, UNetPresetName, UNetInitOptions } from './unet.js';
 export { MLPDenoiser, mlpConfig } from './mlp.js';

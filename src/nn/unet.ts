@@ -24,8 +24,11 @@
  * conv_out are zero-initialized (each residual branch starts as the identity, the output starts at 0).
  * Pass `zeroInit: false` to keep the default init everywhere.
  *
- * Group counts: normGroupsFor(C, maxGroups) = the largest divisor of C not above min(maxGroups, C/4), so
- * each group has at least 4 channels (32 groups from 128 channels on; 8 groups at 32 channels).
+ * Group counts: with normGroupRule 'fixed' (the presets) every GroupNorm has normGroups groups, which must divide
+ * every norm's channel count (a diffusers UNet2DModel has one norm_num_groups too). Without the field (configs
+ * from before it existed) each norm's count comes from its channels: normGroupsFor(C, normGroups) = the largest
+ * divisor of C not above min(normGroups, C/4), at least 4 channels a group (the tiny preset then had 8, 16, 24
+ * and 32 groups on its 32, 64, 96 and 128-channel norms).
  */
 import {
   Generator, Tensor, add, avgPool2x2, concat, full, matmul, mul, reshape, silu, softmax, split, tensor,
@@ -51,8 +54,13 @@ export interface UNetConfig {
   /** Output 2·inChannels channels: the noise prediction, then the variance interpolation v (iDDPM). */
   learnSigma: boolean;
   downsample: 'conv' | 'avgpool';
-  /** Upper bound on the GroupNorm group count (see normGroupsFor). */
+  /** GroupNorm groups: every norm's count (normGroupRule 'fixed'), or an upper bound per norm (see normGroupsFor). */
   normGroups: number;
+  /**
+   * 'fixed': every GroupNorm has normGroups groups. 'perChannel' or absent (configs written before this field):
+   * each norm's count from its channel count, normGroupsFor(channels, normGroups).
+   */
+  normGroupRule?: 'fixed' | 'perChannel';
   midAttention: boolean;
 }
 
@@ -66,29 +74,49 @@ export type UNetPresetName = 'tiny' | 'small' | 'base';
 
 /**
  * Presets for 28×28 (MNIST) and 32×32 (CIFAR) images; all three have 3 levels (28 → 14 → 7, 32 → 16 → 8).
+ * Each has one group count for all its norms (so it is a diffusers UNet2DModel): unless normGroups is given, the
+ * largest count up to 32 that divides every norm's channels and leaves at least 4 channels a group in the
+ * narrowest (presetNormGroups: tiny 8, small 16, base 32; 2 for a tiny preset narrowed to 8 channels).
  * - tiny:  C=32,  mult [1,2,2], 1 block/level, attention at the lowest resolution (7×7), no dropout — sized
  *          for short CPU runs (MNIST on 2 cores).
  * - small: C=64,  mult [1,2,2], 2 blocks/level, attention at the lowest resolution, 4 heads.
  * - base:  C=128, mult [1,2,2], 2 blocks/level, attention at 14×14 and 7×7, 4 heads.
  */
 export const UNET_PRESETS: Record<UNetPresetName, Partial<UNetConfig>> = {
-  tiny: { modelChannels: 32, channelMult: [1, 2, 2], numResBlocks: 1, attentionLevels: [2], numHeads: 1, dropout: 0 },
-  small: { modelChannels: 64, channelMult: [1, 2, 2], numResBlocks: 2, attentionLevels: [2], numHeads: 4, dropout: 0.1 },
-  base: { modelChannels: 128, channelMult: [1, 2, 2], numResBlocks: 2, attentionLevels: [1, 2], numHeads: 4, dropout: 0.1 },
+  tiny: { modelChannels: 32, channelMult: [1, 2, 2], numResBlocks: 1, attentionLevels: [2], numHeads: 1, dropout: 0, normGroupRule: 'fixed' },
+  small: { modelChannels: 64, channelMult: [1, 2, 2], numResBlocks: 2, attentionLevels: [2], numHeads: 4, dropout: 0.1, normGroupRule: 'fixed' },
+  base: { modelChannels: 128, channelMult: [1, 2, 2], numResBlocks: 2, attentionLevels: [1, 2], numHeads: 4, dropout: 0.1, normGroupRule: 'fixed' },
 };
 
 /** A full config from a preset, with overrides (inChannels, imageSize, numClasses, learnSigma, …). */
 export function unetPreset(name: UNetPresetName, overrides: Partial<UNetConfig> = {}): UNetConfig {
   const p = UNET_PRESETS[name];
   if (!p) throw new Error(`unetPreset: unknown preset '${String(name)}' (choose one of ${Object.keys(UNET_PRESETS).join(', ')})`);
-  return validateUNetConfig({ ...DEFAULTS, ...p, ...overrides });
+  const c = { ...DEFAULTS, ...p, ...overrides };
+  // A preset's one group count follows its (possibly overridden) channels, unless given.
+  if (overrides.normGroups === undefined && c.normGroupRule === 'fixed' && Array.isArray(c.channelMult)) c.normGroups = presetNormGroups(c);
+  return validateUNetConfig(c);
 }
 
-/** Parses a config from JSON (a string or a parsed object); missing fields take the tiny preset's values. */
+/**
+ * The group count the presets use: the largest g ≤ 32 that divides every norm's channel count with at least 4
+ * channels a group in the narrowest norm (1 if none does), so that a per-channel time-embedding shift before a norm
+ * is never normalized away (as it would be with one channel a group).
+ */
+export function presetNormGroups(c: Pick<UNetConfig, 'modelChannels' | 'channelMult' | 'numResBlocks'>): number {
+  const norms = unetNormChannels(c);
+  for (let g = Math.min(32, Math.floor(norms[0] / 4)); g > 1; g--) if (norms.every((n) => n % g === 0)) return g;
+  return 1;
+}
+
+/**
+ * Parses a config from JSON (a string or a parsed object); missing fields take the tiny preset's values, except
+ * normGroups (32) and normGroupRule (absent: per channel), which keep what configs without them meant.
+ */
 export function unetConfigFromJSON(json: string | unknown): UNetConfig {
   const obj = typeof json === 'string' ? JSON.parse(json) as unknown : json;
   if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) throw new Error('UNetConfig: expected a JSON object');
-  const known = new Set(Object.keys(DEFAULTS));
+  const known = new Set([...Object.keys(DEFAULTS), 'normGroupRule']);
   const extra = Object.keys(obj).filter((k) => !known.has(k));
   if (extra.length) throw new Error(`UNetConfig: unknown field(s) ${extra.join(', ')}`);
   return validateUNetConfig({ ...DEFAULTS, ...(obj as Partial<UNetConfig>) });
@@ -128,6 +156,13 @@ export function validateUNetConfig(c: UNetConfig): UNetConfig {
   }
   const div = 2 ** (levels - 1);
   if (c.imageSize % div !== 0) bad(`imageSize ${c.imageSize} must be divisible by ${div} (${levels} levels)`);
+  if (c.normGroupRule !== undefined && c.normGroupRule !== 'fixed' && c.normGroupRule !== 'perChannel') {
+    bad(`normGroupRule must be 'fixed' or 'perChannel', got ${JSON.stringify(c.normGroupRule)?.slice(0, 40)}`);
+  }
+  if (c.normGroupRule === 'fixed') {
+    const norms = unetNormChannels(c), misfit = norms.find((n) => n % c.normGroups !== 0);
+    if (misfit !== undefined) bad(`normGroups ${c.normGroups} must divide the channel count of every norm (${norms.join(', ')}), and does not divide ${misfit}`);
+  }
   const out = { ...c, channelMult: [...c.channelMult], attentionLevels: [...c.attentionLevels].sort((a, b) => a - b) };
   const params = unetParameterCount(out);
   if (params > UNET_LIMITS.maxParameters) bad(`this config has ${params} parameters, more than the limit of ${UNET_LIMITS.maxParameters}`);
@@ -180,11 +215,35 @@ export function unetParameterCount(c: UNetConfig): number {
   return n + 2 * cur + conv(cur, c.learnSigma ? 2 * c.inChannels : c.inChannels, 3);
 }
 
-/** The largest divisor of `channels` not above min(maxGroups, channels/4) (at least 1). */
+/** The largest divisor of `channels` not above min(maxGroups, channels/4) (at least 1): the 'perChannel' rule. */
 export function normGroupsFor(channels: number, maxGroups = 32): number {
   let g = Math.max(1, Math.min(maxGroups, Math.floor(channels / 4)));
   while (channels % g !== 0) g--;
   return g;
+}
+
+/** The group count of a GroupNorm over `channels` channels in a UNet of config `c` (see normGroupRule). */
+export function unetNormGroups(c: Pick<UNetConfig, 'normGroups' | 'normGroupRule'>, channels: number): number {
+  return c.normGroupRule === 'fixed' ? c.normGroups : normGroupsFor(channels, c.normGroups);
+}
+
+/** Every channel count a GroupNorm of the UNet normalizes (resblocks' inputs and outputs, attention, norm_out), ascending. */
+export function unetNormChannels(c: Pick<UNetConfig, 'modelChannels' | 'channelMult' | 'numResBlocks'>): number[] {
+  const ch = c.modelChannels, levels = c.channelMult.length, out = new Set<number>();
+  const skips = [ch];
+  let cur = ch;
+  for (let i = 0; i < levels; i++) {
+    const o = ch * c.channelMult[i];
+    for (let j = 0; j < c.numResBlocks; j++) { out.add(cur); out.add(o); cur = o; skips.push(cur); }
+    if (i < levels - 1) skips.push(cur);
+  }
+  out.add(cur);
+  for (let i = levels - 1; i >= 0; i--) {
+    const o = ch * c.channelMult[i];
+    for (let j = 0; j <= c.numResBlocks; j++) { out.add(cur + skips.pop()!); out.add(o); cur = o; }
+  }
+  out.add(cur);
+  return [...out].sort((a, b) => a - b);
 }
 
 /**
@@ -233,13 +292,14 @@ export class ResBlock extends Module {
   readonly conv2: Conv2d;
   readonly skip: Conv2d | null;
 
+  /** `groups(C)`: the group count of a norm over C channels (unetNormGroups of the config). */
   constructor(readonly inChannels: number, readonly outChannels: number, tembChannels: number, dropoutP: number,
-    maxGroups: number, gen: Generator, dropoutGen: Generator, zeroInit: boolean) {
+    groups: (channels: number) => number, gen: Generator, dropoutGen: Generator, zeroInit: boolean) {
     super();
-    this.norm1 = this.registerModule('norm1', new GroupNorm(normGroupsFor(inChannels, maxGroups), inChannels, { silu: true }));
+    this.norm1 = this.registerModule('norm1', new GroupNorm(groups(inChannels), inChannels, { silu: true }));
     this.conv1 = this.registerModule('conv1', new Conv2d(inChannels, outChannels, 3, { padding: 1, gen }));
     this.tembProj = this.registerModule('temb_proj', new Linear(tembChannels, outChannels, { gen }));
-    this.norm2 = this.registerModule('norm2', new GroupNorm(normGroupsFor(outChannels, maxGroups), outChannels, { silu: true }));
+    this.norm2 = this.registerModule('norm2', new GroupNorm(groups(outChannels), outChannels, { silu: true }));
     this.dropout = this.registerModule('dropout', new Dropout(dropoutP, dropoutGen));
     this.conv2 = this.registerModule('conv2', new Conv2d(outChannels, outChannels, 3, { padding: 1, gen }));
     if (zeroInit) zero(this.conv2);
@@ -260,10 +320,10 @@ export class AttnBlock extends Module {
   readonly qkv: Conv2d;
   readonly projOut: Conv2d;
 
-  constructor(readonly channels: number, readonly numHeads: number, maxGroups: number, gen: Generator, zeroInit: boolean) {
+  constructor(readonly channels: number, readonly numHeads: number, groups: (channels: number) => number, gen: Generator, zeroInit: boolean) {
     super();
     if (channels % numHeads !== 0) throw new Error(`AttnBlock: ${channels} channels cannot be split into ${numHeads} heads`);
-    this.norm = this.registerModule('norm', new GroupNorm(normGroupsFor(channels, maxGroups), channels));
+    this.norm = this.registerModule('norm', new GroupNorm(groups(channels), channels));
     this.qkv = this.registerModule('qkv', new Conv2d(channels, 3 * channels, 1, { gen }));
     this.projOut = this.registerModule('proj_out', new Conv2d(channels, channels, 1, { gen }));
     if (zeroInit) zero(this.projOut);
@@ -378,7 +438,7 @@ export class UNet extends Module {
     const cfg = this.config = validateUNetConfig(config);
     const g = gen ?? new Generator(seed);
     const dg = this.dropoutGen = dropoutGen ?? new Generator(seed + 1);
-    const ch = cfg.modelChannels, temb = 4 * ch, mg = cfg.normGroups, levels = cfg.channelMult.length;
+    const ch = cfg.modelChannels, temb = 4 * ch, mg = (channels: number) => unetNormGroups(cfg, channels), levels = cfg.channelMult.length;
     this.outChannels = cfg.learnSigma ? 2 * cfg.inChannels : cfg.inChannels;
     const res = (cin: number, cout: number) => new ResBlock(cin, cout, temb, cfg.dropout, mg, g, dg, zeroInit);
     const attn = (c: number) => new AttnBlock(c, cfg.numHeads, mg, g, zeroInit);
@@ -424,7 +484,7 @@ export class UNet extends Module {
     }
     this.up = this.registerModule('up', new ModuleList(upLevels));
 
-    this.normOut = this.registerModule('norm_out', new GroupNorm(normGroupsFor(cur, mg), cur, { silu: true }));
+    this.normOut = this.registerModule('norm_out', new GroupNorm(mg(cur), cur, { silu: true }));
     this.convOut = this.registerModule('conv_out', new Conv2d(cur, this.outChannels, 3, { padding: 1, gen: g }));
     if (zeroInit) zero(this.convOut);
   }

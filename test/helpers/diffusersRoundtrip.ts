@@ -18,9 +18,16 @@ export interface RoundTripRun {
 
 export const ROUND_TRIP_RUNS: RoundTripRun[] = [
   {
-    // The tiny preset's layout with one group count for every norm (normGroups 8), class-conditional.
+    // The tiny preset's layout at 16×16, class-conditional.
     name: 'tiny-groups8-classes',
     model: { imageSize: 16, inChannels: 1, numClasses: 10, normGroups: 8 },
+    schedule: { kind: 'linear', T: 1000 },
+    objective: { prediction: 'epsilon', variance: 'fixedLarge', weighting: { kind: 'none' } },
+  },
+  {
+    // `diffuse train`'s default model as it is: the tiny preset (8 groups in every norm), class-conditional MNIST.
+    name: 'tiny-default-classes',
+    model: { imageSize: 28, inChannels: 1, numClasses: 10 },
     schedule: { kind: 'linear', T: 1000 },
     objective: { prediction: 'epsilon', variance: 'fixedLarge', weighting: { kind: 'none' } },
   },

@@ -16,15 +16,18 @@ import { drawImages, drawLossCurve, drawPlaceholder, nextFrame } from './draw.js
 import { isBusy, setBusy } from './reverse.js';
 import { TRAIN_RULES } from './validate.js';
 
-/** Model sizes on offer: two small UNets without attention (fast on the CPU) and the CLI's tiny preset. */
+/**
+ * Model sizes on offer: two small UNets without attention (fast on the CPU) and the CLI's tiny preset. The two small
+ * ones keep the per-channel group counts they were sized with (normGroups an upper bound per norm).
+ */
 const MODELS: Record<string, { label: string; config: Partial<UNetConfig>; preset?: 'tiny'; sizes: number[] }> = {
   micro: {
     label: 'micro: 8 channels, 2 levels (~41 k parameters)', sizes: [14, 28],
-    config: { modelChannels: 8, channelMult: [1, 2], numResBlocks: 1, attentionLevels: [], midAttention: false, normGroups: 4, numHeads: 1, dropout: 0 },
+    config: { modelChannels: 8, channelMult: [1, 2], numResBlocks: 1, attentionLevels: [], midAttention: false, normGroups: 4, normGroupRule: 'perChannel', numHeads: 1, dropout: 0 },
   },
   small: {
     label: 'small: 16 channels, 2 levels (~160 k parameters)', sizes: [14, 28],
-    config: { modelChannels: 16, channelMult: [1, 2], numResBlocks: 1, attentionLevels: [], midAttention: false, normGroups: 8, numHeads: 1, dropout: 0 },
+    config: { modelChannels: 16, channelMult: [1, 2], numResBlocks: 1, attentionLevels: [], midAttention: false, normGroups: 8, normGroupRule: 'perChannel', numHeads: 1, dropout: 0 },
   },
   tiny: { label: 'the CLI\'s tiny preset: 32 channels, attention (1.1 M; slow without a GPU)', config: {}, preset: 'tiny', sizes: [28] },
 };
