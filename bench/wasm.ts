@@ -8,7 +8,7 @@
  * Usage: npx tsx bench/wasm.ts [--threads 2] [--rounds 5] [--reps 5] [--skip-unet] [--skip-conv]
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
@@ -62,6 +62,13 @@ if (!o['skip-conv']) {
   const wt = tf.tensor4d(D.permute(w, [2, 3, 1, 0]).data as Float32Array, [3, 3, C, C]);
   const bt = tf.tensor1d(bias.data as Float32Array);
   const ours = () => D.noGrad(() => D.conv2d(x, w, bias, { padding: 1 })).data as Float32Array;
+  // ours on one thread too: tfjs's XNNPACK pool may come up with fewer threads than asked (it says so below)
+  const { WasmRuntime, wasmBackendOver, createMemory } = await import('../src/backends/wasm/kernels.js');
+  const { wasmModulePath } = await import('../src/backends/wasm/node.js');
+  const one = wasmBackendOver(new WasmRuntime(new WebAssembly.Module(readFileSync(wasmModulePath())), createMemory(true)));
+  const g1 = { n: B, c: C, h: H, w: W, o: C, kh: 3, kw: 3, sh: 1, sw: 1, ph: 1, pw: 1, oh: H, ow: W };
+  const xd = x.data as Float32Array, wd = w.data as Float32Array, bd = bias.data as Float32Array;
+  const oursOne = () => one.conv2d(xd, wd, bd, g1);
   const theirs = () => tf.tidy(() => tf.add(tf.conv2d(xt, wt, 1, 'same'), bt)).dataSync();
   // same result (layouts differ): compare one output channel plane
   const a = ours(), b = theirs();
@@ -76,16 +83,28 @@ if (!o['skip-conv']) {
     for (let i = 0; i < reps; i++) { const t0 = performance.now(); fn(); ts.push((performance.now() - t0) / 1000); }
     return ts;
   };
-  const tOurs: number[] = [], tTheirs: number[] = [];
+  const tOurs: number[] = [], tTheirs: number[] = [], tOne: number[] = [];
+  // CPU time / wall time of each side's loops: how many threads each kept busy (on a loaded machine, fewer)
+  const cpu = { ours: 0, theirs: 0, one: 0 }, wall = { ours: 0, theirs: 0, one: 0 };
+  const track = (k: 'ours' | 'theirs' | 'one', fn: () => number[]) => {
+    const c0 = process.cpuUsage(), w0 = performance.now();
+    const ts = fn();
+    const c = process.cpuUsage(c0);
+    cpu[k] += (c.user + c.system) / 1000; wall[k] += performance.now() - w0;
+    return ts;
+  };
   for (let r = 0; r < rounds; r++) {
-    tOurs.push(...time(ours));
-    tTheirs.push(...time(theirs));
+    tOurs.push(...track('ours', () => time(ours)));
+    tTheirs.push(...track('theirs', () => time(theirs)));
+    tOne.push(...track('one', () => time(oursOne)));
   }
   const mo = median(tOurs), mt = median(tTheirs);
   console.log(`# conv3×3 forward B${B} C${C}→${C} ${H}×${W} pad 1, ${threads} threads, ${rounds} rounds × ${reps} reps, medians`);
   console.log(`  ours  wasm (${info.isa}, ${info.conv}, ${info.threads} threads, NCHW, + copies in/out): ${ms(mo)}`);
   console.log(`  tfjs-backend-wasm ${tfw.version_wasm} (XNNPACK, ${tf.env().getBool('WASM_HAS_SIMD_SUPPORT') ? 'SIMD' : 'no SIMD'}, ` +
-    `${tf.env().getBool('WASM_HAS_MULTITHREAD_SUPPORT') ? `${tfw.getThreadsCount()} threads` : 'one thread'}, NHWC): ${ms(mt)}`);
+    `${tf.env().getBool('WASM_HAS_MULTITHREAD_SUPPORT') ? `threaded build, setThreadsCount(${threads}), getThreadsCount() ${tfw.getThreadsCount()}` : 'one thread'}, NHWC): ${ms(mt)}`);
+  console.log(`  ours  wasm, 1 thread: ${ms(median(tOne))} (tfjs / ours-1-thread ${(mt / median(tOne)).toFixed(2)}×)`);
+  console.log(`  busy threads (process CPU time / wall time): ours ${(cpu.ours / wall.ours).toFixed(2)}, tfjs ${(cpu.theirs / wall.theirs).toFixed(2)}, ours-1-thread ${(cpu.one / wall.one).toFixed(2)}`);
   console.log(`  ratio tfjs / ours: ${(mt / mo).toFixed(2)}× (> 1: ours faster); max |ours − tfjs| ${err.toExponential(2)} (max |y| ${ref.toFixed(2)})`);
 }
 
