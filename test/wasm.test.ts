@@ -1,10 +1,16 @@
 /**
  * What the engine suites (engine, fused, parity, unet, optim: every backend that loads) do not cover of the wasm
  * backend: its single-threaded build (pages without cross-origin isolation), results that do not depend on the
- * thread count, the length checks in front of the module, and the loader's report.
+ * thread count, the length checks in front of the module, the loader's report, and the browser path: a page
+ * that imports the registry, bundled by vite, in headless Chromium with and without cross-origin isolation
+ * (Web Workers over a shared memory / the single-threaded build). Without chromium that case is skipped
+ * (test/web-e2e.test.ts fails under CI when it is missing).
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { extname, join, normalize, resolve } from 'node:path';
 import { describe, test } from 'node:test';
 
 import * as D from '../src/index.js';
@@ -91,4 +97,76 @@ describe('wasm backend', { skip }, () => {
     assert.deepEqual(y.shape, [3, 24, 12, 10]);
     D.setBackend('js');
   });
+});
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const ROOT = resolve(import.meta.dirname, '..');
+
+/** Static files of `dir`, with the cross-origin isolation headers or without. */
+function serve(dir: string, isolated: boolean): Promise<Server> {
+  const types: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm' };
+  const server = createServer((req, res) => {
+    const file = normalize(join(dir, new URL(req.url ?? '/', 'http://x').pathname.replace(/\/$/, '/index.html')));
+    if (!file.startsWith(dir) || !existsSync(file)) { res.writeHead(404).end(); return; }
+    res.writeHead(200, {
+      'Content-Type': types[extname(file)] ?? 'application/octet-stream',
+      ...(isolated ? { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' } : {}),
+    }).end(readFileSync(file));
+  });
+  return new Promise((res) => server.listen(0, '127.0.0.1', () => res(server)));
+}
+
+const PAGE = `
+import { backendByName, initWasm, setBackend, wasmInfo } from '${ROOT}/src/backends/index.ts';
+import { jsBackend } from '${ROOT}/src/backends/js/index.ts';
+(async () => {
+  try {
+    const r = await initWasm({ threads: 2 });
+    if (!r.ok) throw new Error(r.error);
+    setBackend('wasm');
+    const g = { n: 4, c: 16, h: 14, w: 14, o: 24, kh: 3, kw: 3, sh: 1, sw: 1, ph: 1, pw: 1, oh: 14, ow: 14 };
+    const x = new Float32Array(4 * 16 * 196).map((_, i) => Math.sin(i)), w = new Float32Array(24 * 16 * 9).map((_, i) => Math.cos(i) * 0.1);
+    const y = backendByName('wasm').conv2d(x, w, null, g), yr = jsBackend.conv2d(x, w, null, g);
+    let err = 0;
+    for (let i = 0; i < y.length; i++) err = Math.max(err, Math.abs(y[i] - yr[i]));
+    document.title = 'OK ' + JSON.stringify({ ...wasmInfo(), err });
+  } catch (e) { document.title = 'ERR ' + e.message; }
+})();
+`;
+
+test('in a vite-bundled page in Chromium: threaded when cross-origin isolated, else one thread', {
+  skip: existsSync(CHROMIUM) ? false : `no chromium at ${CHROMIUM}`,
+}, async () => {
+  const { build } = await import('vite');
+  const { chromium } = await import('playwright-core');
+  const dir = mkdtempSync(join(tmpdir(), 'diffuse-wasm-page-'));
+  try {
+    writeFileSync(join(dir, 'index.html'), '<!doctype html><script type="module" src="./main.ts"></script>');
+    writeFileSync(join(dir, 'main.ts'), PAGE);
+    await build({ root: dir, configFile: false, logLevel: 'error', build: { outDir: join(dir, 'dist'), target: 'es2022' } });
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-background-networking'] });
+    try {
+      for (const isolated of [true, false]) {
+        const server = await serve(join(dir, 'dist'), isolated);
+        try {
+          const page = await browser.newPage();
+          await page.goto(`http://127.0.0.1:${(server.address() as { port: number }).port}/`);
+          await page.waitForFunction(() => /^(OK|ERR)/.test(document.title), null, { timeout: 60_000 });
+          const title = await page.title();
+          assert.match(title, /^OK /, title);
+          const r = JSON.parse(title.slice(3)) as { isa: string; conv: string; threads: number; err: number; note?: string };
+          assert.equal(r.isa, 'simd128');
+          assert.equal(r.threads, isolated ? 2 : 1, title);
+          if (!isolated) assert.match(r.note ?? '', /not cross-origin isolated/);
+          assert.ok(r.err < 1e-5, title);
+        } finally {
+          server.close();
+        }
+      }
+    } finally {
+      await browser.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
