@@ -74,6 +74,13 @@ describe('wasm backend', { skip }, () => {
     jsBackend.stridedCopy(src, 3, [5, 1], [4, 2], ref, 10, [6, 2], true);
     mt.stridedCopy(src, 3, [5, 1], [4, 2], dst, 10, [6, 2], true);
     assert.deepEqual(dst, ref);
+    // a dense (permuting) write, which skips copying dst in, and a gapped one, which must keep what it skips
+    for (const [dstStrides, off] of [[[1, 4], 0], [[1, 8], 3]] as [number[], number][]) {
+      const d1 = new Float32Array(40).fill(-1), d2 = d1.slice();
+      jsBackend.stridedCopy(src, 0, [5, 1], [4, 5], d2, off, dstStrides, false);
+      mt.stridedCopy(src, 0, [5, 1], [4, 5], d1, off, dstStrides, false);
+      assert.deepEqual(d1, d2);
+    }
     const s = rand(1000, 8), v = rand(1000, 9), s2 = s.slice();
     mt.lerpInPlace!(s, v, 0.25);
     jsBackend.lerpInPlace!(s2, v, 0.25);

@@ -113,6 +113,17 @@ function span(offset: number, strides: number[], shape: number[]): [number, numb
   return [lo, hi];
 }
 
+/** Whether a walk visits every element of its span exactly once (its strides, sorted, are a dense layout). */
+function denseWalk(strides: number[], shape: number[]): boolean {
+  const dims = shape.map((n, k) => [Math.abs(strides[k]), n]).filter(([, n]) => n > 1).sort((p, q) => p[0] - q[0]);
+  let next = 1;
+  for (const [st, n] of dims) {
+    if (st !== next) return false;
+    next *= n;
+  }
+  return true;
+}
+
 /** The module instance and the per-call memory traffic. */
 export class WasmRuntime {
   readonly ex: WasmExports;
@@ -309,7 +320,9 @@ export function wasmBackendOver(rt: WasmRuntime): WasmBackend {
       if (s0 < 0 || s1 >= src.length) throw new Error(`wasm stridedCopy: the walk reads src[${s0}..${s1}] of ${src.length}`);
       if (d0 < 0 || d1 >= dst.length) throw new Error(`wasm stridedCopy: the walk writes dst[${d0}..${d1}] of ${dst.length}`);
       call(() => {
-        const ps = rt.put(src.subarray(s0, s1 + 1)), pd = rt.put(dst.subarray(d0, d1 + 1));
+        // a plain copy that writes every element of its span (a permute, a whole slice) needs no copy of dst in
+        const covers = !accumulate && denseWalk(dstStrides, shape);
+        const ps = rt.put(src.subarray(s0, s1 + 1)), pd = covers ? rt.alloc(d1 - d0 + 1) : rt.put(dst.subarray(d0, d1 + 1));
         ex.dn_strided_copy(ps, srcOffset - s0, rt.ints(0, srcStrides), rt.ints(1, shape), shape.length, pd, dstOffset - d0,
           rt.ints(2, dstStrides), accumulate ? 1 : 0);
         dst.set(rt.heapF32().subarray(pd >> 2, (pd >> 2) + d1 - d0 + 1), d0);
