@@ -1,7 +1,9 @@
 /**
  * The wasm backend's speed bars (issue 11), both sides in one run, alternating rounds, medians:
- * 1. conv3×3 forward, B64 C64→64 28×28, padding 1: ours (wasm backend, NCHW) against @tensorflow/tfjs-backend-wasm
- *    (XNNPACK, SIMD, threads; NHWC, its native layout) in this process, the same thread count.
+ * 1. conv3×3 forward, B64 C64→64 28×28, padding 1: ours (wasm backend, NCHW; also on one thread) against
+ *    @tensorflow/tfjs-backend-wasm (XNNPACK, SIMD, its threaded build asked for the same thread count; NHWC, its
+ *    native layout) in this process. It prints the thread count tfjs's pool reports and, for each side, process
+ *    CPU time / wall time (how many cores it actually kept busy).
  * 2. One training step and one sampling step of the tiny UNet (bench/unet.ts --ours, batch 64) on the wasm
  *    backend against the native backend, each in its own child process.
  *
