@@ -47,7 +47,7 @@ if (o.ours) {
   if (o.profile) {
     const { profiler, profileTable } = await import('./profile.js');
     const measure = profiler(getBackend());
-    console.log(`# Where the time goes — preset ${o.preset}, batch ${B}, native backend, ${process.env.DIFFUSE_NUM_THREADS ?? 'default'} threads, ${reps} steps each`);
+    console.log(`# Where the time goes — preset ${o.preset}, batch ${B}, ${getBackend().name} backend, ${process.env.DIFFUSE_NUM_THREADS ?? 'default'} threads, ${reps} steps each`);
     console.log(profileTable('training step (fwd + bwd + AdamW + EMA)', await measure(trainStep, reps)));
     console.log(profileTable('sampling step (one network evaluation)', await measure(sampleStep, reps)));
   } else {

@@ -10,6 +10,7 @@
 export * from './tensor/index.js';
 export {
   setBackend, getBackend, availableBackends, backendByName, initWebGPU, useBackendAsync, webgpuAvailable, webgpuStats, webgpuSync,
+  initWasm, wasmAvailability, wasmInfo,
   withoutFused, KERNELS, PRIMITIVE_NAMES, STORAGE_NAMES, FUSED_NAMES,
 } from './backends/index.js';
 export type { Backend, BackendName, BackendOptions, Engine } from './backends/index.js';

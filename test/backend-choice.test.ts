@@ -51,7 +51,10 @@ test('an explicit choice is used as asked, or refused with the reason (never a s
   assert.equal(js.name, 'js');
   assert.equal(js.line, 'diffuse: backend js (chosen by --backend)');
   assert.equal(getBackend().name, 'js');
-  await assert.rejects(chooseBackend({ backend: 'cuda', chosenBy: '--backend' }), /^Error: --backend: unknown backend 'cuda' \(choose one of js, native, webgpu\)$/);
+  await assert.rejects(chooseBackend({ backend: 'cuda', chosenBy: '--backend' }), /^Error: --backend: unknown backend 'cuda' \(choose one of js, native, wasm, webgpu\)$/);
+  const wasm = await chooseBackend({ backend: 'wasm', chosenBy: '--backend' });
+  assert.equal(wasm.line, 'diffuse: backend wasm (chosen by --backend)');
+  assert.equal(getBackend().name, 'wasm');
   // DIFFUSE_BACKEND is the same kind of choice
   const env = JSON.parse(chooseInChild({ DIFFUSE_BACKEND: 'js' }).out);
   assert.equal(env.line, 'diffuse: backend js (chosen by DIFFUSE_BACKEND)');
@@ -87,7 +90,7 @@ test('browsers: webgpu needs a hardware adapter, else js with the reason', async
 test('the CLI says which backend runs when the work starts, and refuses an unknown --backend with exit 2', () => {
   const bad = spawnSync(process.execPath, ['bin/diffuse.mjs', 'sample', '--checkpoint', 'nowhere', '--backend', 'cuda'], { encoding: 'utf8', timeout: 60_000 });
   assert.equal(bad.status, 2, bad.stderr);
-  assert.equal(bad.stderr.trim(), "diffuse: --backend: unknown backend 'cuda' (choose one of js, native, webgpu)");
+  assert.equal(bad.stderr.trim(), "diffuse: --backend: unknown backend 'cuda' (choose one of js, native, wasm, webgpu)");
   const out = mkdtempSync(join(tmpdir(), 'diffuse-choice-'));
   const ok = spawnSync(process.execPath, ['bin/diffuse.mjs', 'train', '--backend', 'js', '--steps', '1', '--batch-size', '2', '--limit', '4',
     '--sample-every', '0', '--checkpoint-every', '0', '--out', join(out, 'run')], { encoding: 'utf8', timeout: 120_000 });

@@ -71,7 +71,8 @@ describe('the npm package', { skip: !existsSync(nativeAddonPath()) && 'native ad
     t.diagnostic(`${tarball.split('/').pop()}: ${(size / 1024).toFixed(0)} KiB packed, ${files.length} files`);
     for (const f of ['dist/index.js', 'dist/index.d.ts', 'dist/node.js', 'dist/node.d.ts', 'dist/cli/main.js', 'bin/diffuse.mjs',
       'binding.gyp', 'native/src/gemm.cc', 'scripts/build-native.mjs', 'assets/judge/mnist-classifier.safetensors',
-      `${MODEL}.json`, `${MODEL}.safetensors`, 'package.json', 'README.md']) {
+      `${MODEL}.json`, `${MODEL}.safetensors`, 'package.json', 'README.md',
+      'dist/backends/wasm/diffuse_kernels.wasm', 'dist/backends/wasm/diffuse_kernels_st.wasm']) {
       assert.ok(files.includes(f), `${f} is missing from the tarball`);
     }
     const unwanted = files.filter((f) => /(^|\/)(test|tests|fixtures|bench|tools)\/|\.test\.|\.map$|^src\//.test(f));
@@ -89,11 +90,13 @@ describe('the npm package', { skip: !existsSync(nativeAddonPath()) && 'native ad
       if ('loadMnist' in diffuse || 'saveCheckpoint' in diffuse) throw new Error('diffuse exports Node-only modules');
       const dir = new URL('./node_modules/diffuse/${MODEL}', import.meta.url).pathname;
       const r = await sampleShipped(JSON.parse(readFileSync(dir + '.json', 'utf8')), readFileSync(dir + '.safetensors'));
-      console.log(JSON.stringify(r));`;
+      // the wasm backend from the package's dist/ (its .wasm files shipped beside the loader)
+      const w = await sampleShipped(JSON.parse(readFileSync(dir + '.json', 'utf8')), readFileSync(dir + '.safetensors'), 'wasm');
+      console.log(JSON.stringify({ ...r, wasmPixels: w.pixels, wasmBackend: w.backend }));`;
     writeFileSync(join(app, 'node-check.mjs'), script);
     const run = spawnSync(process.execPath, ['node-check.mjs'], { cwd: app, encoding: 'utf8', env: { ...process.env, DIFFUSE_BACKEND: '', DIFFUSE_NATIVE_ADDON: nativeAddonPath() } });
     assert.equal(run.status, 0, run.stderr);
-    const got = JSON.parse(run.stdout.trim().split('\n').pop()!) as { backend: string; line: string; pixels: number[] };
+    const got = JSON.parse(run.stdout.trim().split('\n').pop()!) as { backend: string; line: string; pixels: number[]; wasmPixels: number[]; wasmBackend: string };
     assert.equal(got.backend, 'native');
     assert.equal(got.line, 'diffuse: backend native (the fastest here)');
     // the same sampling from this checkout's sources gives the same digit
@@ -104,6 +107,8 @@ describe('the npm package', { skip: !existsSync(nativeAddonPath()) && 'native ad
     assert.equal(got.pixels.length, 784);
     assert.ok(maxDiff(got.pixels, ref.pixels) < 1e-5, `packaged and checkout samples differ by ${maxDiff(got.pixels, ref.pixels)}`);
     assert.ok(got.pixels.some((v) => v > 0.5) && got.pixels.some((v) => v < -0.5), 'not an image');
+    assert.equal(got.wasmBackend, 'wasm');
+    assert.ok(maxDiff(got.wasmPixels, ref.pixels) < 1e-4, `packaged wasm and checkout native samples differ by ${maxDiff(got.wasmPixels, ref.pixels)}`);
     nodePixels = ref.pixels;
   });
 

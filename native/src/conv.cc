@@ -193,7 +193,8 @@ bool gemm_conv2d_backward_weight(const float* x, const float* dy, const ConvGeom
 
 const char* conv_impl() {
   if (!direct_enabled()) return "im2col+gemm";
-  const bool avx512 = std::strcmp(direct_isa(), "avx512") == 0;
+  const bool avx512 = std::strcmp(direct_isa(), "avx512") == 0, simd128 = std::strcmp(direct_isa(), "simd128") == 0;
+  if (simd128) return winograd_enabled(-1) ? "winograd+direct-simd128" : "direct-simd128";
   if (winograd_enabled(-1)) return avx512 ? "winograd+direct-avx512" : "winograd+direct-avx2";
   return avx512 ? "direct-avx512" : "direct-avx2";
 }

@@ -19,7 +19,12 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define DN_HAVE_DIRECT 1
+#define DN_DIRECT_X86 1
 #include <immintrin.h>
+#elif defined(__wasm_simd128__)
+// The WebAssembly build (src/backends/wasm): the same kernels on 4-lane SIMD128 vectors.
+#define DN_HAVE_DIRECT 1
+#include <wasm_simd128.h>
 #endif
 
 namespace dn {
@@ -61,6 +66,7 @@ struct KernelSet {
 
 }  // namespace
 
+#if defined(DN_DIRECT_X86)
 // ---- AVX-512F: 32 zmm → 2 × 14 accumulators
 namespace cd_avx512 {
 #if defined(__clang__)
@@ -107,6 +113,18 @@ namespace cd_avx2 {
 #pragma GCC pop_options
 #endif
 }  // namespace cd_avx2
+#else
+// ---- WebAssembly SIMD128: V8 maps v128 onto 16 xmm registers on x86-64 → 2 × 6 accumulators, as AVX2
+namespace cd_wasm {
+#define CD_W 4
+#define CD_MAX_NP 6
+#define CD_BWW_NV 1
+#include "conv_direct_kernels.inc"
+#undef CD_W
+#undef CD_MAX_NP
+#undef CD_BWW_NV
+}  // namespace cd_wasm
+#endif
 
 namespace {
 
@@ -119,6 +137,10 @@ bool g_prefer_avx2 = [] {
 }();
 
 const KernelSet* kernels() {
+#if !defined(DN_DIRECT_X86)
+  static const KernelSet kw = [] { KernelSet k; cd_wasm::fill_kernel_set(k); return k; }();
+  return &kw;
+#else
   // Each set is built only on a CPU that runs it: filling it runs code compiled for that ISA.
   const Isa isa = active_isa();
   if (isa == Isa::Avx512 && !g_prefer_avx2) {
@@ -130,6 +152,7 @@ const KernelSet* kernels() {
     return &k2;
   }
   return nullptr;
+#endif
 }
 
 /** Zero-padded copy of channels [c0, c1) of one image: xp[(c − c0)·cstride + i·Wp + j] = x[c][i − pt][j − pl]
@@ -544,7 +567,7 @@ bool direct_prefer_avx2(int prefer) {
 
 const char* direct_isa() {
   const KernelSet* ks = kernels();
-  return ks ? (ks->W == 16 ? "avx512" : "avx2") : nullptr;
+  return ks ? (ks->W == 16 ? "avx512" : ks->W == 8 ? "avx2" : "simd128") : nullptr;
 }
 
 bool direct_conv2d(const float* x, const float* w, const float* bias, const ConvGeom& g, float* y, bool* oom) {

@@ -47,6 +47,8 @@ const char* isa_name(Isa isa) {
   return "sse2";
 #elif defined(__aarch64__)
   return "neon";
+#elif defined(__wasm_simd128__)
+  return "simd128";
 #else
   return "generic";
 #endif

@@ -10,6 +10,9 @@
 #elif defined(__aarch64__)
 #define SG_NEON 1
 #include <arm_neon.h>
+#elif defined(__wasm_simd128__)
+#define SG_WASM 1
+#include <wasm_simd128.h>
 #endif
 
 namespace dn {
@@ -120,6 +123,34 @@ static inline V vfma(V a, V b, V c) { return vfmaq_f32(c, a, b); }
 
 const GemmKernel* gemm_kernel_for(Isa) {
   static const GemmKernel k{"neon", 8, 12, 8 * 16, 256, 4096, &sg_neon::micro<8, 3>};
+  return &k;
+}
+
+#elif defined(SG_WASM)
+
+// ---- WebAssembly SIMD128 (src/backends/wasm): V8 maps v128 onto 16 xmm registers on x86-64 → 6 × 2
+// accumulators as SSE2; a fused multiply-add only with relaxed SIMD (__wasm_relaxed_simd__), else mul + add.
+namespace sg_wasm {
+#define SG_W 4
+using V = v128_t;
+static inline V vzero() { return wasm_f32x4_splat(0.0f); }
+static inline V vload(const float* p) { return wasm_v128_load(p); }
+static inline V vloadu(const float* p) { return wasm_v128_load(p); }
+static inline void vstore(float* p, V v) { wasm_v128_store(p, v); }
+static inline void vstoreu(float* p, V v) { wasm_v128_store(p, v); }
+static inline V vset1(float f) { return wasm_f32x4_splat(f); }
+static inline V vmul(V a, V b) { return wasm_f32x4_mul(a, b); }
+#if defined(__wasm_relaxed_simd__)
+static inline V vfma(V a, V b, V c) { return (V)__builtin_wasm_relaxed_madd_f32x4((__f32x4)a, (__f32x4)b, (__f32x4)c); }
+#else
+static inline V vfma(V a, V b, V c) { return wasm_f32x4_add(wasm_f32x4_mul(a, b), c); }
+#endif
+#include "sgemm_kernels.inc"
+#undef SG_W
+}  // namespace sg_wasm
+
+const GemmKernel* gemm_kernel_for(Isa) {
+  static const GemmKernel k{"simd128", 6, 8, 6 * 24, 256, 4096, &sg_wasm::micro<6, 2>};
   return &k;
 }
 

@@ -24,7 +24,7 @@
 export type F32 = Float32Array;
 export type I32 = Int32Array;
 
-export type BackendName = 'js' | 'native' | 'webgpu';
+export type BackendName = 'js' | 'native' | 'wasm' | 'webgpu';
 
 /**
  * Storage owned by a device backend (a pooled GPU buffer), opaque above the kernels. Float32 only: int32

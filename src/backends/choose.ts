@@ -11,7 +11,7 @@
  * why each faster one did not start; the CLI prints it at start, the explorer shows it.
  */
 import type { BackendName, Engine } from './backend.js';
-import { backendByName, initWebGPU, setBackend } from './index.js';
+import { backendByName, initWasm, initWebGPU, setBackend } from './index.js';
 
 export interface BackendChoice {
   name: BackendName;
@@ -34,7 +34,7 @@ export interface ChooseOptions {
   platform?: 'node' | 'browser';
 }
 
-const NAMES: readonly BackendName[] = ['js', 'native', 'webgpu'];
+const NAMES: readonly BackendName[] = ['js', 'native', 'wasm', 'webgpu'];
 
 /** Fastest first; js always starts. */
 export const BACKEND_CHAINS: Readonly<Record<'node' | 'browser', readonly BackendName[]>> = {
@@ -64,6 +64,8 @@ async function start(name: BackendName, opts: ChooseOptions, strict: boolean, pl
     }
     return initWebGPU(gpu);
   }
+  // wasm: nothing to wait for in Node; browsers fetch and compile the module first
+  if (name === 'wasm') await initWasm();
   return backendByName(name);
 }
 

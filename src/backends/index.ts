@@ -2,6 +2,8 @@
 /**
  * Backend registry. `native` is the default in Node when its addon loads; otherwise `js`, with one
  * message saying what is missing. Chosen by API (`setBackend`) or by the DIFFUSE_BACKEND variable.
+ * `wasm` (the kernels compiled to WebAssembly SIMD128, threaded) is chosen explicitly; in browsers after
+ * `await initWasm()`.
  *
  * `webgpu` needs an asynchronous start (adapter and device): `await initWebGPU()` (Node: loads the `webgpu`
  * package, Dawn, lazily) or `await initWebGPU(navigator.gpu)` (browsers), then `setBackend('webgpu')`;
@@ -28,6 +30,15 @@ function loadNativeBackend(): Backend | { error: string } {
   return nativeModule ? nativeModule.loadNativeBackend() : { error: 'not running under Node' };
 }
 
+// The wasm backend: in Node it loads synchronously (./wasm/node.ts reads the module with fs); in browsers
+// `await initWasm()` fetches and compiles it first (./wasm/browser.ts).
+const wasmNodeModule: { loadWasmBackend: () => Backend | { error: string } } | null = isNode
+  ? await import('./wasm/node.js').catch((e: unknown) => ({
+    loadWasmBackend: () => ({ error: `cannot load the wasm backend module: ${(e as Error).message}` }),
+  }))
+  : null;
+let wasmBrowserResult: Backend | { error: string } | undefined;
+
 /**
  * The native addon's signal word (set to the signal's number the moment SIGINT / SIGTERM arrives, even inside
  * a long synchronous step); null without the addon. See src/train/interrupt.ts.
@@ -44,7 +55,7 @@ export type { Backend, BackendName, Engine } from './backend.js';
 
 export { FUSED_NAMES, KERNELS, PRIMITIVE_NAMES, STORAGE_NAMES, withoutFused } from './backend.js';
 
-const BACKEND_NAMES: readonly BackendName[] = ['js', 'native', 'webgpu'];
+const BACKEND_NAMES: readonly BackendName[] = ['js', 'native', 'wasm', 'webgpu'];
 
 /** Checks a backend against the kernel table when it is registered, not at its first call. */
 function checked<B extends Backend<any>>(b: B): B {
@@ -61,6 +72,42 @@ function native(): Engine | { error: string } {
     nativeResult = 'error' in n ? n : checked(n);
   }
   return nativeResult;
+}
+
+let wasmResult: Engine | { error: string } | undefined;
+function wasm(): Engine | { error: string } {
+  if (!wasmResult) {
+    const w = wasmNodeModule ? wasmNodeModule.loadWasmBackend()
+      : wasmBrowserResult ?? { error: 'not initialized: call `await initWasm()` first (browsers fetch the module asynchronously)' };
+    if (!wasmNodeModule && !wasmBrowserResult) return w;
+    wasmResult = 'error' in w ? w : checked(w);
+  }
+  return wasmResult;
+}
+
+/** Whether the wasm backend can run here, or why not (Node: loads it on first call; browsers: after initWasm). */
+export function wasmAvailability(): { ok: true } | { ok: false; error: string } {
+  const w = wasm();
+  return 'error' in w ? { ok: false, error: w.error } : { ok: true };
+}
+
+/**
+ * Browsers: fetches and compiles the wasm module (beside this package's src/backends/wasm/, or `url`) and
+ * starts its Web Workers when the page is cross-origin isolated (SharedArrayBuffer), else runs it on one
+ * thread. Resolves to wasmAvailability(). In Node nothing is needed (the module loads synchronously).
+ */
+export async function initWasm(opts: { url?: string | URL; threads?: number } = {}): Promise<{ ok: true } | { ok: false; error: string }> {
+  if (!wasmNodeModule && !wasmBrowserResult) {
+    const mod = await import('./wasm/browser.js');
+    wasmBrowserResult = await mod.loadWasmBackendBrowser(opts);
+  }
+  return wasmAvailability();
+}
+
+/** The wasm backend's instruction set, convolution path and thread count (null when it is not loaded). */
+export function wasmInfo(): import('./wasm/kernels.js').WasmInfo | null {
+  const w = wasmResult;
+  return w && !('error' in w) ? (w as unknown as import('./wasm/kernels.js').WasmBackend).wasm.info() : null;
 }
 
 let webgpuEngine: Engine | undefined;
@@ -108,8 +155,10 @@ export function webgpuAvailable(): boolean {
 
 /** Names of the CPU backends that can run here (WebGPU needs `initWebGPU` first; see webgpuAvailable). */
 export function availableBackends(): BackendName[] {
-  const n = native();
-  return 'error' in n ? ['js'] : ['js', 'native'];
+  const out: BackendName[] = ['js'];
+  if (!('error' in native())) out.push('native');
+  if (!('error' in wasm())) out.push('wasm');
+  return out;
 }
 
 export function backendByName(name: BackendName): Engine {
@@ -118,6 +167,11 @@ export function backendByName(name: BackendName): Engine {
     const n = native();
     if ('error' in n) throw new Error(`backend 'native' is not available: ${n.error}`);
     return n;
+  }
+  if (name === 'wasm') {
+    const w = wasm();
+    if ('error' in w) throw new Error(`backend 'wasm' is not available: ${w.error}`);
+    return w;
   }
   if (name === 'webgpu') {
     if (!webgpuEngine) throw new Error("backend 'webgpu' is not initialized: call `await initWebGPU()` (or `await useBackendAsync('webgpu')`) first");

@@ -83,7 +83,7 @@ export function registerServeCommands(p: Command): void {
     .option('--queue <name>', 'queue name', DEFAULT_QUEUE)
     .addOption(new Option('--weights <which>', 'ema or model').choices(['ema', 'model']).default('ema'))
     .option('--threads <n>', 'native threads per sampling process (default: cores / concurrency)', int('--threads', 1, 1024))
-    .addOption(new Option('--backend <name>', 'js or native').choices(['js', 'native']))
+    .addOption(new Option('--backend <name>', 'js, native or wasm').choices(['js', 'native', 'wasm']))
     .option('--lock-duration <ms>', "a job's lock; a dead worker's jobs return to the queue after it", int('--lock-duration', 1000), 30_000)
     .option('--stalled-interval <ms>', 'milliseconds between checks for jobs of dead workers', int('--stalled-interval', 100), 30_000)
     .option('--max-stalled <n>', 'times a job may be taken back from dead workers before it fails', int('--max-stalled', 0, 100), 2)
