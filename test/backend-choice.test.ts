@@ -1,5 +1,5 @@
-// Backend choice: the fastest backend that starts (Node: native → js; browsers: webgpu with a hardware adapter
-// → js), an explicit choice used as asked or refused with the reason, and the one line that says so.
+// Backend choice: the fastest backend that starts (Node: native → wasm → js; browsers: webgpu with a hardware
+// adapter → wasm → js), an explicit choice used as asked or refused with the reason, and the one line that says so.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
@@ -20,8 +20,8 @@ function chooseInChild(env: Record<string, string>, args = ''): { code: number; 
   return { code: r.status ?? -1, out: r.stdout.trim().split('\n').pop() ?? '', err: r.stderr };
 }
 
-test('Node: the chain is native → js, and the default is the first that starts', { skip: !nativeHere && 'native addon not built' }, async () => {
-  assert.deepEqual(BACKEND_CHAINS.node, ['native', 'js']);
+test('Node: the chain is native → wasm → js, and the default is the first that starts', { skip: !nativeHere && 'native addon not built' }, async () => {
+  assert.deepEqual(BACKEND_CHAINS.node, ['native', 'wasm', 'js']);
   const prev = process.env.DIFFUSE_BACKEND;
   delete process.env.DIFFUSE_BACKEND;
   try {
@@ -37,13 +37,16 @@ test('Node: the chain is native → js, and the default is the first that starts
   }
 });
 
-test('Node without the addon: js, and the line says why native did not start', () => {
+test('Node without the addon: wasm, and the line says why native did not start; without either: js', () => {
   const r = chooseInChild({ DIFFUSE_NATIVE_ADDON: '/nonexistent/diffuse_native.node' });
   const o = JSON.parse(r.out);
-  assert.equal(o.name, 'js', r.err);
-  assert.equal(o.skipped.length, 1);
-  assert.equal(o.skipped[0].name, 'native');
-  assert.match(o.line, /^diffuse: backend js: native did not start \(addon not built \(\/nonexistent\/diffuse_native\.node is missing/);
+  assert.equal(o.name, 'wasm', r.err);
+  assert.deepEqual(o.skipped.map((s: { name: string }) => s.name), ['native']);
+  assert.match(o.line, /^diffuse: backend wasm: native did not start \(addon not built \(\/nonexistent\/diffuse_native\.node is missing/);
+  const both = JSON.parse(chooseInChild({ DIFFUSE_NATIVE_ADDON: '/nonexistent/diffuse_native.node', DIFFUSE_WASM_MODULE: '/nonexistent/k.wasm' }).out);
+  assert.equal(both.name, 'js');
+  assert.deepEqual(both.skipped.map((s: { name: string }) => s.name), ['native', 'wasm']);
+  assert.match(both.line, /; wasm did not start \(cannot read \/nonexistent\/k\.wasm: /);
 });
 
 test('an explicit choice is used as asked, or refused with the reason (never a silent fallback)', async () => {
@@ -64,8 +67,8 @@ test('an explicit choice is used as asked, or refused with the reason (never a s
 });
 
 // Browsers: navigator.gpu stands in as a fake that gives no adapter or a software one; js then runs.
-test('browsers: webgpu needs a hardware adapter, else js with the reason', async () => {
-  assert.deepEqual(BACKEND_CHAINS.browser, ['webgpu', 'js']);
+test('browsers: webgpu needs a hardware adapter, else wasm with the reason', async () => {
+  assert.deepEqual(BACKEND_CHAINS.browser, ['webgpu', 'wasm', 'js']);
   const fakeGPU = (adapter: unknown) => ({ requestAdapter: async () => adapter }) as unknown as GPU;
   const cases: [GPU | undefined, RegExp][] = [
     [undefined, /webgpu did not start \(this browser has no WebGPU \(navigator\.gpu\)\)$/],
@@ -77,8 +80,8 @@ test('browsers: webgpu needs a hardware adapter, else js with the reason', async
   try {
     for (const [gpu, re] of cases) {
       const c = await chooseBackend({ platform: 'browser', gpu });
-      assert.equal(c.name, 'js');
-      assert.match(c.line, /^diffuse: backend js: /);
+      assert.equal(c.name, 'wasm');
+      assert.match(c.line, /^diffuse: backend wasm: /);
       assert.match(c.line, re);
     }
   } finally {

@@ -29,7 +29,10 @@ const skip = haveChromium ? false : `no chromium at ${CHROMIUM} (apt-get install
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.css': 'text/css', '.json': 'application/json',
   '.png': 'image/png', '.svg': 'image/svg+xml', '.safetensors': 'application/octet-stream', '.webmanifest': 'application/manifest+json',
+  '.wasm': 'application/wasm',
 };
+/** As the dev and preview servers send them (web/vite.config.ts): the page may share memory with workers. */
+const ISOLATION = { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' };
 
 /** A static file server for `dir` on 127.0.0.1 (an ephemeral port). */
 function serve(dir: string): Promise<Server> {
@@ -40,7 +43,7 @@ function serve(dir: string): Promise<Server> {
       res.writeHead(404).end('not found');
       return;
     }
-    res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' }).end(readFileSync(file));
+    res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', ...ISOLATION }).end(readFileSync(file));
   });
   return new Promise((ok) => server.listen(0, '127.0.0.1', () => ok(server)));
 }
@@ -437,6 +440,32 @@ describe('web explorer in headless chromium', { skip }, () => {
     assert.match(await page.textContent('#tr-info') ?? '', /loaded a checkpoint at step 50 of 50 \(explorer-digits\)/);
     assert.deepEqual(errors, [], 'errors in the page');
     await context.close();
+  });
+
+  test('no WebGPU adapter but a software one: the explorer runs on wasm, threaded (cross-origin isolated); its sample matches js', async (t) => {
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`${origin}/`);
+    await waitReady(page);
+    const backend = await page.evaluate(() => window.explorer?.backend);
+    if (backend === 'webgpu') {
+      t.skip('this chromium gives a hardware WebGPU adapter here, which comes first');
+      await page.close();
+      return;
+    }
+    assert.equal(backend, 'wasm', await page.textContent('#status') ?? '');
+    assert.equal(await page.evaluate(() => crossOriginIsolated), true, 'the page is not cross-origin isolated');
+    await ddimSample(page); // the first run warms up (workers start, scratch memory grows)
+    const { sample, noise, run } = await ddimSample(page);
+    const ms = run.msPerStep.reduce((a, v) => a + v, 0) / run.msPerStep.length;
+    t.diagnostic(`wasm backend: ${ms.toFixed(1)} ms per sampling step at batch 1 (model + update; DDIM 3 steps, after a warm-up run)`);
+    assert.ok(meanAbsDiff(sample, noise) > 40, 'the wasm sample is still the starting noise');
+    assert.ok(jsReference, 'the js case did not run');
+    const d = meanAbsDiff(sample, jsReference);
+    assert.ok(d < 2, `wasm and js samples differ by ${d.toFixed(2)} gray levels on average`);
+    assert.deepEqual(errors, [], 'errors in the page');
+    await page.close();
   });
 
   test('WebGPU: a Stop during the first sampling takes effect at once; the sample matches the js backend', async (t) => {

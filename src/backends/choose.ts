@@ -2,10 +2,9 @@
 /**
  * Which backend runs, and why: the fastest that starts here, unless one is asked for.
  *
- *   Node:     native → js
- *   browsers: webgpu (a hardware adapter) → js
+ *   Node:     native → wasm → js
+ *   browsers: webgpu (a hardware adapter) → wasm → js   (wasm threaded where the page is cross-origin isolated)
  *
- * (The wasm backend slots in before js in both chains once it exists: one entry in CHAINS and one in START.)
  * An explicit choice — DIFFUSE_BACKEND, the CLI's --backend, the explorer's ?backend= — is used as asked or
  * fails with the reason; it never falls back. `chooseBackend` returns one line saying which backend runs and
  * why each faster one did not start; the CLI prints it at start, the explorer shows it.
@@ -38,8 +37,8 @@ const NAMES: readonly BackendName[] = ['js', 'native', 'wasm', 'webgpu'];
 
 /** Fastest first; js always starts. */
 export const BACKEND_CHAINS: Readonly<Record<'node' | 'browser', readonly BackendName[]>> = {
-  node: ['native', 'js'],
-  browser: ['webgpu', 'js'],
+  node: ['native', 'wasm', 'js'],
+  browser: ['webgpu', 'wasm', 'js'],
 };
 
 const isNode = typeof process !== 'undefined' && !!process.versions?.node;

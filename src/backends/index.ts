@@ -31,9 +31,11 @@ function loadNativeBackend(): Backend | { error: string } {
 }
 
 // The wasm backend: in Node it loads synchronously (./wasm/node.ts reads the module with fs); in browsers
-// `await initWasm()` fetches and compiles it first (./wasm/browser.ts).
+// `await initWasm()` fetches and compiles it first (./wasm/browser.ts). A variable specifier, as for native:
+// bundlers leave the Node loader (fs, worker_threads) out of browser bundles.
+const wasmNodeLoader = './wasm/node.js';
 const wasmNodeModule: { loadWasmBackend: () => Backend | { error: string } } | null = isNode
-  ? await import('./wasm/node.js').catch((e: unknown) => ({
+  ? await (import(/* @vite-ignore */ wasmNodeLoader) as Promise<typeof import('./wasm/node.js')>).catch((e: unknown) => ({
     loadWasmBackend: () => ({ error: `cannot load the wasm backend module: ${(e as Error).message}` }),
   }))
   : null;

@@ -67,7 +67,7 @@ const duration = (v: string): number => {
 let backendLine: string | undefined;
 
 /** Starts the backend for train, sample and eval — --backend, else DIFFUSE_BACKEND, else the fastest that
- *  starts here (native → js); the line saying so is printed when the command starts its work (announceBackend),
+ *  starts here (native → wasm → js); the line saying so is printed when the command starts its work (announceBackend),
  *  so that bad options still get one line. */
 async function startBackend(name?: string): Promise<void> {
   try {

@@ -19,7 +19,7 @@ inst.exports.dn_worker_start(stackTop, tls, tid);
 `;
 
 export function wasmModulePath(): string {
-  return fileURLToPath(new URL('./diffuse_kernels.wasm', import.meta.url));
+  return process.env.DIFFUSE_WASM_MODULE || fileURLToPath(new URL('./diffuse_kernels.wasm', import.meta.url));
 }
 
 let loaded: WasmBackend | { error: string } | undefined;
