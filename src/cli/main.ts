@@ -173,13 +173,14 @@ async function train(f: TrainFlags): Promise<void> {
     }
     resumeFrom = { dir: out, json: json as never };
   } else {
-    if (existsSync(out) && readdirSync(out).length > 0 && !f.force) {
-      throw new UsageError(`--out ${out} is not empty: pass --resume to continue that run or --force to start over there`);
-    }
     if (!(f.preset in UNET_PRESETS)) throw new UsageError(`--preset: unknown preset '${f.preset}' (choose one of ${Object.keys(UNET_PRESETS).join(', ')})`);
     if (!['epsilon', 'x0', 'v'].includes(f.prediction)) throw new UsageError(`--prediction must be epsilon, x0 or v, got '${f.prediction}'`);
     if (!['fixedLarge', 'fixedSmall', 'learnedRange'].includes(f.variance)) throw new UsageError(`--variance must be fixedLarge, fixedSmall or learnedRange, got '${f.variance}'`);
     if (!['linear', 'cosine', 'sigmoid', 'scaledLinear'].includes(f.schedule)) throw new UsageError(`--schedule must be linear, cosine, sigmoid or scaledLinear, got '${f.schedule}'`);
+    // The options first: a bad one is named whatever the output folder holds.
+    if (existsSync(out) && readdirSync(out).length > 0 && !f.force) {
+      throw new UsageError(`--out ${out} is not empty: pass --resume to continue that run or --force to start over there`);
+    }
     // Warmup: 200 steps, or a tenth of a shorter run; an explicit value longer than the run is cut to it.
     const warmup = f.warmup === undefined ? Math.min(DEFAULT_WARMUP, Math.ceil(f.steps / 10)) : Math.min(f.warmup, f.steps);
     if (f.warmup !== undefined && f.warmup > f.steps) console.error(`diffuse: --warmup ${f.warmup} is longer than the run; warming up over all ${f.steps} steps`);
