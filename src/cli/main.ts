@@ -450,7 +450,7 @@ export function program(): Command {
     .option('--limit <n>', 'use only the first N training images', int('--limit', 1, 1e9))
     .option('--resume', 'continue the run in --out', false)
     .option('--force', 'start over in a non-empty --out', false)
-    .addOption(new Option('--backend <name>', 'js, native or webgpu (default: native when built)'))
+    .addOption(new Option('--backend <name>', 'js, native, wasm or webgpu (default: the fastest that starts: native → wasm → js)'))
     .action(async (o) => train(o as TrainFlags));
   p.command('sample').description('Sample images from a checkpoint.')
     .requiredOption('--checkpoint <path>', 'run folder (or its checkpoint.json), or a diffusers pipeline or UNet2DModel folder')
@@ -464,7 +464,7 @@ export function program(): Command {
     .option('--out <dir>', 'output folder', 'runs/samples')
     .option('--single', 'also write one PNG per sample', false)
     .option('--strip', 'also write a strip of the predicted x_0 over the steps (first sample)', false)
-    .addOption(new Option('--backend <name>', 'js, native or webgpu'))
+    .addOption(new Option('--backend <name>', 'js, native, wasm or webgpu (default: native → wasm → js)'))
     .action(async (o) => sample(o as SampleFlags));
   p.command('forward').description('Show the forward (noising) process on an image or a dataset sample.')
     .option('--image <file>', 'a PNG or JPEG image (default: a dataset sample)')
@@ -484,7 +484,7 @@ export function program(): Command {
     .option('--guidance <scale>', 'classifier-free guidance scale (1: none)', num('--guidance', 0, 100), 1)
     .option('--unconditional', 'sample the null class of a conditional model', false)
     .option('--out <dir>', 'output folder', 'runs/eval')
-    .addOption(new Option('--backend <name>', 'js, native or webgpu (webgpu samples; the judge runs on the CPU)'))
+    .addOption(new Option('--backend <name>', 'js, native, wasm or webgpu (webgpu samples; the judge runs on the CPU)'))
     .action(async (o) => evaluate(o as EvalFlags));
   p.command('info').description("A checkpoint's config and parameter count, after checking every file it names.")
     .requiredOption('--checkpoint <path>', 'run folder (or its checkpoint.json)')
