@@ -21,7 +21,7 @@ const { values: o } = parseArgs({
 
 if (o.ours) {
   // Child mode: our side, printing JSON like the PyTorch script.
-  const { AdamW, EMA, Generator, UNet, getBackend, mseLoss, noGrad, randn, tensor, unetPreset } = await import('../src/index.js');
+  const { AdamW, EMA, Generator, UNet, getBackend, mseLoss, noGrad, randn, scope, tensor, unetPreset } = await import('../src/index.js');
   const B = Number(o.batch), reps = Number(o.reps);
   const model = new UNet(unetPreset(o.preset as 'tiny', { numClasses: 10 }), { seed: 0 });
   const opt = new AdamW(model, { lr: 2e-4, weightDecay: 0 }), ema = new EMA(model, { decay: 0.999 });
@@ -29,13 +29,15 @@ if (o.ours) {
   const x = randn([B, 1, 28, 28], g), noise = randn([B, 1, 28, 28], g);
   const t = tensor(Array.from({ length: B }, () => g.int(1000)), [B]);
   const y = tensor(Array.from({ length: B }, () => g.int(11)), [B], { dtype: 'int32' });
-  const trainStep = () => {
+  // Each step in a scope, as the trainer and samplers run them: backends that keep tensors in their own memory
+  // (wasm, webgpu) release a step's intermediates at its end; on native it records nothing.
+  const trainStep = () => scope(() => {
     mseLoss(model.forward(x, t, y), noise).backward();
     opt.step();
     opt.zeroGrad();
     ema.update();
-  };
-  const sampleStep = () => noGrad(() => { model.eval(); model.forward(x, t, y); model.train(); });
+  });
+  const sampleStep = () => scope(() => noGrad(() => { model.eval(); model.forward(x, t, y); model.train(); }));
   const timed = (fn: () => void) => {
     // warm-up to a steady state, the same rule as unet_torch.py: at least 3 runs and 0.5 s
     const w0 = performance.now();

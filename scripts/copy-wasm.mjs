@@ -7,4 +7,4 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const to = join(root, 'dist', 'backends', 'wasm');
 mkdirSync(to, { recursive: true });
-for (const f of ['diffuse_kernels.wasm', 'diffuse_kernels_st.wasm']) copyFileSync(join(root, 'src', 'backends', 'wasm', f), join(to, f));
+for (const f of ['diffuse_kernels.wasm', 'diffuse_kernels_st.wasm', 'diffuse_kernels_relaxed.wasm']) copyFileSync(join(root, 'src', 'backends', 'wasm', f), join(to, f));

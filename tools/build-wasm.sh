@@ -10,8 +10,8 @@
 # Needs Debian's clang-16, lld-16, wasi-libc and libc++-16-dev-wasm32 (headers; the math functions come from
 # wasi-libc). The output is reproducible: no debug information, no producers section, file paths mapped to
 # relative ones, the same bytes on every build with the same compiler.
-# DIFFUSE_WASM_RELAXED=1 also writes diffuse_kernels_relaxed.wasm with relaxed-SIMD fused multiply-adds
-# (Node 20 needs --experimental-wasm-relaxed-simd to load it; not built or used by default).
+# diffuse_kernels_relaxed.wasm: the threaded build with relaxed-SIMD fused multiply-adds, loaded where the engine
+# runs relaxed SIMD (browsers, Node ≥ 21; Node 20 only with --experimental-wasm-relaxed-simd).
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${1:-$ROOT/src/backends/wasm/diffuse_kernels.wasm}
@@ -55,8 +55,7 @@ echo "build-wasm: wrote $OUT ($(wc -c < "$OUT") bytes)"
 ST=$(dirname "$OUT")/$(basename "$OUT" .wasm)_st.wasm
 build "$ST" "" ""
 echo "build-wasm: wrote $ST ($(wc -c < "$ST") bytes)"
-if [ "${DIFFUSE_WASM_RELAXED:-0}" = 1 ]; then
-  R=$(dirname "$OUT")/diffuse_kernels_relaxed.wasm
-  build "$R" "$THREADS -mrelaxed-simd" "--shared-memory"
-  echo "build-wasm: wrote $R ($(wc -c < "$R") bytes)"
-fi
+R=$(dirname "$OUT")/$(basename "$OUT" .wasm)_relaxed.wasm
+build "$R" "$THREADS -mrelaxed-simd" "--shared-memory"
+echo "build-wasm: wrote $R ($(wc -c < "$R") bytes)"
+

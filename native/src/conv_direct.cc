@@ -215,6 +215,89 @@ void pack_forward(const float* w, int64_t O, int64_t C, int64_t KH, int64_t KW, 
   }
 }
 
+/** Whether two float arrays hold the same bits: blocks of 64 words OR-reduced (vectorizes; wasi-libc's
+ *  memcmp goes byte by byte). */
+bool same_bits(const float* a, const float* b, size_t n) {
+  uint32_t x[64], y[64];
+  size_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    std::memcpy(x, a + i, sizeof x);
+    std::memcpy(y, b + i, sizeof y);
+    uint32_t d = 0;
+    for (int j = 0; j < 64; j++) d |= x[j] ^ y[j];
+    if (d) return false;
+  }
+  return std::memcmp(a + i, b + i, (n - i) * sizeof(float)) == 0;
+}
+
+/** Packed weights of recent small forward convolutions, kept while the weights are unchanged. A sampler calls
+ *  the same layers with the same weights at every step, and at batch 1 packing them (the Winograd transform
+ *  above all) costs about as much as the convolution. A hit needs the same form and sizes and weights equal
+ *  byte for byte (compared in full, so weights updated in place always miss); least recently used entries go
+ *  first, within a fixed budget. Used only by the JS thread's top-level calls (never inside pool tasks). */
+class PackedWeightCache {
+ public:
+  /** The packed weights for w (o·c·kh·kw floats) in `form` (the layout: 2·lanes + 0 direct, + 1 Winograd), packing them with
+   *  pack(dst) on a miss; nullptr when they do not fit the budget or memory is short (the caller packs into
+   *  scratch instead). The pointer stays valid until the next call. */
+  template <class Pack>
+  const float* get(int form, int64_t o, int64_t c, int64_t kh, int64_t kw, const float* w, size_t packed_floats, Pack pack) {
+    const size_t raw = size_t(o * c * kh * kw), cost = raw + packed_floats;
+    if (cost > kBudgetFloats / 4) return nullptr;
+    clock_++;
+    for (Entry& e : entries_)
+      if (e.raw && e.form == form && e.o == o && e.c == c && e.kh == kh && e.kw == kw &&
+          same_bits(e.raw, w, raw)) {
+        e.used = clock_;
+        return e.packed;
+      }
+    while (used_ + cost > kBudgetFloats) evict_oldest();
+    Entry* slot = nullptr;
+    for (Entry& e : entries_) if (!e.raw) { slot = &e; break; }
+    if (!slot) { evict_oldest(); for (Entry& e : entries_) if (!e.raw) { slot = &e; break; } }
+    float* r = static_cast<float*>(std::malloc(raw * sizeof(float)));
+    float* pk = static_cast<float*>(std::aligned_alloc(64, (packed_floats * sizeof(float) + 63) & ~size_t(63)));
+    if (!r || !pk) { std::free(r); std::free(pk); return nullptr; }
+    std::memcpy(r, w, raw * sizeof(float));
+    pack(pk);
+    *slot = Entry{form, o, c, kh, kw, r, pk, cost, clock_};
+    used_ += cost;
+    return pk;
+  }
+
+ private:
+  static constexpr size_t kBudgetFloats = size_t(8) << 20;  // 32 MiB
+  struct Entry {
+    int form = 0;
+    int64_t o = 0, c = 0, kh = 0, kw = 0;
+    float* raw = nullptr;
+    float* packed = nullptr;
+    size_t cost = 0;
+    uint64_t used = 0;
+  };
+  void evict_oldest() {
+    Entry* old = nullptr;
+    for (Entry& e : entries_) if (e.raw && (!old || e.used < old->used)) old = &e;
+    if (!old) return;
+    std::free(old->raw);
+    std::free(old->packed);
+    used_ -= old->cost;
+    *old = Entry{};
+  }
+  Entry entries_[64];
+  size_t used_ = 0;
+  uint64_t clock_ = 0;
+};
+
+PackedWeightCache& packed_weight_cache() {
+  static PackedWeightCache cache;
+  return cache;
+}
+
+/** Whether a forward convolution should take its packed weights from the cache: few output positions per
+ *  weight (packing is then a large share of the work), on the JS thread. */
+bool use_packed_cache(const ConvGeom& g) { return g.n * g.oh * g.ow < 4096 && !pool_in_task(); }
+
 /** Packs the weights of one backward-input phase (a, b) of a stride (sh, sw) convolution: the forward-form
  *  kernel over dY has input channels o, output channels (lanes) c and taps (j, k) ∈ [0, Ja) × [0, Kb),
  *  tap (j, k) = W[o][c][a + sh·(Ja−1−j)][b + sw·(Kb−1−k)]. */
@@ -575,16 +658,30 @@ bool direct_conv2d(const float* x, const float* w, const float* bias, const Conv
   if (!ks || g.sh > 2 || g.sw > 2 || g.o > kMaxChannels) return false;
   Tiles tiles(g.o, ks->W, 2);
   if (winograd_fits(g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.c, g.o)) {
-    float* upk = scratch(3, kShared, size_t(16 * g.c * tiles.lanes_total));
-    if (!upk) { *oom = true; return false; }
-    pack_winograd([&](int64_t o, int64_t c, float* k) { std::memcpy(k, w + (o * g.c + c) * 9, 9 * sizeof(float)); },
-                  g.o, g.c, tiles, upk);
+    const size_t nu = size_t(16 * g.c * tiles.lanes_total);
+    auto pack = [&](float* dst) {
+      pack_winograd([&](int64_t o, int64_t c, float* k) { std::memcpy(k, w + (o * g.c + c) * 9, 9 * sizeof(float)); },
+                    g.o, g.c, tiles, dst);
+    };
+    const float* upk = use_packed_cache(g) ? packed_weight_cache().get(2 * ks->W + 1, g.o, g.c, 3, 3, w, nu, pack) : nullptr;
+    if (!upk) {
+      float* buf = scratch(3, kShared, nu);
+      if (!buf) { *oom = true; return false; }
+      pack(buf);
+      upk = buf;
+    }
     if (!run_winograd(*ks, x, g.n, g.c, g.h, g.w, g.o, tiles, upk, bias, y)) { *oom = true; return false; }
     return true;
   }
-  float* pk = scratch(3, kShared, size_t(g.c * g.kh * g.kw * tiles.lanes_total));
-  if (!pk) { *oom = true; return false; }
-  pack_forward(w, g.o, g.c, g.kh, g.kw, tiles, pk);
+  const size_t npk = size_t(g.c * g.kh * g.kw * tiles.lanes_total);
+  auto pack = [&](float* dst) { pack_forward(w, g.o, g.c, g.kh, g.kw, tiles, dst); };
+  const float* pk = use_packed_cache(g) ? packed_weight_cache().get(2 * ks->W, g.o, g.c, g.kh, g.kw, w, npk, pack) : nullptr;
+  if (!pk) {
+    float* buf = scratch(3, kShared, npk);
+    if (!buf) { *oom = true; return false; }
+    pack(buf);
+    pk = buf;
+  }
   DirectFwd d{x, g.n, g.c, g.h, g.w, g.o, g.sh, g.sw, g.oh, g.ow, 1, 1, &tiles, bias, y, 1, {}};
   d.phase[0] = Phase{g.kh, g.kw, g.ph, g.pw, g.oh, g.ow, 0, 0, pk};
   if (!run_direct_fwd(*ks, d)) { *oom = true; return false; }

@@ -24,18 +24,22 @@ inline void lock() {
 }
 inline void unlock() { g_lock.store(0, std::memory_order_release); }
 
-// Power-of-two size classes from 64 bytes, one free list each, a 64-byte header before every block (so
-// that every block is 64-byte aligned, as the kernels' packing buffers want). Freed blocks are kept for
-// reuse and never returned: a training step allocates the same sizes every step.
-constexpr int kMinClass = 6, kClasses = 32;
+// Size classes from 64 bytes, four per power of two (2^e · {1, 1.25, 1.5, 1.75}, those that are whole
+// multiples of 64), one free list each, a 64-byte header before every block (so that every block is 64-byte
+// aligned, as the kernels' packing buffers want): a block is at most 25% larger than asked for (tensors live
+// here: WasmArray). Freed blocks are kept for reuse and never returned: a training step allocates the same
+// sizes every step.
+constexpr int kClasses = 4 * 32;
 constexpr size_t kHeader = 64;
 void* g_free[kClasses];
 uintptr_t g_top = 0;
 
+size_t class_size(int c) { return size_t((uint64_t(4 + (c & 3)) << (c >> 2)) >> 2); }
+
 int class_of(size_t n) {
   if (n > (size_t(1) << 31) - kHeader) return -1;
-  int c = kMinClass;
-  while ((size_t(1) << c) < n + kHeader) c++;
+  int c = 4 * 6;
+  while (class_size(c) < n + kHeader || class_size(c) % 64) c++;
   return c;
 }
 
@@ -62,7 +66,7 @@ void* malloc(size_t n) {
   lock();
   void* block = g_free[c];
   if (block) g_free[c] = *static_cast<void**>(block);
-  else block = carve(size_t(1) << c);
+  else block = carve(class_size(c));
   unlock();
   if (!block) return nullptr;
   *static_cast<uint32_t*>(block) = uint32_t(c);
@@ -89,7 +93,7 @@ void* calloc(size_t n, size_t size) {
 void* realloc(void* p, size_t n) {
   if (!p) return malloc(n);
   const uint32_t c = *reinterpret_cast<uint32_t*>(static_cast<char*>(p) - kHeader);
-  const size_t have = (size_t(1) << c) - kHeader;
+  const size_t have = class_size(int(c)) - kHeader;
   if (n <= have) return p;
   void* q = malloc(n);
   if (q) { __builtin_memcpy(q, p, have); free(p); }

@@ -44,6 +44,8 @@ export interface DeviceArray {
   retain(): void;
   release(): void;
   read(): Promise<Float32Array>;
+  /** The values now, where the device can give them without waiting (wasm's linear memory). */
+  readSync?(): Float32Array;
 }
 
 /** What the engine hands float kernels: a host array (CPU backends) or a device array. */

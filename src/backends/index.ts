@@ -34,12 +34,12 @@ function loadNativeBackend(): Backend | { error: string } {
 // `await initWasm()` fetches and compiles it first (./wasm/browser.ts). A variable specifier, as for native:
 // bundlers leave the Node loader (fs, worker_threads) out of browser bundles.
 const wasmNodeLoader = './wasm/node.js';
-const wasmNodeModule: { loadWasmBackend: () => Backend | { error: string } } | null = isNode
+const wasmNodeModule: { loadWasmBackend: () => Engine | { error: string } } | null = isNode
   ? await (import(/* @vite-ignore */ wasmNodeLoader) as Promise<typeof import('./wasm/node.js')>).catch((e: unknown) => ({
     loadWasmBackend: () => ({ error: `cannot load the wasm backend module: ${(e as Error).message}` }),
   }))
   : null;
-let wasmBrowserResult: Backend | { error: string } | undefined;
+let wasmBrowserResult: Engine | { error: string } | undefined;
 
 /**
  * The native addon's signal word (set to the signal's number the moment SIGINT / SIGTERM arrives, even inside

@@ -85,12 +85,14 @@ export class Tensor {
 
   /**
    * The dense data on the host (do not mutate a tensor that takes part in a graph). Device tensors have it
-   * only while their values are known on the host; otherwise this throws: use `await tensor.read()`.
+   * while their values are known on the host, or when the device reads synchronously (wasm); otherwise this
+   * throws: use `await tensor.read()`.
    */
   get data(): TensorData {
     const d = this.live();
     if (!isDeviceArray(d)) return d;
     if (d.host) return d.host;
+    if (d.readSync) return d.readSync();
     throw new Error(`tensor ${fmt(this.shape)} lives on ${d.device}: read it with \`await tensor.read()\``);
   }
 

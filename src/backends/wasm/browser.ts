@@ -1,13 +1,14 @@
 /**
- * The wasm backend in browsers: fetches diffuse_kernels.wasm (bundlers resolve the URL beside this file), and
- * where the page is cross-origin isolated (SharedArrayBuffer available) starts Web Workers over a shared
- * memory; otherwise it runs diffuse_kernels_st.wasm, the single-threaded build (a non-shared memory).
+ * The wasm backend in browsers: fetches diffuse_kernels.wasm, or diffuse_kernels_relaxed.wasm where the
+ * browser runs relaxed SIMD (bundlers resolve the URLs beside this file), and where the page is cross-origin
+ * isolated (SharedArrayBuffer available) starts Web Workers over a shared memory; otherwise it runs
+ * diffuse_kernels_st.wasm, the single-threaded build (a non-shared memory).
  *
  * A browser's main thread may not block (Atomics.wait throws there), so its kernel calls spin while the
  * workers finish their last tickets (dn_set_can_block(0)); the pool hands every ticket out dynamically, so
  * that wait is at most one ticket long. In a worker (e.g. the explorer's training worker) it may block.
  */
-import { createMemory, defaultThreads, type WasmBackend, wasmBackendOver, WasmRuntime, type WorkerStart } from './kernels.js';
+import { createMemory, defaultThreads, relaxedSimdSupported, type WasmBackend, wasmBackendOver, WasmRuntime, type WorkerStart } from './kernels.js';
 
 const WORKER_SOURCE = `
 onmessage = (e) => {
@@ -29,7 +30,10 @@ export async function loadWasmBackendBrowser(opts: { url?: string | URL; threads
     const asked = opts.threads ?? defaultThreads(typeof navigator !== 'undefined' ? navigator.hardwareConcurrency ?? 1 : 1, undefined);
     if (typeof asked !== 'number') return asked;
     const threaded = isolated && typeof Worker !== 'undefined';
-    const url = opts.url ?? (threaded ? new URL('./diffuse_kernels.wasm', import.meta.url) : new URL('./diffuse_kernels_st.wasm', import.meta.url));
+    // threaded: the relaxed-SIMD build where the browser runs it (fused multiply-adds), else the baseline one
+    const url = opts.url ?? (!threaded ? new URL('./diffuse_kernels_st.wasm', import.meta.url)
+      : relaxedSimdSupported() ? new URL('./diffuse_kernels_relaxed.wasm', import.meta.url)
+        : new URL('./diffuse_kernels.wasm', import.meta.url));
     const res = await fetch(url);
     if (!res.ok) return { error: `fetching ${String(url)}: HTTP ${res.status}` };
     const module = await WebAssembly.compile(await res.arrayBuffer());

@@ -10,9 +10,9 @@
  * (see docs in src/backends/wasm/README.md). Lengths are checked against the shapes here, before anything is
  * written into the memory, as the native addon checks them (the C++ side trusts its arguments).
  */
-import type { Backend, BinaryOp, Conv2dGeometry, F32, I32, NormGrads, NormResult, ReduceOp, UnaryOp } from '../backend.js';
-import { UNARY_OPS } from '../backend.js';
-import { jsBackend } from '../js/index.js';
+import type { Backend, BackendName, BinaryOp, Conv2dGeometry, DeviceArray, FStore, I32, NormGrads, NormResult, ReduceOp, UnaryOp } from '../backend.js';
+import { isDeviceArray, UNARY_OPS } from '../backend.js';
+import { trackArray } from '../memory.js';
 
 /** The module's exports (native/wasm/*.cc); pointers and sizes are int32, scalars double. */
 export interface WasmExports {
@@ -80,7 +80,7 @@ export interface WasmInfo {
   note?: string;
 }
 
-export type WasmBackend = Backend & { readonly wasm: WasmRuntime };
+export type WasmBackend = Backend<FStore> & { readonly wasm: WasmRuntime };
 
 /** Pages of the memory the module expects at least (tools/build-wasm.sh --initial-memory: 16 MiB). */
 export const INITIAL_PAGES = 256;
@@ -238,62 +238,152 @@ function stridedFits(kernel: string, what: string, a: { length: number }, stride
   if (lo < 0 || hi >= a.length) throw new Error(`wasm ${kernel}: ${what} (${a.length} elements) is too short for its strides`);
 }
 
-/** The Backend over a runtime. Each kernel's allocations are freed when it returns (or throws). */
+const finalizer = new FinalizationRegistry<ArrayRecord>((rec) => {
+  if (!rec.freed) { rec.freed = true; rec.rt.ex.dn_free(rec.ptr); }
+});
+interface ArrayRecord { rt: WasmRuntime; ptr: number; freed: boolean }
+
+/**
+ * A float32 array in the module's linear memory: the wasm backend's tensor storage. Kernels read and write it
+ * in place, so a network evaluation copies nothing in or out and allocates nothing on the JS heap (in
+ * Chromium a fresh array's pages fault in on first write: at batch 1 that cost as much as the kernels).
+ * Freed when released (Tensor.dispose, the end of a scope) or garbage-collected; the module's allocator
+ * reuses the block at once. Reads are synchronous (a copy out), so `tensor.data` works as on the host.
+ */
+export class WasmArray implements DeviceArray {
+  readonly device: BackendName = 'wasm';
+  host: Float32Array | null = null;
+  refs = 0;
+  private readonly rec: ArrayRecord;
+
+  constructor(readonly rt: WasmRuntime, readonly length: number) {
+    const ptr = rt.ex.dn_malloc(Math.max(4, length * 4));
+    if (!ptr) throw new Error(`wasm backend: out of memory allocating ${length * 4} bytes in its linear memory`);
+    this.rec = { rt, ptr, freed: false };
+    finalizer.register(this, this.rec, this.rec);
+    trackArray(this);
+  }
+
+  get ptr(): number {
+    if (this.rec.freed) throw new Error('wasm: a tensor was used after it was disposed (its memory was freed)');
+    return this.rec.ptr;
+  }
+
+  get released(): boolean {
+    return this.rec.freed;
+  }
+
+  retain(): void {
+    this.refs++;
+  }
+
+  release(): void {
+    if (this.rec.freed) return;
+    if (this.refs > 0) this.refs--;
+    if (this.refs > 0) return;
+    this.rec.freed = true;
+    finalizer.unregister(this.rec);
+    this.rec.rt.ex.dn_free(this.rec.ptr);
+    this.host = null;
+  }
+
+  /** A view of the values in the memory (valid until the memory grows). */
+  view(): Float32Array {
+    const p = this.ptr >> 2;
+    return this.rt.heapF32().subarray(p, p + this.length);
+  }
+
+  readSync(): Float32Array {
+    return (this.host ??= this.view().slice());
+  }
+
+  read(): Promise<Float32Array> {
+    return Promise.resolve(this.readSync());
+  }
+}
+
+/** The Backend over a runtime. Operands given as host arrays are copied in for the call and freed when it
+ *  returns (or throws); results are WasmArrays. */
 export function wasmBackendOver(rt: WasmRuntime): WasmBackend {
   const ex = rt.ex;
+  type F = FStore;
+  /** Results of the running call: freed if it throws (a released operand, a short length, no memory). */
+  const made: WasmArray[] = [];
   const call = <T>(fn: () => T): T => {
-    try { return fn(); } finally { rt.release(); }
+    try {
+      return fn();
+    } catch (e) {
+      for (const a of made) a.release();
+      throw e;
+    } finally {
+      made.length = 0;
+      rt.release();
+    }
   };
-  const map1 = (x: F32, f: (px: number, py: number) => void): F32 => call(() => {
-    if (x.length === 0) return new Float32Array(0);
-    const px = rt.put(x), py = rt.alloc(x.length);
-    f(px, py);
-    return rt.take(py, x.length);
+  /** The address of an operand: a WasmArray of this runtime, or a host array copied in for this call. */
+  const at = (a: F): number => {
+    if (a instanceof WasmArray) {
+      if (a.rt !== rt) throw new Error('wasm: an array of another wasm instance; read it first');
+      return a.ptr;
+    }
+    if (isDeviceArray(a)) throw new Error(`wasm: an array on the ${a.device} backend; read it first (await tensor.read())`);
+    return rt.put(a);
+  };
+  const atOpt = (a: F | null): number => (a ? at(a) : 0);
+  const out = (n: number) => { const a = new WasmArray(rt, n); made.push(a); return a; };
+  /** After an in-place kernel: a host array gets the values back; a WasmArray's host copy is stale. */
+  const wroteBack = (a: F, p: number) => {
+    if (a instanceof WasmArray) a.host = null;
+    else (a as Float32Array).set(rt.heapF32().subarray(p >> 2, (p >> 2) + a.length));
+  };
+  const map1 = (x: F, f: (px: number, py: number) => void): WasmArray => call(() => {
+    const y = out(x.length);
+    if (x.length) f(at(x), y.ptr);
+    return y;
   });
   const geom = (g: Conv2dGeometry) => rt.ints(0, [g.n, g.c, g.h, g.w, g.o, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.oh, g.ow]);
   const oom = (kernel: string) => new Error(`wasm ${kernel}: out of memory for scratch buffers`);
 
   const b: WasmBackend = {
     name: 'wasm',
-    device: false,
+    // Storage lives in the module's memory (WasmArray): tensors are recorded by scopes and released at their
+    // end, as on WebGPU, instead of waiting for the collector.
+    device: true,
     wasm: rt,
-    // Storage is host memory, as on the js and native backends.
-    empty: jsBackend.empty,
-    full: jsBackend.full,
-    fromHost: jsBackend.fromHost,
+    empty: (n) => new WasmArray(rt, n),
+    full: (n, value) => { const a = new WasmArray(rt, n); a.view().fill(value); return a; },
+    fromHost: (data) => { const a = new WasmArray(rt, data.length); a.view().set(data); return a; },
 
-    unary(op: UnaryOp, x: F32): F32 {
+    unary(op: UnaryOp, x: F): F {
       const code = UNARY_CODE.get(op);
       if (code === undefined) throw new Error(`wasm unary: unknown op '${op}'`);
       return map1(x, (px, py) => ex.dn_unary(code, px, py, x.length));
     },
 
-    binary(op: BinaryOp, a: F32, aStrides: number[], bArr: F32, bStrides: number[], outShape: number[]): F32 {
+    binary(op: BinaryOp, a: F, aStrides: number[], bArr: F, bStrides: number[], outShape: number[]): F {
       const code = BINARY_CODE[op];
       if (code === undefined) throw new Error(`wasm binary: unknown op '${op}'`);
       dims('binary', outShape, aStrides, bStrides);
       const total = sizeOf(outShape);
-      if (total === 0) return new Float32Array(0);
       stridedFits('binary', 'a', a, aStrides, outShape);
       stridedFits('binary', 'b', bArr, bStrides, outShape);
       return call(() => {
-        const pa = rt.put(a), pb = rt.put(bArr), po = rt.alloc(total);
-        ex.dn_binary(code, pa, rt.ints(0, aStrides), pb, rt.ints(1, bStrides), rt.ints(2, outShape), outShape.length, po);
-        return rt.take(po, total);
+        const o = out(total);
+        if (total) ex.dn_binary(code, at(a), rt.ints(0, aStrides), at(bArr), rt.ints(1, bStrides), rt.ints(2, outShape), outShape.length, o.ptr);
+        return o;
       });
     },
 
-    where(cond: F32, cStrides: number[], a: F32, aStrides: number[], bArr: F32, bStrides: number[], outShape: number[]): F32 {
+    where(cond: F, cStrides: number[], a: F, aStrides: number[], bArr: F, bStrides: number[], outShape: number[]): F {
       dims('where', outShape, cStrides, aStrides, bStrides);
       const total = sizeOf(outShape);
-      if (total === 0) return new Float32Array(0);
       stridedFits('where', 'cond', cond, cStrides, outShape);
       stridedFits('where', 'a', a, aStrides, outShape);
       stridedFits('where', 'b', bArr, bStrides, outShape);
       return call(() => {
-        const pc = rt.put(cond), pa = rt.put(a), pb = rt.put(bArr), po = rt.alloc(total);
-        ex.dn_where(pc, rt.ints(0, cStrides), pa, rt.ints(1, aStrides), pb, rt.ints(2, bStrides), rt.ints(3, outShape), outShape.length, po);
-        return rt.take(po, total);
+        const o = out(total);
+        if (total) ex.dn_where(at(cond), rt.ints(0, cStrides), at(a), rt.ints(1, aStrides), at(bArr), rt.ints(2, bStrides), rt.ints(3, outShape), outShape.length, o.ptr);
+        return o;
       });
     },
 
@@ -301,106 +391,108 @@ export function wasmBackendOver(rt: WasmRuntime): WasmBackend {
     powScalar: (x, p) => map1(x, (px, py) => ex.dn_pow_scalar(px, py, x.length, p)),
     clamp: (x, lo, hi) => map1(x, (px, py) => ex.dn_clamp(px, py, x.length, lo, hi)),
 
-    reduce(op: ReduceOp, x: F32, outer: number, size: number, inner: number): F32 {
+    reduce(op: ReduceOp, x: F, outer: number, size: number, inner: number): F {
       need('reduce', 'x', x, outer * size * inner);
       const n = outer * inner;
-      if (n === 0) return new Float32Array(0);
       return call(() => {
-        const px = rt.put(x), po = rt.alloc(n);
-        ex.dn_reduce(op === 'sum' ? 0 : 1, px, po, outer, size, inner);
-        return rt.take(po, n);
+        const o = out(n);
+        if (n) ex.dn_reduce(op === 'sum' ? 0 : 1, at(x), o.ptr, outer, size, inner);
+        return o;
       });
     },
 
     stridedCopy(src, srcOffset, srcStrides, shape, dst, dstOffset, dstStrides, accumulate): void {
       dims('stridedCopy', shape, srcStrides, dstStrides);
       if (sizeOf(shape) === 0) return;
-      // Only the spans the walk touches travel: a slice of a large array does not copy all of it.
       const [s0, s1] = span(srcOffset, srcStrides, shape), [d0, d1] = span(dstOffset, dstStrides, shape);
       if (s0 < 0 || s1 >= src.length) throw new Error(`wasm stridedCopy: the walk reads src[${s0}..${s1}] of ${src.length}`);
       if (d0 < 0 || d1 >= dst.length) throw new Error(`wasm stridedCopy: the walk writes dst[${d0}..${d1}] of ${dst.length}`);
       call(() => {
+        // A host operand travels only over the span the walk touches (a slice of a large array copies no more).
+        const ps = src instanceof WasmArray ? src.ptr + 4 * s0 : at((src as Float32Array).subarray(s0, s1 + 1));
+        const ss = srcOffset - s0;
+        if (dst instanceof WasmArray) {
+          ex.dn_strided_copy(ps, ss, rt.ints(0, srcStrides), rt.ints(1, shape), shape.length, dst.ptr, dstOffset,
+            rt.ints(2, dstStrides), accumulate ? 1 : 0);
+          dst.host = null;
+          return;
+        }
+        if (isDeviceArray(dst)) throw new Error(`wasm stridedCopy: dst is on the ${dst.device} backend`);
         // a plain copy that writes every element of its span (a permute, a whole slice) needs no copy of dst in
         const covers = !accumulate && denseWalk(dstStrides, shape);
-        const ps = rt.put(src.subarray(s0, s1 + 1)), pd = covers ? rt.alloc(d1 - d0 + 1) : rt.put(dst.subarray(d0, d1 + 1));
-        ex.dn_strided_copy(ps, srcOffset - s0, rt.ints(0, srcStrides), rt.ints(1, shape), shape.length, pd, dstOffset - d0,
+        const pd = covers ? rt.alloc(d1 - d0 + 1) : rt.put(dst.subarray(d0, d1 + 1));
+        ex.dn_strided_copy(ps, ss, rt.ints(0, srcStrides), rt.ints(1, shape), shape.length, pd, dstOffset - d0,
           rt.ints(2, dstStrides), accumulate ? 1 : 0);
         dst.set(rt.heapF32().subarray(pd >> 2, (pd >> 2) + d1 - d0 + 1), d0);
       });
     },
 
-    matmul(a, bArr, batch, m, n, k, transA, transB, aBatchStride, bBatchStride): F32 {
+    matmul(a, bArr, batch, m, n, k, transA, transB, aBatchStride, bBatchStride): F {
       const total = batch * m * n;
-      if (total === 0) return new Float32Array(0);
-      if (k > 0) {
+      if (total > 0 && k > 0) {
         needAtLeast('matmul', 'a', a, (batch - 1) * aBatchStride + m * k);
         needAtLeast('matmul', 'b', bArr, (batch - 1) * bBatchStride + k * n);
       }
       return call(() => {
-        const pa = rt.put(a), pb = rt.put(bArr), po = rt.alloc(total);
-        ex.dn_matmul(pa, pb, po, batch, m, n, k, transA ? 1 : 0, transB ? 1 : 0, aBatchStride, bBatchStride);
-        return rt.take(po, total);
+        const o = out(total);
+        if (total) ex.dn_matmul(at(a), at(bArr), o.ptr, batch, m, n, k, transA ? 1 : 0, transB ? 1 : 0, aBatchStride, bBatchStride);
+        return o;
       });
     },
 
-    conv2d(x: F32, w: F32, bias: F32 | null, g: Conv2dGeometry): F32 {
+    conv2d(x: F, w: F, bias: F | null, g: Conv2dGeometry): F {
       need('conv2d', 'x', x, g.n * g.c * g.h * g.w);
       need('conv2d', 'w', w, g.o * g.c * g.kh * g.kw);
       need('conv2d', 'bias', bias, g.o);
       const total = g.n * g.o * g.oh * g.ow;
-      if (total === 0) return new Float32Array(0);
       return call(() => {
-        const px = rt.put(x), pw = rt.put(w), pb = rt.putOpt(bias), py = rt.alloc(total);
-        if (!ex.dn_conv2d(px, pw, pb, geom(g), py)) throw oom('conv2d');
-        return rt.take(py, total);
+        const y = out(total);
+        if (total && !ex.dn_conv2d(at(x), at(w), atOpt(bias), geom(g), y.ptr)) throw oom('conv2d');
+        return y;
       });
     },
 
-    conv2dBackwardInput(dy: F32, w: F32, g: Conv2dGeometry): F32 {
+    conv2dBackwardInput(dy: F, w: F, g: Conv2dGeometry): F {
       need('conv2dBackwardInput', 'dy', dy, g.n * g.o * g.oh * g.ow);
       need('conv2dBackwardInput', 'w', w, g.o * g.c * g.kh * g.kw);
       const total = g.n * g.c * g.h * g.w;
-      if (total === 0) return new Float32Array(0);
       return call(() => {
-        const pdy = rt.put(dy), pw = rt.put(w), pdx = rt.alloc(total);
-        if (!ex.dn_conv2d_backward_input(pdy, pw, geom(g), pdx)) throw oom('conv2dBackwardInput');
-        return rt.take(pdx, total);
+        const dx = out(total);
+        if (total && !ex.dn_conv2d_backward_input(at(dy), at(w), geom(g), dx.ptr)) throw oom('conv2dBackwardInput');
+        return dx;
       });
     },
 
-    conv2dBackwardWeight(x: F32, dy: F32, g: Conv2dGeometry): F32 {
+    conv2dBackwardWeight(x: F, dy: F, g: Conv2dGeometry): F {
       need('conv2dBackwardWeight', 'x', x, g.n * g.c * g.h * g.w);
       need('conv2dBackwardWeight', 'dy', dy, g.n * g.o * g.oh * g.ow);
       const total = g.o * g.c * g.kh * g.kw;
-      if (total === 0) return new Float32Array(0);
       return call(() => {
-        const px = rt.put(x), pdy = rt.put(dy), pdw = rt.alloc(total);
-        if (!ex.dn_conv2d_backward_weight(px, pdy, geom(g), pdw)) throw oom('conv2dBackwardWeight');
-        return rt.take(pdw, total);
+        const dw = out(total);
+        if (total && !ex.dn_conv2d_backward_weight(at(x), at(dy), geom(g), dw.ptr)) throw oom('conv2dBackwardWeight');
+        return dw;
       });
     },
 
-    gatherRows(table: F32, idx: I32, d: number): F32 {
+    gatherRows(table: F, idx: I32, d: number): F {
       const rows = d > 0 ? table.length / d : 0;
       for (const i of idx) if (!(i >= 0 && i < rows)) throw new Error(`wasm gatherRows: index ${i} out of range [0, ${rows})`);
       const total = idx.length * d;
-      if (total === 0) return new Float32Array(0);
       return call(() => {
-        const pt = rt.put(table), pi = rt.put(idx), po = rt.alloc(total);
-        ex.dn_gather_rows(pt, pi, idx.length, d, po);
-        return rt.take(po, total);
+        const o = out(total);
+        if (total) ex.dn_gather_rows(at(table), rt.put(idx), idx.length, d, o.ptr);
+        return o;
       });
     },
 
-    scatterAddRows(dy: F32, idx: I32, rows: number, d: number): F32 {
+    scatterAddRows(dy: F, idx: I32, rows: number, d: number): F {
       need('scatterAddRows', 'dy', dy, idx.length * d);
       for (const i of idx) if (!(i >= 0 && i < rows)) throw new Error(`wasm scatterAddRows: index ${i} out of range [0, ${rows})`);
       const total = rows * d;
-      if (total === 0) return new Float32Array(0);
       return call(() => {
-        const pdy = rt.put(dy), pi = rt.put(idx), po = rt.alloc(total);
-        ex.dn_scatter_add_rows(pdy, pi, idx.length, rows, d, po);
-        return rt.take(po, total);
+        const o = out(total);
+        if (total) ex.dn_scatter_add_rows(at(dy), rt.put(idx), idx.length, rows, d, o.ptr);
+        return o;
       });
     },
 
@@ -408,31 +500,29 @@ export function wasmBackendOver(rt: WasmRuntime): WasmBackend {
 
     activation: (op, x) => map1(x, (px, py) => ex.dn_unary(ACTIVATION_CODE[op], px, py, x.length)),
 
-    activationBackward(op, x, dy): F32 {
+    activationBackward(op, x, dy): F {
       need('activationBackward', 'dy', dy, x.length);
-      if (x.length === 0) return new Float32Array(0);
       return call(() => {
-        const px = rt.put(x), pdy = rt.put(dy), pdx = rt.alloc(x.length);
-        ex.dn_activation_backward(ACTIVATION_CODE[op], px, pdy, pdx, x.length);
-        return rt.take(pdx, x.length);
+        const dx = out(x.length);
+        if (x.length) ex.dn_activation_backward(ACTIVATION_CODE[op], at(x), at(dy), dx.ptr, x.length);
+        return dx;
       });
     },
 
-    groupNorm(x, gamma, beta, n, c, hw, groups, eps, silu): NormResult {
+    groupNorm(x, gamma, beta, n, c, hw, groups, eps, silu): NormResult<F> {
       need('groupNorm', 'x', x, n * c * hw);
       need('groupNorm', 'gamma', gamma, c);
       need('groupNorm', 'beta', beta, c);
       if (groups < 1 || c % groups) throw new Error(`wasm groupNorm: c = ${c} is not a multiple of groups = ${groups}`);
       const ng = n * groups;
       return call(() => {
-        const px = rt.put(x), pg = rt.putOpt(gamma), pb = rt.putOpt(beta);
-        const py = rt.alloc(x.length), pm = rt.alloc(ng), pr = rt.alloc(ng);
-        ex.dn_group_norm(px, pg, pb, n, c, hw, groups, eps, silu ? 1 : 0, py, pm, pr);
-        return { y: rt.take(py, x.length), mean: rt.take(pm, ng), rstd: rt.take(pr, ng) };
+        const y = out(x.length), mean = out(ng), rstd = out(ng);
+        ex.dn_group_norm(at(x), atOpt(gamma), atOpt(beta), n, c, hw, groups, eps, silu ? 1 : 0, y.ptr, mean.ptr, rstd.ptr);
+        return { y, mean, rstd };
       });
     },
 
-    groupNormBackward(dy, x, gamma, beta, mean, rstd, n, c, hw, groups, silu): NormGrads {
+    groupNormBackward(dy, x, gamma, beta, mean, rstd, n, c, hw, groups, silu): NormGrads<F> {
       need('groupNormBackward', 'x', x, n * c * hw);
       need('groupNormBackward', 'dy', dy, n * c * hw);
       need('groupNormBackward', 'gamma', gamma, c);
@@ -441,87 +531,83 @@ export function wasmBackendOver(rt: WasmRuntime): WasmBackend {
       need('groupNormBackward', 'rstd', rstd, n * groups);
       if (groups < 1 || c % groups) throw new Error(`wasm groupNormBackward: c = ${c} is not a multiple of groups = ${groups}`);
       return call(() => {
-        const pdy = rt.put(dy), px = rt.put(x), pg = rt.putOpt(gamma), pb = rt.putOpt(beta), pm = rt.put(mean), pr = rt.put(rstd);
-        const pdx = rt.alloc(x.length), pdg = gamma ? rt.alloc(c) : 0, pdb = beta ? rt.alloc(c) : 0;
-        if (!ex.dn_group_norm_backward(pdy, px, pg, pb, pm, pr, n, c, hw, groups, silu ? 1 : 0, pdx, pdg, pdb)) throw oom('groupNormBackward');
-        return { dx: rt.take(pdx, x.length), dgamma: gamma ? rt.take(pdg, c) : null, dbeta: beta ? rt.take(pdb, c) : null };
+        const dx = out(x.length), dgamma = gamma ? out(c) : null, dbeta = beta ? out(c) : null;
+        if (!ex.dn_group_norm_backward(at(dy), at(x), atOpt(gamma), atOpt(beta), at(mean), at(rstd), n, c, hw, groups, silu ? 1 : 0,
+          dx.ptr, dgamma?.ptr ?? 0, dbeta?.ptr ?? 0)) throw oom('groupNormBackward');
+        return { dx, dgamma, dbeta };
       });
     },
 
-    layerNorm(x, gamma, beta, rows, d, eps): NormResult {
+    layerNorm(x, gamma, beta, rows, d, eps): NormResult<F> {
       need('layerNorm', 'x', x, rows * d);
       need('layerNorm', 'gamma', gamma, d);
       need('layerNorm', 'beta', beta, d);
       return call(() => {
-        const px = rt.put(x), pg = rt.putOpt(gamma), pb = rt.putOpt(beta);
-        const py = rt.alloc(x.length), pm = rt.alloc(rows), pr = rt.alloc(rows);
-        ex.dn_layer_norm(px, pg, pb, rows, d, eps, py, pm, pr);
-        return { y: rt.take(py, x.length), mean: rt.take(pm, rows), rstd: rt.take(pr, rows) };
+        const y = out(x.length), mean = out(rows), rstd = out(rows);
+        ex.dn_layer_norm(at(x), atOpt(gamma), atOpt(beta), rows, d, eps, y.ptr, mean.ptr, rstd.ptr);
+        return { y, mean, rstd };
       });
     },
 
-    layerNormBackward(dy, x, gamma, mean, rstd, rows, d, hasBeta): NormGrads {
+    layerNormBackward(dy, x, gamma, mean, rstd, rows, d, hasBeta): NormGrads<F> {
       need('layerNormBackward', 'x', x, rows * d);
       need('layerNormBackward', 'dy', dy, rows * d);
       need('layerNormBackward', 'gamma', gamma, d);
       need('layerNormBackward', 'mean', mean, rows);
       need('layerNormBackward', 'rstd', rstd, rows);
       return call(() => {
-        const pdy = rt.put(dy), px = rt.put(x), pg = rt.putOpt(gamma), pm = rt.put(mean), pr = rt.put(rstd);
-        const pdx = rt.alloc(x.length), pdg = gamma ? rt.alloc(d) : 0, pdb = hasBeta ? rt.alloc(d) : 0;
-        if (!ex.dn_layer_norm_backward(pdy, px, pg, pm, pr, rows, d, pdx, pdg, pdb)) throw oom('layerNormBackward');
-        return { dx: rt.take(pdx, x.length), dgamma: gamma ? rt.take(pdg, d) : null, dbeta: hasBeta ? rt.take(pdb, d) : null };
+        const dx = out(x.length), dgamma = gamma ? out(d) : null, dbeta = hasBeta ? out(d) : null;
+        if (!ex.dn_layer_norm_backward(at(dy), at(x), atOpt(gamma), at(mean), at(rstd), rows, d, dx.ptr, dgamma?.ptr ?? 0, dbeta?.ptr ?? 0)) {
+          throw oom('layerNormBackward');
+        }
+        return { dx, dgamma, dbeta };
       });
     },
 
-    softmax(x, rows, d): F32 {
+    softmax(x, rows, d): F {
       need('softmax', 'x', x, rows * d);
       return map1(x, (px, py) => ex.dn_softmax(px, py, rows, d));
     },
-    logSoftmax(x, rows, d): F32 {
+    logSoftmax(x, rows, d): F {
       need('logSoftmax', 'x', x, rows * d);
       return map1(x, (px, py) => ex.dn_log_softmax(px, py, rows, d));
     },
-    softmaxBackward(y, dy, rows, d): F32 {
+    softmaxBackward(y, dy, rows, d): F {
       need('softmaxBackward', 'y', y, rows * d);
       need('softmaxBackward', 'dy', dy, rows * d);
-      if (y.length === 0) return new Float32Array(0);
       return call(() => {
-        const py = rt.put(y), pdy = rt.put(dy), pdx = rt.alloc(y.length);
-        ex.dn_softmax_backward(py, pdy, pdx, rows, d);
-        return rt.take(pdx, y.length);
+        const dx = out(y.length);
+        if (y.length) ex.dn_softmax_backward(at(y), at(dy), dx.ptr, rows, d);
+        return dx;
       });
     },
-    logSoftmaxBackward(y, dy, rows, d): F32 {
+    logSoftmaxBackward(y, dy, rows, d): F {
       need('logSoftmaxBackward', 'y', y, rows * d);
       need('logSoftmaxBackward', 'dy', dy, rows * d);
-      if (y.length === 0) return new Float32Array(0);
       return call(() => {
-        const py = rt.put(y), pdy = rt.put(dy), pdx = rt.alloc(y.length);
-        ex.dn_log_softmax_backward(py, pdy, pdx, rows, d);
-        return rt.take(pdx, y.length);
+        const dx = out(y.length);
+        if (y.length) ex.dn_log_softmax_backward(at(y), at(dy), dx.ptr, rows, d);
+        return dx;
       });
     },
 
-    upsampleNearest2x(x, planes, h, w): F32 {
+    upsampleNearest2x(x, planes, h, w): F {
       need('upsampleNearest2x', 'x', x, planes * h * w);
       const total = planes * 4 * h * w;
-      if (total === 0) return new Float32Array(0);
       return call(() => {
-        const px = rt.put(x), py = rt.alloc(total);
-        ex.dn_upsample_nearest2x(px, py, planes, h, w);
-        return rt.take(py, total);
+        const y = out(total);
+        if (total) ex.dn_upsample_nearest2x(at(x), y.ptr, planes, h, w);
+        return y;
       });
     },
-    avgPool2x2(x, planes, h, w): F32 {
+    avgPool2x2(x, planes, h, w): F {
       need('avgPool2x2', 'x', x, planes * h * w);
       if (h % 2 || w % 2) throw new Error(`wasm avgPool2x2: h = ${h} and w = ${w} must be even`);
       const total = (planes * h * w) / 4;
-      if (total === 0) return new Float32Array(0);
       return call(() => {
-        const px = rt.put(x), py = rt.alloc(total);
-        ex.dn_avg_pool2x2(px, py, planes, h, w);
-        return rt.take(py, total);
+        const y = out(total);
+        if (total) ex.dn_avg_pool2x2(at(x), y.ptr, planes, h, w);
+        return y;
       });
     },
 
@@ -531,12 +617,11 @@ export function wasmBackendOver(rt: WasmRuntime): WasmBackend {
       need('adamW', 'v', v, p.length);
       if (p.length === 0) return;
       call(() => {
-        const pp = rt.put(p), pg = rt.put(g), pm = rt.put(m), pv = rt.put(v);
-        ex.dn_adamw(pp, pg, pm, pv, p.length, lr, beta1, beta2, eps, weightDecay, step);
-        const h = rt.heapF32();
-        p.set(h.subarray(pp >> 2, (pp >> 2) + p.length));
-        m.set(h.subarray(pm >> 2, (pm >> 2) + p.length));
-        v.set(h.subarray(pv >> 2, (pv >> 2) + p.length));
+        const pp = at(p), pm = at(m), pv = at(v);
+        ex.dn_adamw(pp, at(g), pm, pv, p.length, lr, beta1, beta2, eps, weightDecay, step);
+        wroteBack(p, pp);
+        wroteBack(m, pm);
+        wroteBack(v, pv);
       });
     },
 
@@ -544,13 +629,25 @@ export function wasmBackendOver(rt: WasmRuntime): WasmBackend {
       need('lerpInPlace', 'v', v, s.length);
       if (s.length === 0) return;
       call(() => {
-        const ps = rt.put(s), pv = rt.put(v);
-        ex.dn_lerp(ps, pv, s.length, a);
-        s.set(rt.heapF32().subarray(ps >> 2, (ps >> 2) + s.length));
+        const ps = at(s);
+        ex.dn_lerp(ps, at(v), s.length, a);
+        wroteBack(s, ps);
       });
     },
   };
   return b;
+}
+
+/**
+ * Whether this engine runs relaxed SIMD (a 49-byte module with one f32x4.relaxed_madd validates): then the
+ * loaders pick diffuse_kernels_relaxed.wasm, whose GEMM and convolution kernels issue fused multiply-adds.
+ * Chromium, Firefox and Node ≥ 21 do; Node 20 does only with --experimental-wasm-relaxed-simd.
+ */
+export function relaxedSimdSupported(): boolean {
+  const splat = (v: number) => [0x43, ...new Uint8Array(new Float32Array([v]).buffer), 0xfd, 0x13]; // f32.const v; f32x4.splat
+  const body = [0x00, ...splat(1), ...splat(2), ...splat(3), 0xfd, 0x85, 0x02, 0x0b]; // f32x4.relaxed_madd; end
+  const bytes = [0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 1, 5, 1, 0x60, 0, 1, 0x7b, 3, 2, 1, 0, 10, body.length + 2, 1, body.length, ...body];
+  try { return WebAssembly.validate(new Uint8Array(bytes)); } catch { return false; }
 }
 
 /** The default thread count: DIFFUSE_NUM_THREADS, else min(cores, 4). */

@@ -1,5 +1,5 @@
 /**
- * The wasm backend in Node: reads diffuse_kernels.wasm beside this file, compiles it synchronously and starts
+ * The wasm backend in Node: reads diffuse_kernels.wasm beside this file (the relaxed-SIMD build where Node runs it), compiles it synchronously and starts
  * its worker threads (worker_threads, each instantiating the module over the shared memory). Node's main
  * thread may block (Atomics.wait), so a kernel's caller sleeps while the workers finish their last tickets.
  * Imported only under Node (../index.ts); browsers use ./browser.ts.
@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { createMemory, defaultThreads, type WasmBackend, wasmBackendOver, WasmRuntime, type WorkerStart } from './kernels.js';
+import { createMemory, defaultThreads, relaxedSimdSupported, type WasmBackend, wasmBackendOver, WasmRuntime, type WorkerStart } from './kernels.js';
 
 /** A worker: instantiate, then run the pool loop until the process ends (dn_worker_start does not return). */
 const WORKER_SOURCE = `
@@ -18,8 +18,10 @@ const inst = new WebAssembly.Instance(module, { env: { memory } });
 inst.exports.dn_worker_start(stackTop, tls, tid);
 `;
 
+/** DIFFUSE_WASM_MODULE, else the relaxed-SIMD build where this Node runs it (≥ 21), else the baseline one. */
 export function wasmModulePath(): string {
-  return process.env.DIFFUSE_WASM_MODULE || fileURLToPath(new URL('./diffuse_kernels.wasm', import.meta.url));
+  const file = relaxedSimdSupported() ? './diffuse_kernels_relaxed.wasm' : './diffuse_kernels.wasm';
+  return process.env.DIFFUSE_WASM_MODULE || fileURLToPath(new URL(file, import.meta.url));
 }
 
 let loaded: WasmBackend | { error: string } | undefined;
