@@ -338,6 +338,23 @@ for (const mode of ['auto', 'direct', 'avx2', 'im2col'] as const) {
   });
 }
 
+test('conv2d at batch 1: packed weights are reused only while unchanged (edits in place are seen)', { skip }, () => {
+  const r = rng(11);
+  for (const g of [
+    { n: 1, c: 16, h: 9, w: 9, o: 24, kh: 3, kw: 3, sh: 1, sw: 1, ph: 1, pw: 1, oh: 9, ow: 9 },  // Winograd
+    { n: 1, c: 16, h: 9, w: 9, o: 24, kh: 3, kw: 3, sh: 2, sw: 2, ph: 1, pw: 1, oh: 5, ow: 5 },  // direct
+  ] as Conv2dGeometry[]) {
+    const x = Float32Array.from({ length: 16 * 81 }, r), w = Float32Array.from({ length: 24 * 16 * 9 }, r);
+    const y1 = nat.conv2d(x, w, null, g);
+    close(y1, js.conv2d(x, w, null, g), 1e-4, `conv2d ${JSON.stringify(g)}`);
+    assert.deepEqual(nat.conv2d(x, w.slice(), null, g), y1, 'a copy of the same weights gives the same bits');
+    w[24 * 16 * 9 - 1] += 0.5; // the last weight: a compare that stopped early would miss it
+    const y2 = nat.conv2d(x, w, null, g);
+    close(y2, js.conv2d(x, w, null, g), 1e-4, `conv2d after an edit ${JSON.stringify(g)}`);
+    assert.notDeepEqual(y2, y1);
+  }
+});
+
 // Every instruction set this CPU runs, each capped in turn: the GEMM micro-kernels (and the convolution
 // kernels of that ISA, or im2col + GEMM below AVX2) against the js reference.
 const BASE_ISA = process.arch === 'arm64' ? 'neon' : process.arch === 'x64' ? 'sse2' : 'generic';

@@ -119,6 +119,17 @@ describe('wasm backend', { skip }, () => {
     D.setBackend('js');
   });
 
+  test('conv2d at batch 1: packed weights are reused only while unchanged', () => {
+    const g1 = { n: 1, c: 16, h: 9, w: 9, o: 24, kh: 3, kw: 3, sh: 1, sw: 1, ph: 1, pw: 1, oh: 9, ow: 9 };
+    const xs = rand(16 * 81, 12), ws = rand(24 * 16 * 9, 13);
+    const y1 = h(mt.conv2d(xs, ws, null, g1));
+    assert.ok(normalizedMaxError(y1, jsBackend.conv2d(xs, ws, null, g1)) < 1e-5);
+    ws[ws.length - 1] += 0.5;
+    const y2 = h(mt.conv2d(xs, ws, null, g1));
+    assert.ok(normalizedMaxError(y2, jsBackend.conv2d(xs, ws, null, g1)) < 1e-5);
+    assert.notDeepEqual(y2, y1);
+  });
+
   test('wrong lengths throw a one-line Error naming the kernel, before the module is touched', () => {
     assert.throws(() => mt.conv2d(x.subarray(1), w, bias, geom), /^Error: wasm conv2d: x has \d+ elements, expected \d+$/);
     assert.throws(() => mt.matmul(a, b.subarray(7), 1, 130, 90, 70, false, false, 0, 0), /wasm matmul: b has/);
