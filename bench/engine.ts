@@ -9,6 +9,8 @@
  * only: the addon has its own GEMM and links no BLAS.
  *
  * Usage: npx tsx bench/engine.ts [--threads 2] [--reps 10] [--rounds 3] [--python /usr/bin/python3]
+ *        npx tsx bench/engine.ts --sgemm-only --rounds 9   (only the sgemm pairing: ours against OpenBLAS called
+ *        directly, back to back in each round; the per-round ratios' median is the figure that resists noise)
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
@@ -22,9 +24,10 @@ const { values: opt } = parseArgs({
     reps: { type: 'string', default: '10' },
     rounds: { type: 'string', default: '3' },
     python: { type: 'string', default: '/usr/bin/python3' },
+    'sgemm-only': { type: 'boolean', default: false },
   },
 });
-const threads = Number(opt.threads), reps = Number(opt.reps), rounds = Number(opt.rounds);
+const threads = Number(opt.threads), reps = Number(opt.reps), rounds = Number(opt.rounds), sgemmOnly = opt['sgemm-only']!;
 
 const B = 64;
 const convFlops = (c: number, hw: number) => 3 * 2 * B * c * c * 9 * hw * hw; // forward + dX + dW
@@ -69,10 +72,12 @@ function measure(coretype: string | undefined) {
   const add = (acc: Record<string, number[]>, r: Record<string, number[]>) => { for (const [k, v] of Object.entries(r)) (acc[k] ??= []).push(...v); };
   const exe = compileOpenblasBaseline();
   for (let r = 0; r < rounds; r++) {
-    add(ours, run(process.execPath, ['--import', 'tsx', 'bench/engine_ours.ts', String(reps)],
+    add(ours, run(process.execPath, ['--import', 'tsx', 'bench/engine_ours.ts', String(reps), ...(sgemmOnly ? ['sgemm_1024'] : [])],
       envWith(coretype, { DIFFUSE_BACKEND: 'native', DIFFUSE_NUM_THREADS: String(threads) })));
-    add(torch, run(opt.python!, ['bench/engine_torch.py', String(threads), String(reps)],
-      envWith(coretype, { OPENBLAS_NUM_THREADS: '1', OMP_NUM_THREADS: String(threads) })));
+    if (!sgemmOnly) {
+      add(torch, run(opt.python!, ['bench/engine_torch.py', String(threads), String(reps)],
+        envWith(coretype, { OPENBLAS_NUM_THREADS: '1', OMP_NUM_THREADS: String(threads) })));
+    }
     const b = JSON.parse(execFileSync(exe, [String(reps)], { env: envWith(coretype, { OPENBLAS_NUM_THREADS: String(threads) }), encoding: 'utf8' })) as number[];
     blas.push(...b);
     pairs.push(median(ours.sgemm_1024.slice(-reps)) / median(b));
@@ -82,9 +87,12 @@ function measure(coretype: string | undefined) {
 
 function report(title: string, m: ReturnType<typeof measure>) {
   console.log(`\n## ${title}\n`);
-  console.log('| workload | ours (ms) | PyTorch (ms) | ratio ours/PyTorch | ours GFLOP/s | PyTorch GFLOP/s |');
-  console.log('|---|---:|---:|---:|---:|---:|');
+  if (!sgemmOnly) {
+    console.log('| workload | ours (ms) | PyTorch (ms) | ratio ours/PyTorch | ours GFLOP/s | PyTorch GFLOP/s |');
+    console.log('|---|---:|---:|---:|---:|---:|');
+  }
   for (const [k, { label, flops }] of Object.entries(CASES)) {
+    if (!m.torch[k]) continue;
     const o = median(m.ours[k]), t = median(m.torch[k]);
     console.log(`| ${label} | ${(o * 1e3).toFixed(2)} | ${(t * 1e3).toFixed(2)} | ${(o / t).toFixed(3)} | ${(flops / o / 1e9).toFixed(1)} | ${(flops / t / 1e9).toFixed(1)} |`);
   }
