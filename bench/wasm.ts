@@ -63,14 +63,15 @@ if (!o['skip-conv']) {
   const xt = tf.tensor4d(D.permute(x, [0, 2, 3, 1]).data as Float32Array, [B, H, W, C]);
   const wt = tf.tensor4d(D.permute(w, [2, 3, 1, 0]).data as Float32Array, [3, 3, C, C]);
   const bt = tf.tensor1d(bias.data as Float32Array);
-  const ours = () => D.noGrad(() => D.conv2d(x, w, bias, { padding: 1 })).data as Float32Array;
+  // read out (as tfjs's dataSync), in a scope: the wasm backend's tensors live in its memory until released
+  const ours = () => D.scope(() => D.noGrad(() => D.conv2d(x, w, bias, { padding: 1 })).data as Float32Array);
   // ours on one thread too: tfjs's XNNPACK pool may come up with fewer threads than asked (it says so below)
   const { WasmRuntime, wasmBackendOver, createMemory } = await import('../src/backends/wasm/kernels.js');
   const { wasmModulePath } = await import('../src/backends/wasm/node.js');
   const one = wasmBackendOver(new WasmRuntime(new WebAssembly.Module(readFileSync(wasmModulePath())), createMemory(true)));
   const g1 = { n: B, c: C, h: H, w: W, o: C, kh: 3, kw: 3, sh: 1, sw: 1, ph: 1, pw: 1, oh: H, ow: W };
   const xd = x.data as Float32Array, wd = w.data as Float32Array, bd = bias.data as Float32Array;
-  const oursOne = () => one.conv2d(xd, wd, bd, g1);
+  const oursOne = () => { const y = one.conv2d(xd, wd, bd, g1); const v = (y as { readSync(): Float32Array }).readSync(); (y as { release(): void }).release(); return v; };
   const theirs = () => tf.tidy(() => tf.add(tf.conv2d(xt, wt, 1, 'same'), bt)).dataSync();
   // same result (layouts differ): compare one output channel plane
   const a = ours(), b = theirs();
@@ -102,7 +103,7 @@ if (!o['skip-conv']) {
   }
   const mo = median(tOurs), mt = median(tTheirs);
   console.log(`# conv3×3 forward B${B} C${C}→${C} ${H}×${W} pad 1, ${threads} threads, ${rounds} rounds × ${reps} reps, medians`);
-  console.log(`  ours  wasm (${info.isa}, ${info.conv}, ${info.threads} threads, NCHW, + copies in/out): ${ms(mo)}`);
+  console.log(`  ours  wasm (${info.isa}, ${info.conv}, ${info.threads} threads, NCHW, result read out): ${ms(mo)}`);
   console.log(`  tfjs-backend-wasm ${tfw.version_wasm} (XNNPACK, ${tf.env().getBool('WASM_HAS_SIMD_SUPPORT') ? 'SIMD' : 'no SIMD'}, ` +
     `${tf.env().getBool('WASM_HAS_MULTITHREAD_SUPPORT') ? `threaded build, setThreadsCount(${threads}), getThreadsCount() ${tfw.getThreadsCount()}` : 'one thread'}, NHWC): ${ms(mt)}`);
   console.log(`  ours  wasm, 1 thread: ${ms(median(tOne))} (tfjs / ours-1-thread ${(mt / median(tOne)).toFixed(2)}×)`);

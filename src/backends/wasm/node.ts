@@ -45,7 +45,8 @@ export function loadWasmBackend(): WasmBackend | { error: string } {
     rt.startWorkers(threads, (start: WorkerStart) => {
       const w = new Worker(WORKER_SOURCE, { eval: true, workerData: start });
       w.unref(); // the pool never keeps the process alive
-      w.on('error', () => { /* a worker that failed to start takes no tickets; the others carry on */ });
+      // a worker that failed takes no tickets (the others and the caller carry on); say so once
+      w.on('error', (e) => { console.warn(`diffuse: a wasm worker thread stopped: ${(e as Error).message.split('\n')[0]}`); });
     });
     loaded = wasmBackendOver(rt);
   } catch (e) {
