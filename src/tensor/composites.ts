@@ -18,8 +18,8 @@ function activation(op: ActivationOp, x: Tensor, composite: (x: Tensor) => Tenso
   const be = backend();
   if (!be.activation || !be.activationBackward) return composite(x);
   const fwd = be.activation, bwd = be.activationBackward;
-  const xd = x.storage(op);
-  return recordOp(op, fwd(op, xd), x.shape, [x], (g) => [new Tensor(bwd(op, xd, g.storage(op)), x.shape)]);
+  const xd = x.storage(op), xShape = x.shape;
+  return recordOp(op, fwd(op, xd), x.shape, [x], (g) => [new Tensor(bwd(op, xd, g.storage(op)), xShape)]);
 }
 
 /** σ(x) = ½ + ½·tanh(x/2): finite gradients everywhere (1/(1 + e^−x) overflows e^−x below −88). */
@@ -42,8 +42,8 @@ function lastAxisFused(name: string, x: Tensor, axis: number,
     return permute(lastAxisFused(name, permute(x, perm), -1, fwd, bwd), perm);
   }
   const d = x.shape[a], rows = x.size / d;
-  const y = fwd(x.storage(name), rows, d);
-  return recordOp(name, y, x.shape, [x], (g) => [new Tensor(bwd(y, g.storage(name), rows, d), x.shape)]);
+  const y = fwd(x.storage(name), rows, d), xShape = x.shape;
+  return recordOp(name, y, x.shape, [x], (g) => [new Tensor(bwd(y, g.storage(name), rows, d), xShape)]);
 }
 
 /** x minus its (constant, ungraded) maximum along `axis`: softmax is shift-invariant, exp no longer overflows. */
@@ -104,9 +104,11 @@ export function groupNorm(x: Tensor, groups: number, gamma?: Tensor | null, beta
     const xd = x.storage('groupNorm'), gd = gamma ? gamma.storage('groupNorm') : null, bd = beta ? beta.storage('groupNorm') : null;
     const r = be.groupNorm(xd, gd, bd, n, c, hw, groups, eps, fuseSilu);
     const inputs = [x, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
+    // The rule reads x and the statistics, not the output (see recordOp).
+    const { mean: mu, rstd } = r, xShape = x.shape;
     return recordOp(fuseSilu ? 'groupNormSilu' : 'groupNorm', r.y, x.shape, inputs, (g) => {
-      const gr = bwd(g.storage('groupNorm'), xd, gd, bd, r.mean, r.rstd, n, c, hw, groups, fuseSilu);
-      const out: (Tensor | null)[] = [new Tensor(gr.dx, x.shape)];
+      const gr = bwd(g.storage('groupNorm'), xd, gd, bd, mu, rstd, n, c, hw, groups, fuseSilu);
+      const out: (Tensor | null)[] = [new Tensor(gr.dx, xShape)];
       if (gamma) out.push(gr.dgamma && new Tensor(gr.dgamma, [c]));
       if (beta) out.push(gr.dbeta && new Tensor(gr.dbeta, [c]));
       return out;
@@ -133,9 +135,10 @@ export function layerNorm(x: Tensor, gamma?: Tensor | null, beta?: Tensor | null
     const xd = x.storage('layerNorm'), gd = gamma ? gamma.storage('layerNorm') : null;
     const r = be.layerNorm(xd, gd, beta ? beta.storage('layerNorm') : null, rows, d, eps);
     const inputs = [x, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
+    const { mean: mu, rstd } = r, xShape = x.shape;
     return recordOp('layerNorm', r.y, x.shape, inputs, (g) => {
-      const gr = bwd(g.storage('layerNorm'), xd, gd, r.mean, r.rstd, rows, d, !!beta);
-      const out: (Tensor | null)[] = [new Tensor(gr.dx, x.shape)];
+      const gr = bwd(g.storage('layerNorm'), xd, gd, mu, rstd, rows, d, !!beta);
+      const out: (Tensor | null)[] = [new Tensor(gr.dx, xShape)];
       if (gamma) out.push(gr.dgamma && new Tensor(gr.dgamma, [d]));
       if (beta) out.push(gr.dbeta && new Tensor(gr.dbeta, [d]));
       return out;
@@ -174,9 +177,9 @@ export function upsampleNearest2x(x: Tensor): Tensor {
   const outShape = [...x.shape.slice(0, -2), 2 * h, 2 * w];
   const be = backend();
   if (be.upsampleNearest2x && be.avgPool2x2) {
-    const up = be.upsampleNearest2x, pool = be.avgPool2x2;
+    const up = be.upsampleNearest2x, pool = be.avgPool2x2, xShape = x.shape;
     return recordOp('upsampleNearest2x', up(x.storage('upsample'), p, h, w), outShape, [x], (g) => [
-      new Tensor(be.affine(pool(g.storage('upsample'), p, 2 * h, 2 * w), 4, 0), x.shape),
+      new Tensor(be.affine(pool(g.storage('upsample'), p, 2 * h, 2 * w), 4, 0), xShape),
     ]);
   }
   return reshape(expand(reshape(x, [p, h, 1, w, 1]), [p, h, 2, w, 2]), outShape);
@@ -189,9 +192,9 @@ export function avgPool2x2(x: Tensor): Tensor {
   const outShape = [...x.shape.slice(0, -2), h / 2, w / 2];
   const be = backend();
   if (be.upsampleNearest2x && be.avgPool2x2) {
-    const up = be.upsampleNearest2x, pool = be.avgPool2x2;
+    const up = be.upsampleNearest2x, pool = be.avgPool2x2, xShape = x.shape;
     return recordOp('avgPool2x2', pool(x.storage('avgPool2x2'), p, h, w), outShape, [x], (g) => [
-      new Tensor(be.affine(up(g.storage('avgPool2x2'), p, h / 2, w / 2), 0.25, 0), x.shape),
+      new Tensor(be.affine(up(g.storage('avgPool2x2'), p, h / 2, w / 2), 0.25, 0), xShape),
     ]);
   }
   return reshape(affine(sum(reshape(x, [p, h / 2, 2, w / 2, 2]), [2, 4]), 0.25), outShape);

@@ -30,8 +30,26 @@ export const UNARY_GRADIENTS: Record<UnaryOp, (g: Tensor, x: Tensor, y: Tensor) 
   erf: (g, x) => mul(g, affine(exp(neg(square(x))), TWO_OVER_SQRT_PI)),
 };
 
+/**
+ * Which operands each unary rule reads (x: the input, y: the output); the op's closure holds only those, so
+ * the others are not kept alive by the graph. A rule is called with null for an operand it does not read.
+ */
+export const UNARY_READS: Record<UnaryOp, { x: boolean; y: boolean }> = {
+  neg: { x: false, y: false }, exp: { x: false, y: true }, log: { x: true, y: false }, sqrt: { x: false, y: true },
+  rsqrt: { x: true, y: true }, sin: { x: true, y: false }, cos: { x: true, y: false }, tanh: { x: false, y: true },
+  relu: { x: true, y: false }, abs: { x: true, y: false }, square: { x: true, y: false }, reciprocal: { x: false, y: true },
+  erf: { x: true, y: false },
+};
+
 /** Gradients of a op b before they are summed back over broadcast axes (null: not differentiable there). */
 type BinaryRule = (g: Tensor, a: Tensor, b: Tensor, out: Tensor) => [Tensor | null, Tensor | null];
+
+/** Which operands each binary rule reads (ab: both inputs, out: the output); as UNARY_READS. */
+export const BINARY_READS: Record<BinaryOp, { ab: boolean; out: boolean }> = {
+  add: { ab: false, out: false }, sub: { ab: false, out: false }, mul: { ab: true, out: false }, div: { ab: true, out: true },
+  pow: { ab: true, out: true }, maximum: { ab: true, out: false }, minimum: { ab: true, out: false },
+  eq: { ab: false, out: false }, gt: { ab: false, out: false }, lt: { ab: false, out: false },
+};
 
 /** Where a and b tie, the gradient is split equally between them, as PyTorch does. */
 const tieShare = (win: Tensor, a: Tensor, b: Tensor) => add(win, affine(eq(a, b), 0.5));
@@ -64,7 +82,7 @@ export const GRADIENTS = {
     return [a.requiresGrad ? sumTo(where(cond, g, z), a.shape) : null, b.requiresGrad ? sumTo(where(cond, z, g), b.shape) : null];
   },
   /** Sum over axes: the gradient broadcast back. */
-  sum: (g: Tensor, x: Tensor, keptShape: number[]) => expand(reshape(g, keptShape), x.shape),
+  sum: (g: Tensor, xShape: readonly number[], keptShape: number[]) => expand(reshape(g, keptShape), xShape),
   /** Max over axes: shared equally among tied maxima. */
   max: (g: Tensor, x: Tensor, out: Tensor, axes: number[], keptShape: number[]) => {
     const mask = eq(x, reshape(out, keptShape));

@@ -5,7 +5,7 @@
  */
 import type { BinaryOp, FStore, UnaryOp } from '../backends/backend.js';
 import { binaryKernel, copyKernel, whereKernel } from './dispatch.js';
-import { BINARY_GRADIENTS, GRADIENTS, UNARY_GRADIENTS } from './gradients.js';
+import { BINARY_GRADIENTS, BINARY_READS, GRADIENTS, UNARY_GRADIENTS, UNARY_READS } from './gradients.js';
 import { Generator, defaultGenerator } from './random.js';
 import {
   ShapeError, broadcastShapes, broadcastStrides, checkNonEmpty, fmt, normalizeAxes, normalizeAxis, sameShape, sizeOf, stridesOf,
@@ -20,7 +20,12 @@ const toTensor = (x: TensorLike): Tensor => (typeof x === 'number' ? scalar(x) :
 // ---------------------------------------------------------------- elementwise, unary
 
 function unaryOp(op: UnaryOp, x: Tensor): Tensor {
-  const out: Tensor = recordOp(op, backend().unary(op, x.storage(op)), x.shape, [x], (g) => [UNARY_GRADIENTS[op](g, x, out)]);
+  // The rule's closure holds only the operands it reads (see recordOp).
+  const reads = UNARY_READS[op];
+  const xs = reads.x ? x : null;
+  let ys: Tensor | null = null;
+  const out: Tensor = recordOp(op, backend().unary(op, x.storage(op)), x.shape, [x], (g) => [UNARY_GRADIENTS[op](g, xs!, ys!)]);
+  if (reads.y) ys = out;
   return out;
 }
 
@@ -66,10 +71,15 @@ function binaryOp(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   const data = binaryKernel(op, ad, broadcastStrides(a.shape, outShape), bd, broadcastStrides(b.shape, outShape), outShape);
   const rule = BINARY_GRADIENTS[op];
   if (!rule) return new Tensor(data, outShape);
+  // The rule's closure holds only the operands it reads (see recordOp); shapes and flags are taken now.
+  const reads = BINARY_READS[op], aShape = a.shape, bShape = b.shape, aGrad = a.requiresGrad, bGrad = b.requiresGrad;
+  const as = reads.ab ? a : null, bs = reads.ab ? b : null;
+  let outs: Tensor | null = null;
   const out: Tensor = recordOp(op, data, outShape, [a, b], (g) => {
-    const [ga, gb] = rule(g, a, b, out);
-    return [ga && a.requiresGrad ? sumTo(ga, a.shape) : null, gb && b.requiresGrad ? sumTo(gb, b.shape) : null];
+    const [ga, gb] = rule(g, as!, bs!, outs!);
+    return [ga && aGrad ? sumTo(ga, aShape) : null, gb && bGrad ? sumTo(gb, bShape) : null];
   });
+  if (reads.out) outs = out;
   return out;
 }
 
@@ -156,7 +166,8 @@ export function sum(x: Tensor, axes?: number | readonly number[], keepDim = fals
   const ax = normalizeAxes('sum', axes, x.ndim);
   if (ax.length === 0) return x;
   const { data, keptShape } = reduceRaw('sum', x, ax);
-  return recordOp('sum', data, reducedShape(keptShape, ax, keepDim), [x], (g) => [GRADIENTS.sum(g, x, keptShape)]);
+  const xShape = x.shape;
+  return recordOp('sum', data, reducedShape(keptShape, ax, keepDim), [x], (g) => [GRADIENTS.sum(g, xShape, keptShape)]);
 }
 
 export function mean(x: Tensor, axes?: number | readonly number[], keepDim = false): Tensor {
@@ -192,7 +203,8 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
     throw new ShapeError(`reshape: cannot reshape ${fmt(x.shape)} (${x.size} elements) to ${fmt(shape)}`);
   }
   if (sameShape(sh, x.shape)) return x;
-  return recordOp('reshape', x.shareStorage(), sh, [x], (g) => [reshape(g, x.shape)]);
+  const xShape = x.shape;
+  return recordOp('reshape', x.shareStorage(), sh, [x], (g) => [reshape(g, xShape)]);
 }
 
 export function flatten(x: Tensor, startAxis = 0): Tensor {
@@ -231,8 +243,9 @@ export function expand(x: Tensor, shape: readonly number[]): Tensor {
   const outShape = broadcastShapes('expand', x.shape, shape);
   if (!sameShape(outShape, shape)) throw new ShapeError(`expand: cannot expand ${fmt(x.shape)} to ${fmt(shape)}`);
   if (sameShape(x.shape, shape)) return x;
+  const xShape = x.shape;
   return recordOp('expand', strided(x.storage('expand'), 0, broadcastStrides(x.shape, outShape), outShape), outShape, [x],
-    (g) => [sumTo(g, x.shape)]);
+    (g) => [sumTo(g, xShape)]);
 }
 
 /**
@@ -256,10 +269,11 @@ export function slice(x: Tensor, starts: readonly number[], ends: readonly numbe
   if (sameShape(outShape, x.shape)) return x;
   const st = stridesOf(x.shape);
   const offset = lo.reduce((acc, s, i) => acc + s * st[i], 0);
+  const xShape = x.shape, xSize = x.size;
   return recordOp('slice', strided(x.storage('slice'), offset, st, outShape), outShape, [x], (g) => {
-    const dx = backend().full(x.size, 0);
+    const dx = backend().full(xSize, 0);
     copyKernel(g.storage('slice'), 0, stridesOf(outShape), outShape, dx, offset, st);
-    return [new Tensor(dx, x.shape)];
+    return [new Tensor(dx, xShape)];
   });
 }
 
@@ -273,14 +287,14 @@ export function narrow(x: Tensor, axis: number, start: number, length: number): 
 
 export function concat(tensors: readonly Tensor[], axis = 0): Tensor {
   if (tensors.length === 0) throw new ShapeError('concat: no tensors given');
-  const first = tensors[0];
-  const a = normalizeAxis('concat', axis, first.ndim);
+  const first = tensors[0].shape;
+  const a = normalizeAxis('concat', axis, first.length);
   for (const t of tensors) {
-    if (t.ndim !== first.ndim || t.shape.some((d, i) => i !== a && d !== first.shape[i])) {
+    if (t.ndim !== first.length || t.shape.some((d, i) => i !== a && d !== first[i])) {
       throw new ShapeError(`concat: shapes ${tensors.map((u) => fmt(u.shape)).join(', ')} differ outside axis ${a}`);
     }
   }
-  const outShape = [...first.shape];
+  const outShape = [...first];
   outShape[a] = tensors.reduce((acc, t) => acc + t.shape[a], 0);
   const out = backend().empty(sizeOf(outShape));
   const ost = stridesOf(outShape);
@@ -291,8 +305,9 @@ export function concat(tensors: readonly Tensor[], axis = 0): Tensor {
     copyKernel(t.storage('concat'), 0, stridesOf(t.shape), t.shape, out, pos * ost[a], ost);
     pos += t.shape[a];
   }
+  const parts = tensors.map((t) => ({ grad: t.requiresGrad, size: t.shape[a] }));
   return recordOp('concat', out, outShape, [...tensors], (g) =>
-    tensors.map((t, i) => (t.requiresGrad ? narrow(g, a, offsets[i], t.shape[a]) : null)));
+    parts.map((t, i) => (t.grad ? narrow(g, a, offsets[i], t.size) : null)));
 }
 
 /** Splits along an axis into pieces of the given sizes (or into `sections` equal pieces). */
@@ -339,7 +354,8 @@ export function pad(x: Tensor, pads: readonly number[], value = 0): Tensor {
   const ost = stridesOf(outShape);
   const offset = before.reduce((acc, b, i) => acc + b * ost[i], 0);
   copyKernel(x.storage('pad'), 0, stridesOf(x.shape), x.shape, out, offset, ost);
-  return recordOp('pad', out, outShape, [x], (g) => [slice(g, before, before.map((b, i) => b + x.shape[i]))]);
+  const xShape = x.shape, ends = before.map((b, i) => b + xShape[i]);
+  return recordOp('pad', out, outShape, [x], (g) => [slice(g, before, ends)]);
 }
 
 // ---------------------------------------------------------------- matrix products

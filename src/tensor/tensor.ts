@@ -24,11 +24,29 @@ export type TensorData = Float32Array | Int32Array;
 /** What a tensor holds: host data, or float data on a device backend. */
 export type Storage = TensorData | DeviceArray;
 
-/** A recorded operation: its inputs and how to turn the output's gradient into theirs. */
+/**
+ * A recorded operation: its inputs' places in the graph (null: the input needed no gradient when the op ran)
+ * and how to turn the output's gradient into theirs.
+ */
 interface Node {
   op: string;
-  inputs: Tensor[];
+  inputs: (GradRef | null)[];
   backward: (grad: Tensor) => (Tensor | null)[];
+}
+
+/**
+ * A tensor's place in the autograd graph, apart from its data. Graphs link these, not tensors, so that an
+ * intermediate's values live only as long as the program or a gradient rule that reads them holds them (a
+ * convolution's output that only feeds an addition is freed at once, not when the graph is). A leaf's ref
+ * holds the leaf, whose .grad backward() sets.
+ */
+class GradRef {
+  node: Node | null = null;
+  constructor(readonly leaf: Tensor | null) {}
+
+  get requiresGrad(): boolean {
+    return this.leaf ? this.leaf.requiresGrad : true;
+  }
 }
 
 let gradEnabled = true;
@@ -53,9 +71,8 @@ export class Tensor {
   readonly dtype: DType;
   requiresGrad: boolean;
   grad: Tensor | null = null;
-  /** Set on outputs of recorded operations; cleared by backward(). */
-  node: Node | null = null;
   private _data: Storage | null;
+  private _ref: GradRef | null = null;
 
   constructor(data: Storage, shape: readonly number[], requiresGrad = false) {
     checkShape('tensor', shape);
@@ -76,6 +93,22 @@ export class Tensor {
     // a frame holding it to the scope's end would keep a whole training step's intermediates alive at once
     // (the default run's peak RSS was 1.07 GB instead of 0.74 GB).
     if (isDeviceArray(data) || currentBackendIsDevice()) topFrame<Tensor>()?.tensors.push(this);
+  }
+
+  /** Set on outputs of recorded operations; cleared by backward(). */
+  get node(): Node | null {
+    return this._ref?.node ?? null;
+  }
+
+  set node(n: Node | null) {
+    if (n) (this._ref = new GradRef(null)).node = n;
+    else if (this._ref) this._ref.node = null;
+  }
+
+  /** This tensor's place in the graph, as an input of an op: its node's, or (no node) a leaf's. */
+  gradRef(): GradRef {
+    if (!this._ref || (!this._ref.node && !this._ref.leaf)) this._ref = new GradRef(this);
+    return this._ref;
   }
 
   private live(): Storage {
@@ -201,27 +234,30 @@ export class Tensor {
     } else if (grad.shape.join() !== this.shape.join()) {
       throw new ShapeError(`backward: gradient shape ${fmt(grad.shape)} does not match output shape ${fmt(this.shape)}`);
     }
-    const order = topoOrder(this);
-    const grads = new Map<Tensor, Tensor>([[this, grad]]);
+    const root = this.gradRef();
+    const order = topoOrder(root);
+    const grads = new Map<GradRef, Tensor>([[root, grad]]);
     noGrad(() => {
-      for (const t of order) {
-        const g = grads.get(t);
+      for (const r of order) {
+        const g = grads.get(r);
         if (!g) continue;
-        grads.delete(t);
-        if (!t.node) {
+        grads.delete(r);
+        if (!r.node) {
           // A leaf's gradient gets its own storage: rules may hand one tensor to several inputs (add) or
           // share data with a view (reshape), and callers may modify .grad in place.
-          if (t.requiresGrad) t.grad = t.grad ? accumulate(t.grad, g) : g.clone();
+          const t = r.leaf;
+          if (t?.requiresGrad) t.grad = t.grad ? accumulate(t.grad, g) : g.clone();
           continue;
         }
-        const inputGrads = t.node.backward(g);
-        t.node.inputs.forEach((inp, i) => {
+        const inputGrads = r.node.backward(g);
+        r.node.inputs.forEach((inp, i) => {
           const gi = inputGrads[i];
-          if (!gi || !inp.requiresGrad) return;
+          if (!gi || !inp?.requiresGrad) return;
           const prev = grads.get(inp);
           grads.set(inp, prev ? accumulate(prev, gi) : gi);
         });
-        if (!retainGraph) t.node = null;
+        // Dropping the node drops its rule's saved tensors: the collector can take them as backward goes.
+        if (!retainGraph) r.node = null;
       }
     });
   }
@@ -232,23 +268,23 @@ function accumulate(a: Tensor, b: Tensor): Tensor {
   return new Tensor(getBackend().binary('add', a.storage('backward'), [1], b.storage('backward'), [1], [a.size]), a.shape);
 }
 
-/** Output first, each tensor before its inputs (iterative DFS: UNet graphs are deep). */
-function topoOrder(root: Tensor): Tensor[] {
-  const post: Tensor[] = [];
-  const seen = new Set<Tensor>();
-  const stack: [Tensor, number][] = [[root, 0]];
+/** Output first, each ref before its inputs (iterative DFS: UNet graphs are deep). */
+function topoOrder(root: GradRef): GradRef[] {
+  const post: GradRef[] = [];
+  const seen = new Set<GradRef>();
+  const stack: [GradRef, number][] = [[root, 0]];
   seen.add(root);
   while (stack.length) {
     const top = stack[stack.length - 1];
-    const [t, i] = top;
-    const inputs = t.node ? t.node.inputs : [];
+    const [r, i] = top;
+    const inputs = r.node ? r.node.inputs : [];
     if (i < inputs.length) {
       top[1]++;
       const c = inputs[i];
-      if (c.requiresGrad && !seen.has(c)) { seen.add(c); stack.push([c, 0]); }
+      if (c && c.requiresGrad && !seen.has(c)) { seen.add(c); stack.push([c, 0]); }
     } else {
       stack.pop();
-      post.push(t);
+      post.push(r);
     }
   }
   return post.reverse();
@@ -256,13 +292,14 @@ function topoOrder(root: Tensor): Tensor[] {
 
 /**
  * Wraps a kernel result as the output of a differentiable op. Records the op only when grad mode is on
- * and some input requires a gradient.
+ * and some input requires a gradient. The graph keeps the inputs' places, not their data: `backward` must
+ * capture what it reads (and only that: whatever it captures lives until the op's backward has run).
  */
 export function recordOp(op: string, data: Storage, shape: readonly number[], inputs: Tensor[],
   backward: (grad: Tensor) => (Tensor | null)[]): Tensor {
   const needs = gradEnabled && inputs.some((t) => t.requiresGrad);
   const out = new Tensor(data, shape, needs);
-  if (needs) out.node = { op, inputs, backward };
+  if (needs) out.node = { op, inputs: inputs.map((t) => (t.requiresGrad ? t.gradRef() : null)), backward };
   return out;
 }
 
