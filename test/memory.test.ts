@@ -3,6 +3,8 @@
 // backend that loads (WebGPU included: there each step runs in a scope, as the trainer runs it).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import {
   AdamW, Generator, Tensor, conv2d, groupNorm, linear, mseLoss, randn, reshape, scaledDotProductAttention, scope,
   setBackend, transpose, webgpuStats, zeros,
@@ -55,5 +57,46 @@ for (const name of await engineBackends()) {
     } else {
       assert.ok(growthMiB < 40, `resident memory grew by ${growthMiB.toFixed(1)} MiB over the last ${measured} iterations`);
     }
+  });
+}
+
+// A graph holds the values its gradient rules read, and no others: an intermediate that only feeds an addition
+// is freed as soon as the forward drops it; a norm's input (its backward reads it) and its output (the next
+// convolution's weight gradient reads it) stay until backward, which uses the forward's values bit for bit.
+const gc: () => void = (setFlagsFromString('--expose-gc'), runInNewContext('gc'));
+const collectable = async (ref: WeakRef<object>): Promise<boolean> => {
+  await new Promise((r) => setImmediate(r)); // a WeakRef's target survives the job that created it
+  gc();
+  return ref.deref() === undefined;
+};
+
+for (const name of (await engineBackends()).filter((n) => n === 'js' || n === 'native')) {
+  test(`a graph keeps only the values backward reads on ${name}`, async () => {
+    const be = setBackend(name);
+    const gen = new Generator(2);
+    const p = (s: number[]) => { const t = randn(s, gen).mul(0.3); t.requiresGrad = true; return t; };
+    const w1 = p([4, 3, 3, 3]), w2 = p([4, 4, 3, 3]), gamma = p([4]), beta = p([4]), shift = p([1, 4, 1, 1]);
+    const x = randn([2, 3, 6, 6], gen);
+    const refs: Record<string, WeakRef<object>> = {};
+    let normOut: Float32Array | undefined;
+    const loss = (() => {
+      const h = conv2d(x, w1, null, { padding: 1 }); // only an addition reads it: add's rule reads no operand
+      const s = h.add(shift); // the norm's backward reads its input
+      const a = groupNorm(s, 2, gamma, beta, { silu: true }); // the convolution's backward reads it (weight gradient)
+      refs.convOut = new WeakRef(h.data.buffer);
+      refs.normIn = new WeakRef(s.data.buffer);
+      refs.normOut = new WeakRef(a.data.buffer);
+      normOut = a.f32('test').slice();
+      return conv2d(a, w2, null, { padding: 1 }).sum();
+    })();
+    assert.ok(await collectable(refs.convOut), 'the convolution output that only feeds an addition is still held');
+    assert.ok(!(await collectable(refs.normIn)), "the norm's input was freed before its backward");
+    assert.ok(!(await collectable(refs.normOut)), "the convolution's input was freed before its backward");
+    loss.backward();
+    // d sum(conv(a, w2)) / d w2 from the forward's values of a, with the same kernel: identical bits.
+    const geo = { n: 2, c: 4, h: 6, w: 6, o: 4, kh: 3, kw: 3, sh: 1, sw: 1, ph: 1, pw: 1, oh: 6, ow: 6 };
+    const expected = be.conv2dBackwardWeight(normOut!, new Float32Array(2 * 4 * 36).fill(1), geo) as Float32Array;
+    assert.deepEqual(w2.grad!.data, expected);
+    for (const t of [w1, gamma, beta, shift]) assert.ok(t.grad && t.grad.data.every(Number.isFinite));
   });
 }
