@@ -3,7 +3,7 @@
 //
 //   node scripts/build-native.mjs           (npm install)  skips when the addon is newer than its sources;
 //                                           a failed build prints one warning line and exits 0, so that
-//                                           `npm install` still succeeds and diffuse runs on the js backend
+//                                           `npm install` still succeeds and diffuse runs on the wasm backend
 //   node scripts/build-native.mjs --force   (npm run build:native)  always rebuilds; a failure exits 1
 //
 // Node's headers are taken from the local installation (--nodedir), never downloaded.
@@ -21,7 +21,7 @@ const addon = join(root, 'build', 'Release', 'diffuse_native.node');
 const logFile = join(root, 'build', 'native-build.log');
 
 function warn(message) {
-  console.warn(`diffuse: native backend not built: ${message}. diffuse will use the slower 'js' backend.`);
+  console.warn(`diffuse: native backend not built: ${message}. diffuse will run on the 'wasm' backend (about half native's speed).`);
   process.exit(force ? 1 : 0);
 }
 
