@@ -235,7 +235,8 @@ describe('diffuse serve + worker: faults', { skip }, () => {
       const after = (await queue.getJobCounts('waiting')).waiting;
       debug(`restarted Redis with ${waiting} jobs waiting; ${after} after`);
       assert.ok(waiting >= 150, `jobs were queued during the restart (${waiting})`);
-      assert.equal(after, waiting, 'the waiting jobs survived the restart');
+      // (one more may be waiting after: the killed worker's job, moved back by the stalled-job check meanwhile)
+      assert.ok(after === waiting || after === waiting + 1, `the waiting jobs survived the restart (${waiting} before, ${after} after)`);
       await queue.resume();
       // Everything completes.
       const done = Date.now() + 120_000;
