@@ -31,9 +31,20 @@
  * and 32 groups on its 32, 64, 96 and 128-channel norms).
  */
 import {
-  Generator, Tensor, add, avgPool2x2, concat, full, matmul, mul, reshape, silu, softmax, split, tensor,
-  upsampleNearest2x, fmt,
+  Generator, Tensor, add, avgPool2x2, concat, full, isGradEnabled, matmul, mul, reshape, scope, silu, softmax, split,
+  tensor, upsampleNearest2x, fmt,
 } from '../tensor/index.js';
+import { currentBackendIsDevice } from '../backends/index.js';
+
+/**
+ * Runs one block of the forward pass. Without gradients on a device backend (wasm, WebGPU: tensors are
+ * released by scopes, not by the collector) the block's temporaries are released when it returns, so an
+ * evaluation holds one block's temporaries at a time instead of the whole forward's (a sampler step's scope
+ * would otherwise keep them all until it ends).
+ */
+function block(fn: () => Tensor): Tensor {
+  return !isGradEnabled() && currentBackendIsDevice() ? scope(fn) : fn();
+}
 import { Conv2d, Dropout, Embedding, GroupNorm, Linear, ModuleList, SiLU, Sequential } from './layers.js';
 import { Module } from './module.js';
 
@@ -520,25 +531,37 @@ export class UNet extends Module {
     const hs: Tensor[] = [h];
     for (const level of this.down) {
       for (let j = 0; j < level.block.length; j++) {
-        h = level.block.at(j).forward(h, embAct);
-        if (level.attn.length) h = level.attn.at(j).forward(h);
+        const hin = h;
+        h = block(() => {
+          const r = level.block.at(j).forward(hin, embAct);
+          return level.attn.length ? level.attn.at(j).forward(r) : r;
+        });
         hs.push(h);
       }
       if (level.downsample) {
-        h = level.downsample.forward(h);
+        const hin = h;
+        h = block(() => level.downsample!.forward(hin));
         hs.push(h);
       }
     }
-    h = this.mid.forward(h, embAct);
+    const hmid = h;
+    h = block(() => this.mid.forward(hmid, embAct));
     for (let i = levels - 1; i >= 0; i--) {
       const level = this.up.at(i);
       for (let j = 0; j < level.block.length; j++) {
-        h = level.block.at(j).forward(concat([h, hs.pop()!], 1), embAct);
-        if (level.attn.length) h = level.attn.at(j).forward(h);
+        const hin = h, skip = hs.pop()!;
+        h = block(() => {
+          const r = level.block.at(j).forward(concat([hin, skip], 1), embAct);
+          return level.attn.length ? level.attn.at(j).forward(r) : r;
+        });
       }
-      if (level.upsample) h = level.upsample.forward(h);
+      if (level.upsample) {
+        const hin = h;
+        h = block(() => level.upsample!.forward(hin));
+      }
     }
-    return this.convOut.forward(this.normOut.forward(h));
+    const hout = h;
+    return block(() => this.convOut.forward(this.normOut.forward(hout)));
   }
 }
 
