@@ -252,9 +252,8 @@ class PackedWeightCache {
         return e.packed;
       }
     while (used_ + cost > kBudgetFloats) evict_oldest();
-    Entry* slot = nullptr;
-    for (Entry& e : entries_) if (!e.raw) { slot = &e; break; }
-    if (!slot) { evict_oldest(); for (Entry& e : entries_) if (!e.raw) { slot = &e; break; } }
+    Entry* slot = free_slot();
+    if (!slot) { evict_oldest(); slot = free_slot(); }
     float* r = static_cast<float*>(std::malloc(raw * sizeof(float)));
     float* pk = static_cast<float*>(std::aligned_alloc(64, (packed_floats * sizeof(float) + 63) & ~size_t(63)));
     if (!r || !pk) { std::free(r); std::free(pk); return nullptr; }
@@ -275,6 +274,10 @@ class PackedWeightCache {
     size_t cost = 0;
     uint64_t used = 0;
   };
+  Entry* free_slot() {
+    for (Entry& e : entries_) if (!e.raw) return &e;
+    return nullptr;
+  }
   void evict_oldest() {
     Entry* old = nullptr;
     for (Entry& e : entries_) if (e.raw && (!old || e.used < old->used)) old = &e;

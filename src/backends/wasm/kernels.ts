@@ -10,9 +10,9 @@
  * (see docs in src/backends/wasm/README.md). Lengths are checked against the shapes here, before anything is
  * written into the memory, as the native addon checks them (the C++ side trusts its arguments).
  */
-import type { Backend, BackendName, BinaryOp, Conv2dGeometry, DeviceArray, FStore, I32, NormGrads, NormResult, ReduceOp, UnaryOp } from '../backend.js';
+import type { Backend, BackendName, BinaryOp, Conv2dGeometry, FStore, I32, NormGrads, NormResult, ReduceOp, UnaryOp } from '../backend.js';
 import { isDeviceArray, UNARY_OPS } from '../backend.js';
-import { trackArray } from '../memory.js';
+import { RefCountedArray } from '../memory.js';
 
 /** The module's exports (native/wasm/*.cc); pointers and sizes are int32, scalars double. */
 export interface WasmExports {
@@ -238,53 +238,27 @@ function stridedFits(kernel: string, what: string, a: { length: number }, stride
   if (lo < 0 || hi >= a.length) throw new Error(`wasm ${kernel}: ${what} (${a.length} elements) is too short for its strides`);
 }
 
-const finalizer = new FinalizationRegistry<ArrayRecord>((rec) => {
-  if (!rec.freed) { rec.freed = true; rec.rt.ex.dn_free(rec.ptr); }
-});
-interface ArrayRecord { rt: WasmRuntime; ptr: number; freed: boolean }
-
 /**
  * A float32 array in the module's linear memory: the wasm backend's tensor storage. Kernels read and write it
  * in place, so a network evaluation copies nothing in or out and allocates nothing on the JS heap (in
  * Chromium a fresh array's pages fault in on first write: at batch 1 that cost as much as the kernels).
- * Freed when released (Tensor.dispose, the end of a scope) or garbage-collected; the module's allocator
- * reuses the block at once. Reads are synchronous (a copy out), so `tensor.data` works as on the host.
+ * Freed when released or garbage-collected (RefCountedArray); the module's allocator reuses the block at once.
+ * Reads are synchronous (a copy out), so `tensor.data` works as on the host.
  */
-export class WasmArray implements DeviceArray {
+export class WasmArray extends RefCountedArray {
   readonly device: BackendName = 'wasm';
-  host: Float32Array | null = null;
-  refs = 0;
-  private readonly rec: ArrayRecord;
+  private readonly at: number;
 
-  constructor(readonly rt: WasmRuntime, readonly length: number) {
+  constructor(readonly rt: WasmRuntime, length: number) {
     const ptr = rt.ex.dn_malloc(Math.max(4, length * 4));
     if (!ptr) throw new Error(`wasm backend: out of memory allocating ${length * 4} bytes in its linear memory`);
-    this.rec = { rt, ptr, freed: false };
-    finalizer.register(this, this.rec, this.rec);
-    trackArray(this);
+    super(length, () => rt.ex.dn_free(ptr));
+    this.at = ptr;
   }
 
   get ptr(): number {
-    if (this.rec.freed) throw new Error('wasm: a tensor was used after it was disposed (its memory was freed)');
-    return this.rec.ptr;
-  }
-
-  get released(): boolean {
-    return this.rec.freed;
-  }
-
-  retain(): void {
-    this.refs++;
-  }
-
-  release(): void {
-    if (this.rec.freed) return;
-    if (this.refs > 0) this.refs--;
-    if (this.refs > 0) return;
-    this.rec.freed = true;
-    finalizer.unregister(this.rec);
-    this.rec.rt.ex.dn_free(this.rec.ptr);
-    this.host = null;
+    if (this.released) throw new Error('wasm: a tensor was used after it was disposed (its memory was freed)');
+    return this.at;
   }
 
   /** A view of the values in the memory (valid until the memory grows). */

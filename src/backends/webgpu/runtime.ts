@@ -14,8 +14,8 @@
  *
  * No Node-only import here: browsers pass `navigator.gpu` in.
  */
-import type { BackendName, DeviceArray } from '../backend.js';
-import { trackArray } from '../memory.js';
+import type { BackendName } from '../backend.js';
+import { RefCountedArray } from '../memory.js';
 
 const MAX_BATCH = 64;
 /**
@@ -26,7 +26,6 @@ const MAX_BATCH = 64;
 const SUBMIT_EVERY = MAX_BATCH;
 const SLOT = 256;
 
-interface PoolRecord { buffer: GPUBuffer; cap: number; pool: BufferPool; freed: boolean }
 
 /** Size-class pool of storage buffers. */
 export class BufferPool {
@@ -75,45 +74,20 @@ export class BufferPool {
   }
 }
 
-const finalizer = new FinalizationRegistry<PoolRecord>((rec) => {
-  if (!rec.freed) { rec.freed = true; rec.pool.put(rec.buffer, rec.cap); }
-});
-
 /** A float32 array in a pooled GPU buffer. */
-export class GpuArray implements DeviceArray {
+export class GpuArray extends RefCountedArray {
   readonly device: BackendName = 'webgpu';
-  host: Float32Array | null = null;
-  refs = 0;
-  private readonly rec: PoolRecord;
+  private readonly buf: GPUBuffer;
 
-  constructor(pool: BufferPool, readonly length: number, private readonly rt: Runtime) {
+  constructor(pool: BufferPool, length: number, private readonly rt: Runtime) {
     const { buffer, cap } = pool.take(length * 4);
-    this.rec = { buffer, cap, pool, freed: false };
-    finalizer.register(this, this.rec, this.rec);
-    trackArray(this);
+    super(length, () => pool.put(buffer, cap));
+    this.buf = buffer;
   }
 
   get buffer(): GPUBuffer {
-    if (this.rec.freed) throw new Error('webgpu: a tensor was used after it was disposed (its buffer is back in the pool)');
-    return this.rec.buffer;
-  }
-
-  get released(): boolean {
-    return this.rec.freed;
-  }
-
-  retain(): void {
-    this.refs++;
-  }
-
-  release(): void {
-    if (this.rec.freed) return;
-    if (this.refs > 0) this.refs--;
-    if (this.refs > 0) return;
-    this.rec.freed = true;
-    finalizer.unregister(this.rec);
-    this.rec.pool.put(this.rec.buffer, this.rec.cap);
-    this.host = null;
+    if (this.released) throw new Error('webgpu: a tensor was used after it was disposed (its buffer is back in the pool)');
+    return this.buf;
   }
 
   read(): Promise<Float32Array> {
