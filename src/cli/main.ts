@@ -17,7 +17,8 @@ import {
   CHECKPOINT_JSON, NonFiniteLossError, TRAIN_LIMITS, Trainer, checkpointDir, formatJudgeResult, frechetToHeldOut,
   judgeSamples, loadImageDataset, loadModelFromCheckpoint, readImage, readRunCheckpoint, realDataReference,
   removeCheckpointDebris, sampleImages, saveImage, saveImageGrid, savePlot, skippedSummary, verifyCheckpoint,
-  watchInterrupts, type FolderDataset, type RunConfig, type TrainerConfig,
+  watchInterrupts, ProgressiveDistiller, distillRunConfig, distillTeacher, type DistilledRecord, type FolderDataset, type RunConfig,
+  type TrainerConfig,
 } from '../node.js';
 import { isDiffusersFolder, sampleDiffusersFolder } from './diffusers.js';
 import { registerServeCommands } from './serve.js';
@@ -82,7 +83,10 @@ function announceBackend(): void {
   backendLine = undefined;
 }
 
-function samplerConfig(kind: string, steps: number | undefined, T?: number): SamplerConfig {
+/** --sampler and --steps; without them, the sampler a distilled checkpoint was made for (DDIM in its steps), else DPM-Solver++. */
+function samplerConfig(kindFlag: string | undefined, stepsFlag: number | undefined, T?: number, distilled?: DistilledRecord): SamplerConfig {
+  const kind = kindFlag ?? (distilled ? 'ddim' : 'dpmSolverPlusPlus');
+  const steps = stepsFlag ?? (distilled && kind === 'ddim' ? distilled.steps : undefined);
   if (!SAMPLER_KINDS.includes(kind as SamplerKind)) throw new UsageError(`--sampler: unknown sampler '${kind}' (choose one of ${SAMPLER_KINDS.join(', ')})`);
   if (steps !== undefined && T !== undefined && steps > T) throw new UsageError(`--steps ${steps}: the model's schedule has ${T} timesteps; use at most ${T}`);
   // Without --steps the sampler runs its registry default (src/diffusion/samplers/defaults.ts), as in the library.
@@ -259,10 +263,103 @@ async function train(f: TrainFlags): Promise<void> {
   if (interrupts.exitCode) process.exitCode = interrupts.exitCode;
 }
 
+// ---------------------------------------------------------------- distill
+
+interface DistillFlags {
+  checkpoint: string; out: string; teacherSteps?: number; to: number; guidance?: number; iterations: number; batchSize: number;
+  lr: number; ema: number; seed: number; sampleEvery: number; checkpointEvery: number; resume: boolean; force: boolean; backend?: string;
+}
+
+/**
+ * Progressive distillation (Salimans & Ho 2022; src/train/distill.ts): rounds that halve the DDIM step count,
+ * from --teacher-steps down to --to, each student in --out/steps-N (an ordinary checkpoint that `sample` and
+ * `eval` run with DDIM in N steps). With --resume, finished rounds are kept and an interrupted one continues.
+ */
+async function distill(f: DistillFlags): Promise<void> {
+  await startBackend(f.backend);
+  const pow2 = (n: number) => Number.isInteger(Math.log2(n));
+  const first = loadModelFromCheckpoint(f.checkpoint, 'ema');
+  const teacherSteps = f.teacherSteps ?? first.config.distilled?.steps ?? 8;
+  if (first.config.distilled && teacherSteps !== first.config.distilled.steps) {
+    throw new UsageError(`--teacher-steps ${teacherSteps}: ${f.checkpoint} is distilled to sample in ${first.config.distilled.steps} steps`);
+  }
+  if (!pow2(teacherSteps) || teacherSteps < 2 || teacherSteps > 512) throw new UsageError(`--teacher-steps must be a power of two in 2…512, got ${teacherSteps}`);
+  if (!pow2(f.to) || f.to >= teacherSteps) throw new UsageError(`--to must be a power of two below --teacher-steps ${teacherSteps}, got ${f.to}`);
+  if (first.config.objective.variance === 'learnedRange') throw new UsageError(`--checkpoint ${f.checkpoint}: a model with a learned variance cannot be distilled here`);
+  const guidance = f.guidance ?? (first.model.config.numClasses > 0 && !first.config.distilled ? 2 : 1);
+  if (guidance !== 1 && first.model.config.numClasses === 0) throw new UsageError(`--guidance ${guidance}: the model in ${f.checkpoint} is unconditional`);
+  if (guidance !== 1 && first.config.distilled) throw new UsageError(`--guidance: ${f.checkpoint} already has guidance ${first.config.distilled.guidance} folded in`);
+  const out = outFolder(f.out);
+  if (existsSync(out) && readdirSync(out).length > 0 && !f.resume && !f.force) {
+    throw new UsageError(`--out ${out} is not empty: pass --resume to continue that distillation or --force to start over there`);
+  }
+  if (resolve(checkpointDir(f.checkpoint)).startsWith(out + '/') || resolve(checkpointDir(f.checkpoint)) === out) {
+    throw new UsageError(`--out ${out} holds the teacher ${f.checkpoint}; write the students elsewhere`);
+  }
+  const builtIn = first.config.dataset === 'mnist' || first.config.dataset.startsWith('fashion') || first.config.dataset === 'emoji';
+  const dataset = loadImageDataset(first.config.dataset, builtIn
+    ? { split: 'train', limit: first.config.datasetLimit } : { size: first.config.model.config.imageSize, limit: first.config.datasetLimit });
+  mkdirSync(out, { recursive: true });
+  let teacher = { model: first.model, config: first.config, dir: f.checkpoint };
+  const interrupts = watchInterrupts({
+    onFirst: (sig) => console.error(`\n${sig === 'SIGINT' ? 'interrupted' : 'terminated'}: saving a checkpoint before exiting (again to quit without it)`),
+  });
+  try {
+    for (let n = teacherSteps / 2; n >= f.to; n /= 2) {
+      const dir = join(out, `steps-${n}`);
+      const config = distillRunConfig(teacher.config, {
+        steps: n, iterations: f.iterations, batchSize: f.batchSize, lr: f.lr, guidance, emaDecay: f.ema, seed: f.seed,
+        checkpointEvery: f.checkpointEvery, sampleEvery: f.sampleEvery, teacherPath: resolve(checkpointDir(teacher.dir)),
+      });
+      let resumeFrom: { dir: string; json: ReturnType<typeof readRunCheckpoint>['json'] } | undefined;
+      if (existsSync(join(dir, CHECKPOINT_JSON))) {
+        if (!f.resume) removeCheckpointDebris(dir);
+        else {
+          removeCheckpointDebris(dir);
+          const { json } = readRunCheckpoint(dir, { resume: true });
+          if (json.config.distilled?.steps !== n) throw new UsageError(`--resume: ${dir} is not a ${n}-step student`);
+          resumeFrom = { dir, json };
+        }
+      }
+      mkdirSync(dir, { recursive: true });
+      const init = resumeFrom ? undefined
+        : new Map([...teacher.model.namedParameters()].map(([name, p]) => [name, { shape: [...p.shape], data: Float32Array.from(p.data as Float32Array) }]));
+      const student = new ProgressiveDistiller(resumeFrom?.json.config ?? config, dataset, distillTeacher(teacher.model, teacher.config, guidance), init, resumeFrom);
+      if (student.step < f.iterations) {
+        announceBackend();
+        console.log(`diffuse distill: ${n}-step student of the ${2 * n}-step teacher ${teacher.dir}${guidance !== 1 && !teacher.config.distilled ? ` (guidance ${guidance} folded in)` : ''}, ` +
+          `${f.iterations} steps of batch ${f.batchSize}${resumeFrom ? `, resuming at step ${student.step}` : ''} → ${dir}`);
+        const bar = progressBar(`distill ${2 * n}→${n}`, 'loss {loss} ');
+        bar.start(f.iterations, student.step, { loss: '-', rate: '-' });
+        let result;
+        try {
+          result = await student.train({
+            outDir: dir, resume: !!resumeFrom,
+            onStep: (st) => bar.update(st.step, { loss: st.loss.toFixed(4), rate: st.itPerSec.toFixed(2) }),
+            onEvent: (m) => { if (!process.stdout.isTTY) console.log(m); },
+            shouldStop: () => interrupts.signal !== null,
+          });
+        } finally {
+          bar.stop();
+        }
+        console.log(`${n} steps: step ${result.step}/${f.iterations}, loss ${result.lastLoss?.toFixed(4)}, ${(result.elapsedSec / 60).toFixed(1)} min → ${dir}`);
+        if (interrupts.signal !== null) break;
+      }
+      const next = loadModelFromCheckpoint(dir, 'ema');
+      teacher = { model: next.model, config: next.config, dir };
+    }
+  } finally {
+    interrupts.dispose();
+  }
+  if (interrupts.exitCode) process.exitCode = interrupts.exitCode;
+  else console.log(`students in ${out}: ${Array.from({ length: Math.log2(teacherSteps / f.to) }, (_, i) => `steps-${teacherSteps / 2 ** (i + 1)}`).join(', ')} ` +
+    `(sample with: diffuse sample --checkpoint ${join(out, `steps-${f.to}`)})`);
+}
+
 // ---------------------------------------------------------------- sample
 
 interface SampleFlags {
-  checkpoint: string; sampler: string; steps?: number; count: number; seed: number; class?: number; guidance: number;
+  checkpoint: string; sampler?: string; steps?: number; count: number; seed: number; class?: number; guidance: number;
   out: string; single: boolean; strip: boolean; weights: string; backend?: string;
 }
 
@@ -275,7 +372,7 @@ async function sample(f: SampleFlags): Promise<void> {
   }
   if (isDiffusersFolder(f.checkpoint)) return sampleDiffusersFolder(f, out, (m) => new UsageError(m));
   const { model, config, schedule } = loadModelFromCheckpoint(f.checkpoint, f.weights);
-  const sampler = samplerConfig(f.sampler, f.steps, schedule.T);
+  const sampler = samplerConfig(f.sampler, f.steps, schedule.T, config.distilled);
   checkOutputSize(f.count, model.config.inChannels, model.config.imageSize);
   const nc = model.config.numClasses;
   if (f.class !== undefined && (nc === 0 || f.class >= nc)) {
@@ -352,7 +449,7 @@ function forward(f: { image?: string; dataset: string; index: number; schedule: 
 
 // ---------------------------------------------------------------- eval
 
-interface EvalFlags { checkpoint: string; sampler: string; steps?: number; count: number; seed: number; guidance: number; out: string; backend?: string; unconditional: boolean }
+interface EvalFlags { checkpoint: string; sampler?: string; steps?: number; count: number; seed: number; guidance: number; out: string; backend?: string; unconditional: boolean }
 
 async function evaluate(f: EvalFlags): Promise<void> {
   await startBackend(f.backend);
@@ -360,7 +457,7 @@ async function evaluate(f: EvalFlags): Promise<void> {
   if (config.dataset !== 'mnist' || model.config.inChannels !== 1 || model.config.imageSize !== 28) {
     throw new UsageError(`eval: the judge scores 28×28 MNIST digits; this checkpoint was trained on ${config.dataset}`);
   }
-  const sampler = samplerConfig(f.sampler, f.steps, schedule.T);
+  const sampler = samplerConfig(f.sampler, f.steps, schedule.T, config.distilled);
   checkOutputSize(f.count, model.config.inChannels, model.config.imageSize);
   const out = outFolder(f.out);
   const nc = model.config.numClasses;
@@ -410,7 +507,7 @@ function info(f: { checkpoint: string }): void {
   console.log(JSON.stringify({
     checkpoint: join(dir, CHECKPOINT_JSON), step: json.state.step, trainingMinutes: +(json.state.elapsedSec / 60).toFixed(1),
     parameters: unetParameterCount(json.config.model.config), dataset: json.config.dataset, model: json.config.model, schedule: json.config.schedule,
-    objective: json.config.objective, trainer: json.config.trainer, files: json.files,
+    objective: json.config.objective, trainer: json.config.trainer, ...(json.config.distilled ? { distilled: json.config.distilled } : {}), files: json.files,
   }, null, 2));
 }
 
@@ -452,9 +549,26 @@ export function program(): Command {
     .option('--force', 'start over in a non-empty --out', false)
     .addOption(new Option('--backend <name>', 'js, native, wasm or webgpu (default: the fastest that starts: native → wasm → js)'))
     .action(async (o) => train(o as TrainFlags));
+  p.command('distill').description('Distil a trained model to sample in few steps (progressive distillation, Salimans & Ho 2022).')
+    .requiredOption('--checkpoint <path>', 'the teacher: a training run folder (or a distilled student)')
+    .option('--out <dir>', 'output folder (one student per round: steps-4, steps-2, …)', 'runs/mnist-fast')
+    .option('--teacher-steps <n>', "the teacher's DDIM steps, a power of two (default 8; a student's own)", int('--teacher-steps', 2, 512))
+    .option('--to <n>', 'the last student\'s steps', int('--to', 1, 256), 1)
+    .option('--guidance <scale>', 'classifier-free guidance folded into the students (default 2 for a conditional model)', num('--guidance', 0, 100))
+    .option('--iterations <n>', 'optimizer steps per round', int('--iterations', 1, TRAIN_LIMITS.steps), 400)
+    .option('--batch-size <n>', 'batch size', int('--batch-size', 1, TRAIN_LIMITS.batchSize), 64)
+    .option('--lr <lr>', 'peak learning rate (cosine to a tenth)', num('--lr', 0, 1), 3e-4)
+    .option('--ema <decay>', 'EMA decay', num('--ema', 0, 1), 0.995)
+    .option('--seed <n>', 'random seed', int('--seed', 0, 2 ** 32 - 1), 0)
+    .option('--sample-every <n>', 'sample grid every N steps (0: never)', int('--sample-every', 0), 0)
+    .option('--checkpoint-every <n>', 'checkpoint every N steps', int('--checkpoint-every', 0), 100)
+    .option('--resume', 'keep finished rounds in --out and continue the interrupted one', false)
+    .option('--force', 'start over in a non-empty --out', false)
+    .addOption(new Option('--backend <name>', 'js, native, wasm or webgpu'))
+    .action(async (o) => distill(o as DistillFlags));
   p.command('sample').description('Sample images from a checkpoint.')
     .requiredOption('--checkpoint <path>', 'run folder (or its checkpoint.json), or a diffusers pipeline or UNet2DModel folder')
-    .option('--sampler <kind>', SAMPLER_KINDS.join(', '), 'dpmSolverPlusPlus')
+    .option('--sampler <kind>', `${SAMPLER_KINDS.join(', ')} (default dpmSolverPlusPlus; ddim in its own steps for a distilled checkpoint)`)
     .option('--steps <n>', 'sampler steps', int('--steps', 1, TRAIN_LIMITS.samplerSteps))
     .option('--count <n>', 'number of samples', int('--count', 1, CLI_LIMITS.count), 64)
     .option('--seed <n>', 'random seed', int('--seed', 0, 2 ** 32 - 1), 0)
@@ -477,7 +591,7 @@ export function program(): Command {
     .action((o) => forward(o));
   p.command('eval').description('Judge samples with the MNIST classifier: confidence, class balance, Fréchet distance.')
     .requiredOption('--checkpoint <path>', 'run folder (or its checkpoint.json)')
-    .option('--sampler <kind>', SAMPLER_KINDS.join(', '), 'dpmSolverPlusPlus')
+    .option('--sampler <kind>', `${SAMPLER_KINDS.join(', ')} (default dpmSolverPlusPlus; ddim in its own steps for a distilled checkpoint)`)
     .option('--steps <n>', 'sampler steps', int('--steps', 1, TRAIN_LIMITS.samplerSteps))
     .option('--count <n>', 'number of samples', int('--count', 1, CLI_LIMITS.count), 1000)
     .option('--seed <n>', 'random seed', int('--seed', 0, 2 ** 32 - 1), 0)

@@ -44,3 +44,5 @@ export { parseDiffusersScheduler, diffusersGrid, diffusersSamplerConfig, diffuse
 export type { DiffusersScheduler, DiffusersSchedulerClass, DiffusersGrid, DiffusersTables } from './diffusers.js';
 export { roundHalfEven } from './samplers/common.js';
 export type { MultistepOptions } from './samplers/dpmSolverPlusPlus.js';
+export { distillationStep, teacherDdimStep, progressiveDistillationTarget, progressiveDistillationLoss } from './distillation.js';
+export type { DistillTeacher } from './distillation.js';

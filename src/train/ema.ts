@@ -89,6 +89,13 @@ export class EMA {
     return result;
   }
 
+  /** Restarts the average at the parameters' current values (after loading weights into a fresh model). */
+  reset(): void {
+    if (this.swapped) throw new Error('EMA.reset: the EMA weights are swapped into the model; swap back first');
+    noGrad(() => this.params.forEach(([, p], i) => assign(this.shadow[i], p.detach())));
+    this.numUpdates = 0;
+  }
+
   /** Writes the EMA weights into the model for good (e.g. before exporting). */
   copyTo(): void {
     if (this.swapped) throw new Error('EMA.copyTo: the EMA weights are swapped into the model; swap back first');

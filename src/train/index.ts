@@ -8,3 +8,5 @@ export * from './trainer.js';
 export * from './run-config.js';
 export { watchInterrupts } from './interrupt.js';
 export type { InterruptWatch, InterruptOptions } from './interrupt.js';
+export { ProgressiveDistiller, distillRunConfig, distillTeacher } from './distill.js';
+export type { DistilledRecord, DistillRoundOptions } from './distill.js';

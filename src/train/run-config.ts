@@ -7,6 +7,7 @@
 import { normalizeSamplerConfig, normalizeScheduleConfig, SAMPLER_KINDS } from '../diffusion/index.js';
 import { unetConfigFromJSON } from '../nn/unet.js';
 import type { RunConfig, TrainerConfig, TrainerState } from './trainer.js';
+import type { DistilledRecord } from './distill.js';
 
 /** Bounds on the trainer's sizes, shared by the CLI's options. */
 export const TRAIN_LIMITS = {
@@ -105,7 +106,7 @@ function trainerConfig(raw: unknown): TrainerConfig {
 /** A checked, normalised copy of a run config. */
 export function validateRunConfig(raw: unknown): RunConfig {
   const c = objectAt(raw, 'config');
-  noExtra(c, 'config', ['dataset', 'datasetLimit', 'model', 'schedule', 'objective', 'trainer']);
+  noExtra(c, 'config', ['dataset', 'datasetLimit', 'model', 'schedule', 'objective', 'trainer', 'distilled']);
   if (typeof c.dataset !== 'string' || c.dataset.length === 0 || c.dataset.length > 4096 || c.dataset.includes('\0')) {
     throw new RunConfigError(`field config.dataset must be a dataset name or folder path, got ${JSON.stringify(c.dataset)?.slice(0, 60)}`);
   }
@@ -138,6 +139,22 @@ export function validateRunConfig(raw: unknown): RunConfig {
     schedule,
     objective: { prediction: oneOf(o.prediction, 'config.objective.prediction', ['epsilon', 'x0', 'v'] as const), variance, weighting },
     trainer: trainerConfig(c.trainer),
+    ...(c.distilled !== undefined ? { distilled: distilledRecord(c.distilled) } : {}),
+  };
+}
+
+/** A distilled student's record (src/train/distill.ts). */
+function distilledRecord(raw: unknown): DistilledRecord {
+  const d = objectAt(raw, 'config.distilled');
+  noExtra(d, 'config.distilled', ['method', 'steps', 'teacherSteps', 'guidance', 'teacher']);
+  const steps = intAt(d.steps, 'config.distilled.steps', 1, TRAIN_LIMITS.samplerSteps);
+  if (d.teacherSteps !== 2 * steps) throw new RunConfigError(`field config.distilled.teacherSteps must be 2 × steps = ${2 * steps}, got ${JSON.stringify(d.teacherSteps)?.slice(0, 60)}`);
+  if (typeof d.teacher !== 'string' || d.teacher.length > 4096 || d.teacher.includes('\0')) {
+    throw new RunConfigError(`field config.distilled.teacher must be a folder path, got ${JSON.stringify(d.teacher)?.slice(0, 60)}`);
+  }
+  return {
+    method: oneOf(d.method, 'config.distilled.method', ['progressive'] as const), steps, teacherSteps: 2 * steps,
+    guidance: numAt(d.guidance, 'config.distilled.guidance', 0, 100), teacher: d.teacher,
   };
 }
 

@@ -25,6 +25,7 @@ import {
 } from './checkpoint.js';
 import { validateRunConfig, validateTrainerState } from './run-config.js';
 import { EMA } from './ema.js';
+import type { DistilledRecord } from './distill.js';
 import { AdamW, clipGradNorm, warmupCosine } from './optim.js';
 
 // PNG writing (pngjs) is loaded when a grid or plot is written, so that the trainer imports in a browser; the
@@ -76,6 +77,8 @@ export interface RunConfig {
   schedule: ScheduleConfig;
   objective: ObjectiveConfig;
   trainer: TrainerConfig;
+  /** Set on a distilled student (src/train/distill.ts): sample it with DDIM in `steps` steps. */
+  distilled?: DistilledRecord;
 }
 
 export interface TrainerState {
@@ -279,10 +282,17 @@ export class Trainer {
 
   /** The loss of the next micro-batch: draws its images, labels (some dropped to the null class), timesteps and noise. */
   private microBatchLoss(): Tensor {
-    const t = this.config.trainer, obj = this.config.objective, numClasses = this.model.config.numClasses;
+    const t = this.config.trainer, numClasses = this.model.config.numClasses;
     const batch = this.data.nextBatch();
     const cond = numClasses > 0 ? dropLabels(batch.y, numClasses, t.condDropout, this.trainGen) : undefined;
-    return trainingLoss(modelFunction(this.model), this.schedule, batch.x, {
+    return this.objectiveLoss(batch.x, cond);
+  }
+
+  /** The scalar loss of a batch of images (and labels, some null); the diffusion objective of the config, or a
+   *  subclass's own (distillation: src/train/distill.ts). Draws its timesteps and noise from trainGen. */
+  protected objectiveLoss(x0: Tensor, cond: Tensor | undefined): Tensor {
+    const obj = this.config.objective;
+    return trainingLoss(modelFunction(this.model), this.schedule, x0, {
       prediction: obj.prediction, variance: obj.variance, weighting: obj.weighting, cond, gen: this.trainGen,
     }).loss;
   }
