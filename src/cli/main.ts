@@ -14,8 +14,8 @@ import {
   unetParameterCount, unetPreset, type SamplerConfig, type SamplerKind, type UNetConfig, type UNetPresetName,
 } from '../index.js';
 import {
-  CHECKPOINT_JSON, NonFiniteLossError, TRAIN_LIMITS, Trainer, checkpointDir, formatJudgeResult, frechetToHeldOut,
-  judgeSamples, loadImageDataset, loadModelFromCheckpoint, readImage, readRunCheckpoint, realDataReference,
+  CHECKPOINT_JSON, JUDGED_DATASETS, NonFiniteLossError, TRAIN_LIMITS, Trainer, checkpointDir, formatJudgeResult, frechetToHeldOut,
+  judgeSamples, judgeSpec, loadImageDataset, loadJudge, loadModelFromCheckpoint, readImage, readRunCheckpoint, realDataReference, realImagesReference,
   removeCheckpointDebris, sampleImages, saveImage, saveImageGrid, savePlot, skippedSummary, verifyCheckpoint,
   watchInterrupts, ProgressiveDistiller, distillRunConfig, distillTeacher, type DistilledRecord, type FolderDataset, type RunConfig,
   type TrainerConfig,
@@ -454,12 +454,20 @@ interface EvalFlags { checkpoint: string; sampler?: string; steps?: number; coun
 async function evaluate(f: EvalFlags): Promise<void> {
   await startBackend(f.backend);
   const { model, config, schedule } = loadModelFromCheckpoint(f.checkpoint, 'ema');
-  if (config.dataset !== 'mnist' || model.config.inChannels !== 1 || model.config.imageSize !== 28) {
-    throw new UsageError(`eval: the judge scores 28×28 MNIST digits; this checkpoint was trained on ${config.dataset}`);
+  const spec = judgeSpec(config.dataset);
+  if (!spec) {
+    throw new UsageError(`eval: no judge for dataset '${config.dataset}' (judges exist for ${JUDGED_DATASETS.join(', ')}); ` +
+      'use diffuse sample to look at its images');
+  }
+  const { inChannels: C, imageSize: S } = model.config;
+  if (C !== spec.inChannels || S !== spec.imageSize) {
+    throw new UsageError(`eval: the ${spec.dataset} judge scores ${spec.inChannels}×${spec.imageSize}×${spec.imageSize} images; ` +
+      `this checkpoint makes ${C}×${S}×${S}`);
   }
   const sampler = samplerConfig(f.sampler, f.steps, schedule.T, config.distilled);
-  checkOutputSize(f.count, model.config.inChannels, model.config.imageSize);
+  checkOutputSize(f.count, C, S);
   const out = outFolder(f.out);
+  loadJudge(spec.dataset); // a missing or broken weights file fails before sampling
   const nc = model.config.numClasses;
   // A conditional model is asked for each class equally often; --unconditional samples the null class.
   const classes = nc > 0 && !f.unconditional ? Array.from({ length: f.count }, (_, i) => i % nc) : undefined;
@@ -479,24 +487,45 @@ async function evaluate(f: EvalFlags): Promise<void> {
   const seconds = (performance.now() - t0) / 1000;
   // The judge reads values synchronously: after sampling on a device it runs on a CPU backend.
   if (getBackend().device) setBackend(availableBackends().includes('native') ? 'native' : 'js');
-  const judge = judgeSamples(images);
-  const fd = frechetToHeldOut(judge.features);
-  const ref = realDataReference();
+  const judge = judgeSamples(images, spec.dataset);
+  const fd = frechetToHeldOut(judge.features, spec.dataset);
   mkdirSync(out, { recursive: true });
   saveImageGrid(join(out, 'eval-samples.png'), narrow(images, 0, 0, Math.min(100, f.count)), { nrow: 10, scale: 2 });
   // How often the judge sees the class that was asked for (conditional sampling only).
   const agreement = classes ? classes.filter((c, i) => judge.predictions[i] === c).length / classes.length : undefined;
-  const report = {
+  const common = {
     checkpoint: resolve(f.checkpoint), sampler, count: f.count, seed: f.seed, guidance: f.guidance, conditional: !!classes,
-    samplingSeconds: +seconds.toFixed(1), confidentFraction: judge.confidentFraction, classHistogram: judge.classHistogram,
-    perClassOk: judge.perClassOk, passes: judge.passes, agreementWithRequestedClass: agreement,
-    frechetToHeldOut: fd, reference: ref,
+    samplingSeconds: +seconds.toFixed(1),
   };
-  writeFileSync(join(out, 'eval.json'), JSON.stringify(report, null, 2));
-  console.log(formatJudgeResult(judge));
-  if (agreement !== undefined) console.log(`the judge's class is the requested class for ${(100 * agreement).toFixed(1)}% of samples`);
-  console.log(`Fréchet distance (judge features) samples vs held-out digits: ${fd.toFixed(2)}; real vs real: ` +
-    `held-out halves ${ref.heldOutHalves.toFixed(2)}, 1,000 train vs held-out ${ref.train1000VsHeldOut.toFixed(2)}`);
+  if (spec.bar) {
+    const ref = realDataReference(spec.dataset);
+    const report = {
+      ...common, confidentFraction: judge.confidentFraction, classHistogram: judge.classHistogram,
+      perClassOk: judge.perClassOk, passes: judge.passes, agreementWithRequestedClass: agreement,
+      frechetToHeldOut: fd, reference: ref,
+    };
+    writeFileSync(join(out, 'eval.json'), JSON.stringify(report, null, 2));
+    console.log(formatJudgeResult(judge));
+    if (agreement !== undefined) console.log(`the judge's class is the requested class for ${(100 * agreement).toFixed(1)}% of samples`);
+    console.log(`Fréchet distance (judge features) samples vs held-out digits: ${fd.toFixed(2)}; real vs real: ` +
+      `held-out halves ${ref.heldOutHalves.toFixed(2)}, 1,000 train vs held-out ${ref.train1000VsHeldOut.toFixed(2)}`);
+  } else {
+    // No bar: every figure beside the same figure for real images (the held-out split; a training subset of
+    // the samples' size for the FD, so that both carry the same finite-sample bias).
+    const ref = realImagesReference(spec.dataset, f.count);
+    const report = {
+      ...common, dataset: spec.dataset, classNames: spec.classNames, confidentFraction: judge.confidentFraction,
+      classHistogram: judge.classHistogram, agreementWithRequestedClass: agreement, frechetToHeldOut: fd, reference: ref,
+    };
+    writeFileSync(join(out, 'eval.json'), JSON.stringify(report, null, 2));
+    console.log(formatJudgeResult(judge, ref));
+    if (agreement !== undefined) {
+      console.log(`the judge's class is the requested class for ${(100 * agreement).toFixed(1)}% of samples ` +
+        `(real held-out images: the judge's accuracy, ${(100 * ref.heldOutAccuracy).toFixed(1)}%)`);
+    }
+    console.log(`Fréchet distance (judge features) to the ${ref.nHeldOut} held-out images: samples ${fd.toFixed(2)}; ` +
+      `${ref.trainSubsetSize} real training images ${ref.trainSubsetVsHeldOut.toFixed(2)} (held-out halves ${ref.heldOutHalves.toFixed(2)})`);
+  }
   console.log(`sampling: ${seconds.toFixed(1)} s; report → ${join(out, 'eval.json')}`);
 }
 
@@ -589,7 +618,7 @@ export function program(): Command {
     .option('--seed <n>', 'noise seed', int('--seed', 0, 2 ** 32 - 1), 0)
     .option('--out <dir>', 'output folder', 'runs/forward')
     .action((o) => forward(o));
-  p.command('eval').description('Judge samples with the MNIST classifier: confidence, class balance, Fréchet distance.')
+  p.command('eval').description("Judge samples with the dataset's classifier (mnist, emoji): confidence, classes, Fréchet distance.")
     .requiredOption('--checkpoint <path>', 'run folder (or its checkpoint.json)')
     .option('--sampler <kind>', `${SAMPLER_KINDS.join(', ')} (default dpmSolverPlusPlus; ddim in its own steps for a distilled checkpoint)`)
     .option('--steps <n>', 'sampler steps', int('--steps', 1, TRAIN_LIMITS.samplerSteps))
