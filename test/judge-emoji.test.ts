@@ -116,6 +116,12 @@ describe('diffuse eval', () => {
   const tiny = ['--steps', '2', '--batch-size', '4', '--sample-every', '0', '--warmup', '1'];
   const root = mkdtempSync(join(tmpdir(), 'diffuse-eval-emoji-'));
 
+  test("train uses only the 'train' split of a built-in dataset (the judges hold out 'test')", () => {
+    const t = diffuse('train', '--dataset', 'emoji', '--steps', '1', '--batch-size', '2', '--sample-every', '0', '--warmup', '1', '--out', join(root, 'split'));
+    assert.equal(t.code, 0, t.err);
+    assert.match(t.out, /emoji \(1529 images 3×32×32\)/);
+  });
+
   test('on a tiny emoji run: exit 0, eval.json with the figures of real held-out images beside the samples\'', () => {
     const run = join(root, 'emoji'), out = join(root, 'eval');
     const t = diffuse('train', '--dataset', 'emoji', '--limit', '40', ...tiny, '--out', run);

@@ -17,7 +17,7 @@ import {
   CHECKPOINT_JSON, JUDGED_DATASETS, NonFiniteLossError, TRAIN_LIMITS, Trainer, checkpointDir, formatJudgeResult, frechetToHeldOut,
   judgeSamples, judgeSpec, loadImageDataset, loadJudge, loadModelFromCheckpoint, readImage, readRunCheckpoint, realDataReference, realImagesReference,
   removeCheckpointDebris, sampleImages, saveImage, saveImageGrid, savePlot, skippedSummary, verifyCheckpoint,
-  watchInterrupts, ProgressiveDistiller, distillRunConfig, distillTeacher, type DistilledRecord, type FolderDataset, type RunConfig,
+  watchInterrupts, isBuiltInDataset, ProgressiveDistiller, distillRunConfig, distillTeacher, type DistilledRecord, type FolderDataset, type RunConfig,
   type TrainerConfig,
 } from '../node.js';
 import { isDiffusersFolder, sampleDiffusersFolder } from './diffusers.js';
@@ -206,7 +206,8 @@ async function train(f: TrainFlags): Promise<void> {
       } satisfies TrainerConfig,
     };
   }
-  const builtIn = config.dataset === 'mnist' || config.dataset.startsWith('fashion');
+  // Built-in sets train on their 'train' split: the 'test' split is what the judges hold out.
+  const builtIn = isBuiltInDataset(config.dataset);
   const dataset = loadImageDataset(config.dataset, builtIn
     ? { split: 'train', limit: config.datasetLimit } : { size: f.imageSize ?? config.model.config.imageSize, limit: config.datasetLimit });
   const skippedLine = 'skipped' in dataset ? skippedSummary(dataset as FolderDataset) : '';
@@ -296,7 +297,7 @@ async function distill(f: DistillFlags): Promise<void> {
   if (resolve(checkpointDir(f.checkpoint)).startsWith(out + '/') || resolve(checkpointDir(f.checkpoint)) === out) {
     throw new UsageError(`--out ${out} holds the teacher ${f.checkpoint}; write the students elsewhere`);
   }
-  const builtIn = first.config.dataset === 'mnist' || first.config.dataset.startsWith('fashion') || first.config.dataset === 'emoji';
+  const builtIn = isBuiltInDataset(first.config.dataset);
   const dataset = loadImageDataset(first.config.dataset, builtIn
     ? { split: 'train', limit: first.config.datasetLimit } : { size: first.config.model.config.imageSize, limit: first.config.datasetLimit });
   mkdirSync(out, { recursive: true });

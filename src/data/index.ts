@@ -16,6 +16,10 @@ export interface LoadDatasetOptions extends Partial<FolderOptions> {
   limit?: number;
 }
 
+/** The built-in datasets, which have a train/test split (anything else names a folder of images). */
+export const BUILT_IN_DATASETS: readonly string[] = ['mnist', 'fashion-mnist', 'fashion', 'emoji'];
+export const isBuiltInDataset = (spec: string): boolean => BUILT_IN_DATASETS.includes(spec);
+
 /**
  * An image dataset by name, for command lines: 'mnist', 'fashion-mnist', 'emoji' (split and limit apply), or else a
  * folder path (size required; split does not apply to folders).

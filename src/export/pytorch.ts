@@ -15,7 +15,7 @@
 import { copyFileSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadImageDataset, toUint8 } from '../data/index.js';
+import { isBuiltInDataset, loadImageDataset, toUint8 } from '../data/index.js';
 import { serializeSafetensors } from '../io/safetensors.js';
 import { CHECKPOINT_JSON, checkpointDir, loadCheckpointGroup, readCheckpointJson, type CheckpointJson, type RunConfig } from '../train/index.js';
 
@@ -57,8 +57,7 @@ export function exportPytorch(o: ExportOptions): string[] {
     written.push(join(o.out, 'init', f));
   }
   if (o.data !== false) {
-    const mnistLike = config.dataset === 'mnist' || config.dataset.startsWith('fashion');
-    const ds = loadImageDataset(config.dataset, mnistLike ? { split: 'train', limit: config.datasetLimit }
+    const ds = loadImageDataset(config.dataset, isBuiltInDataset(config.dataset) ? { split: 'train', limit: config.datasetLimit }
       : { size: config.model.config.imageSize, limit: config.datasetLimit });
     const bytes = Uint8Array.from(ds.images, toUint8);
     const file = join(o.out, 'data.safetensors');
