@@ -113,9 +113,11 @@ export function readSamplingSettings(): SamplingSettings | null {
     const classValue = $<HTMLSelectElement>('rv-class').value;
     const g = studentGuidance.get(chosen.name);
     $('rv-hint').textContent = distilledHint(chosen.steps, g, classValue !== 'none');
+    $('rv-hint').classList.remove('warn'); // an explanation, not a warning
     if (seed === null) return null;
     return { kind: 'ddim', steps: chosen.steps, seed, classValue, guidance: g ?? 1 };
   }
+  $('rv-hint').classList.add('warn');
   const kind = $<HTMLSelectElement>('rv-sampler').value as SamplerKind;
   const steps = readField('rv-steps', stepsRule(kind));
   const seed = readField('rv-seed', SEED);
