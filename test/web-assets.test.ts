@@ -1,17 +1,20 @@
 // The explorer's data files: F16 in safetensors (exact decoding, round-to-nearest-even encoding), the two tools
-// that write the files (tools/export_web_model.ts on a tiny training run, tools/train_toy_model.ts for a few
-// steps) read back by the browser's loaders (web/src/assets.ts), and the files shipped in web/public/data.
+// that write the files (tools/export_web_model.ts on a tiny training run and on a distilled student of it,
+// tools/train_toy_model.ts for a few steps) read back by the browser's loaders (web/src/assets.ts), the
+// explorer's sampling of a student (web/src/sampling.ts) against the library's, and the files shipped in
+// web/public/data.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import {
   Generator, floatToHalf, fromUint8, halfToFloat, noGrad, parseSafetensors, qSample, randn, serializeSafetensors, tensor,
 } from '../src/index.js';
-import { loadModelFromCheckpoint } from '../src/node.js';
-import { loadDigits, loadWebMLP, loadWebUNet } from '../web/src/assets.js';
+import { loadModelFromCheckpoint, sampleImages } from '../src/node.js';
+import { MNIST_MODELS, checkMnistModel, loadDigits, loadWebMLP, loadWebUNet, type WebModelJson } from '../web/src/assets.js';
+import { samplingPlan, startSampling } from '../web/src/sampling.js';
 
 const DATA = join(import.meta.dirname, '..', 'web', 'public', 'data');
 const tmp = () => mkdtempSync(join(tmpdir(), 'diffuse-web-'));
@@ -57,12 +60,31 @@ describe('F16 in safetensors', () => {
   });
 });
 
+function cli(...args: string[]) {
+  const r = spawnSync(process.execPath, ['bin/diffuse.mjs', ...args], { encoding: 'utf8', timeout: 180_000 });
+  assert.equal(r.status, 0, `diffuse ${args.join(' ')}: ${r.stderr}`);
+}
+
+/** A tiny training run (2 steps), made once for the tests that export it or distil it. */
+let trained: string | undefined;
+function trainedRun(): string {
+  if (!trained) {
+    const run = join(tmp(), 'run');
+    cli('train', '--out', run, '--steps', '2', '--batch-size', '4', '--limit', '40', '--sample-every', '0', '--warmup', '1');
+    trained = run;
+  }
+  return trained;
+}
+
+const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+};
+
 describe('the explorer tools', () => {
   test('export_web_model: F16 weights and digits that load into the same model', () => {
-    const run = join(tmp(), 'run'), out = tmp();
-    const r = spawnSync(process.execPath, ['bin/diffuse.mjs', 'train', '--out', run, '--steps', '2', '--batch-size', '4', '--limit', '40',
-      '--sample-every', '0', '--warmup', '1'], { encoding: 'utf8', timeout: 180_000 });
-    assert.equal(r.status, 0, r.stderr);
+    const run = trainedRun(), out = tmp();
     tsx('tools/export_web_model.ts', '--run', run, '--out', out, '--digits', '30');
     const desc = readJson(join(out, 'mnist-unet.json')) as { weights: { file: string; bytes: number }; maxRoundingError: number };
     const weights = readFileSync(join(out, desc.weights.file));
@@ -86,6 +108,75 @@ describe('the explorer tools', () => {
     const digits = loadDigits(readFileSync(join(out, 'mnist-test-digits.safetensors')));
     assert.equal(digits.n, 30);
     assert.deepEqual([...digits.labels.slice(0, 10)], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]); // class-balanced prefix
+    // A full model is not distilled: the panel's settings run as they are.
+    assert.equal((desc as { distilled?: unknown }).distilled, undefined);
+    assert.deepEqual(samplingPlan(web.json, { kind: 'heun', steps: 7, guidance: 2.5 }), { kind: 'heun', steps: 7, guidance: 2.5 });
+  });
+
+  test('export_web_model: a distilled student records its steps and folded guidance, and samples as the library does', async (t) => {
+    const fast = join(tmp(), 'fast'), out = tmp();
+    // One round of progressive distillation (4 → 2 DDIM steps) with guidance 3 folded in; EMA 0: the trained weights.
+    cli('distill', '--checkpoint', trainedRun(), '--out', fast, '--teacher-steps', '4', '--to', '2', '--iterations', '2', '--batch-size', '2',
+      '--guidance', '3', '--ema', '0');
+    const student = join(fast, 'steps-2');
+    tsx('tools/export_web_model.ts', '--run', student, '--out', out, '--name', 'fast2', '--digits', '0');
+    assert.ok(!existsSync(join(out, 'mnist-test-digits.safetensors')), '--digits 0 wrote digits');
+    const desc = readJson(join(out, 'fast2.json')) as WebModelJson;
+    assert.deepEqual(desc.distilled, { steps: 2, guidance: 3 });
+    assert.equal(desc.prediction, 'v');
+    const web = loadWebUNet(desc, readFileSync(join(out, desc.weights.file)), 'fast2.json');
+    checkMnistModel({ name: 'fast2', steps: 2 }, web, web);
+    assert.throws(() => checkMnistModel({ name: 'fast2', steps: 4 }, web, web), /fast2\.json: expected a student distilled to 4 steps, found 2 steps/);
+
+    // Whatever the panel's sampler, steps and guidance: DDIM in the student's 2 steps, not guided again.
+    const plan = samplingPlan(web.json, { kind: 'dpmSolverPlusPlus', steps: 20, guidance: 5 });
+    assert.deepEqual(plan, { kind: 'ddim', steps: 2, guidance: 1, folded: 3 });
+    const { run, guided } = startSampling(web, plan, { seed: 5, cls: 7, count: 2 });
+    assert.equal(guided, false);
+    let events = 0, nfe = 0;
+    const final = noGrad(() => {
+      for (;;) {
+        const r = run.next();
+        if (r.done) return r.value;
+        events++;
+        nfe = r.value.nfe;
+      }
+    });
+    assert.equal(events, 2);
+    assert.equal(nfe, 2);
+    // The library's sampling of the checkpoint itself (F32 weights), as `diffuse sample` runs a student.
+    const ref = loadModelFromCheckpoint(student);
+    const lib = await sampleImages(ref.model, ref.schedule, ref.config.objective, { count: 2, sampler: { kind: 'ddim', steps: 2 }, seed: 5, classes: [7, 7] });
+    const d = maxAbsDiff(final.data, lib.data);
+    // F16 weights: measured 1.5e-4 here (native backend).
+    const tol = 5e-3;
+    assert.ok(d < tol, `the explorer's and the library's samples differ by ${d} (F16 weights)`);
+    // Guiding again would be another sampling, which the tolerance tells apart (measured 2.9e-2).
+    const twice = await sampleImages(ref.model, ref.schedule, ref.config.objective, { count: 2, sampler: { kind: 'ddim', steps: 2 }, seed: 5, classes: [7, 7], guidanceScale: 3 });
+    assert.ok(maxAbsDiff(twice.data, lib.data) > tol, 'guidance makes no difference here: the comparison proves nothing');
+    t.diagnostic(`distilled student: explorer vs library max |Δ| ${d.toExponential(2)}; guided again: ${maxAbsDiff(twice.data, lib.data).toExponential(2)}`);
+  });
+
+  test('a distilled description is checked on load', () => {
+    const desc = JSON.parse(readFileSync(join(DATA, 'mnist-unet.json'), 'utf8')) as WebModelJson;
+    const weights = readFileSync(join(DATA, desc.weights.file));
+    const bad: [unknown, RegExp][] = [
+      [null, /field distilled must be an object/],
+      [[4, 2], /field distilled must be an object/],
+      [{ steps: 0, guidance: 2 }, /distilled\.steps must be a whole number/],
+      [{ steps: 2.5, guidance: 2 }, /distilled\.steps must be a whole number/],
+      [{ steps: '4', guidance: 2 }, /distilled\.steps must be a whole number/],
+      [{ steps: 4000, guidance: 2 }, /distilled\.steps is 4000, more than the schedule's 1000 timesteps/],
+      [{ steps: 4, guidance: NaN }, /distilled\.guidance must be a number from 0 to 100/],
+      [{ steps: 4, guidance: -1 }, /distilled\.guidance must be a number from 0 to 100/],
+      [{ steps: 4 }, /distilled\.guidance must be a number from 0 to 100/],
+      [{ steps: 4, guidance: 2, teacher: 'x' }, /field distilled has unknown field teacher/],
+    ];
+    for (const [distilled, msg] of bad) {
+      assert.throws(() => loadWebUNet({ ...desc, distilled }, weights, 'x.json'), (e: Error) => e.message.startsWith('x.json: ') && msg.test(e.message), JSON.stringify(distilled));
+    }
+    const ok = loadWebUNet({ ...desc, distilled: { steps: 4, guidance: 2 } }, weights);
+    assert.deepEqual(ok.json.distilled, { steps: 4, guidance: 2 });
   });
 
   test('train_toy_model: a few steps write a model the loader reads', () => {
@@ -118,6 +209,26 @@ describe('the shipped files (web/public/data)', () => {
     for (let i = 0; i < out.length; i++) mse += (out[i] - eps.data[i]) ** 2;
     mse /= out.length;
     assert.ok(mse < 0.2, `ε-prediction MSE ${mse}`);
+  });
+
+  test('every MNIST model of the reverse panel is shipped and is what the list says', () => {
+    const full = JSON.parse(readFileSync(join(DATA, 'mnist-unet.json'), 'utf8')) as WebModelJson;
+    const fullModel = loadWebUNet(full, readFileSync(join(DATA, full.weights.file)));
+    assert.equal(MNIST_MODELS[0].name, 'mnist-unet');
+    assert.deepEqual(MNIST_MODELS.filter((e) => e.steps !== undefined).map((e) => e.steps), [4, 1]);
+    for (const entry of MNIST_MODELS) {
+      const desc = JSON.parse(readFileSync(join(DATA, `${entry.name}.json`), 'utf8')) as WebModelJson;
+      const file = join(DATA, desc.weights.file);
+      assert.ok(statSync(file).size < 3_000_000, `${file} exceeds 3 MB`);
+      const m = loadWebUNet(desc, readFileSync(file), `${entry.name}.json`);
+      checkMnistModel(entry, m, fullModel);
+      assert.equal(m.json.weights.dtype, 'F16');
+      if (entry.steps !== undefined) {
+        assert.equal(m.json.prediction, 'v', `${entry.name}: a student predicts v`);
+        assert.ok(m.json.distilled!.guidance >= 1, `${entry.name}: guidance ${m.json.distilled!.guidance}`);
+      }
+    }
+    assert.throws(() => checkMnistModel({ name: 'mnist-unet', steps: 4 }, fullModel, fullModel), /expected a student distilled to 4 steps, found no distilled record/);
   });
 
   test('the toy models load', () => {

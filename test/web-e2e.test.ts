@@ -4,7 +4,8 @@
 // blank nor the starting noise, and looks like a digit), checks that no request left the page's origin and
 // that sampling works with the network off; checks that invalid inputs are shown and run nothing; lays the page
 // out at phone size (no horizontal overflow, every control tappable and at least 40 px); reloads the page offline
-// (service worker); trains 50 steps in the Train view (the loss falls), pauses and resumes, downloads the
+// (service worker); samples the distilled students (fetched only when chosen; DDIM in their N steps, N model
+// evaluations; inpainting keeps the full UNet), also at phone size and offline; trains 50 steps in the Train view (the loss falls), pauses and resumes, downloads the
 // checkpoint and samples it with `diffuse sample`; and on WebGPU, stops the first sampling while its kernels
 // compile. Screenshots go to web/e2e-output/ (with UPDATE_SCREENSHOT=1 also docs/). Without chromium the browser
 // cases are skipped, and when CI is set a test fails saying so (.ci/install-browser.sh installs it).
@@ -122,6 +123,36 @@ async function squeezedPictures(page: Page, width: number): Promise<string[]> {
   const pictures = await page.evaluate(() => [...document.querySelectorAll('canvas')].filter((c) => c.getClientRects().length)
     .map((c) => { const r = c.getBoundingClientRect(); return { id: c.id, w: r.width, own: c.width, right: r.right + window.scrollX }; }));
   return pictures.filter((p) => p.w < Math.min(100, p.own) || p.right > width + 0.5).map((p) => `${p.id} ${p.w.toFixed(0)} px`);
+}
+
+/** The phone layout rules at the current viewport: no horizontal overflow, controls ≥ 40 px, inside, tappable. */
+async function checkPhoneLayout(page: Page, t: { diagnostic(m: string): void }, where: string, width: number): Promise<void> {
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth);
+  assert.ok(overflow <= width, `${where}: the page is ${overflow} px wide in a ${width} px viewport`);
+  const report = await controlReport(page);
+  assert.ok(report.length > 10, `${where}: only ${report.length} controls found`);
+  const small = report.filter((c) => c.w < 40 || c.h < 40).map((c) => `${c.id} ${c.w.toFixed(0)}×${c.h.toFixed(0)}`);
+  assert.deepEqual(small, [], `${where}: controls smaller than 40 px`);
+  const outside = report.filter((c) => !c.inside).map((c) => c.id);
+  assert.deepEqual(outside, [], `${where}: controls outside the viewport's width`);
+  const covered = report.filter((c) => !c.hit).map((c) => c.id);
+  assert.deepEqual(covered, [], `${where}: controls a tap does not reach`);
+  assert.deepEqual(await squeezedPictures(page, width), [], `${where}: pictures squeezed or off the screen`);
+  t.diagnostic(`${where}: ${report.length} controls checked`);
+}
+
+/** The distilled students the reverse panel lists (web/src/assets.ts), with the guidance their files record. */
+const STUDENTS = [['mnist-unet-fast4', 4], ['mnist-unet-fast1', 1]] as const;
+const foldedGuidance = (name: string) =>
+  (JSON.parse(readFileSync(join(ROOT, 'web', 'public', 'data', `${name}.json`), 'utf8')) as { distilled: { guidance: number } }).distilled.guidance;
+
+/** Chooses a model in the reverse panel and waits until it is loaded (a student's guidance field then shows its value). */
+async function chooseModel(page: Page, name: string): Promise<void> {
+  await page.selectOption('#rv-model', name);
+  if (name !== 'mnist-unet') {
+    await page.waitForFunction(() => (document.getElementById('rv-guidance') as HTMLInputElement).value !== '' ||
+      /^error/.test(document.getElementById('rv-info')!.textContent ?? ''), undefined, { timeout: 60_000 });
+  }
 }
 
 test('chromium is installed where CI runs', { skip: process.env.CI ? false : 'CI is not set' }, () => {
@@ -314,6 +345,12 @@ describe('web explorer in headless chromium', { skip }, () => {
     await waitReady(page);
     assert.equal(await page.evaluate(() => navigator.onLine), false);
     assert.equal(await page.evaluate(() => window.explorer?.offlineReady), true);
+    // The service worker cached the students too: one, never fetched before, loads and samples offline.
+    await chooseModel(page, 'mnist-unet-fast1');
+    await page.click('#rv-run');
+    await page.waitForSelector('#reverse[data-state="done"], #reverse[data-state="error"]', { timeout: 60_000 });
+    assert.equal(await page.getAttribute('#reverse', 'data-state'), 'done', await page.textContent('#rv-info') ?? '');
+    assert.equal(await page.evaluate(() => window.explorer!.runs.at(-1)!.model), 'mnist-unet-fast1');
     await context.setOffline(false);
     assert.deepEqual(errors, [], 'errors in the page');
     await context.close();
@@ -324,20 +361,7 @@ describe('web explorer in headless chromium', { skip }, () => {
     const page = await context.newPage();
     await page.goto(`${origin}/?backend=js`);
     await waitReady(page);
-    const check = async (where: string, width: number) => {
-      const overflow = await page.evaluate(() => document.documentElement.scrollWidth);
-      assert.ok(overflow <= width, `${where}: the page is ${overflow} px wide in a ${width} px viewport`);
-      const report = await controlReport(page);
-      assert.ok(report.length > 10, `${where}: only ${report.length} controls found`);
-      const small = report.filter((c) => c.w < 40 || c.h < 40).map((c) => `${c.id} ${c.w.toFixed(0)}×${c.h.toFixed(0)}`);
-      assert.deepEqual(small, [], `${where}: controls smaller than 40 px`);
-      const outside = report.filter((c) => !c.inside).map((c) => c.id);
-      assert.deepEqual(outside, [], `${where}: controls outside the viewport's width`);
-      const covered = report.filter((c) => !c.hit).map((c) => c.id);
-      assert.deepEqual(covered, [], `${where}: controls a tap does not reach`);
-      assert.deepEqual(await squeezedPictures(page, width), [], `${where}: pictures squeezed or off the screen`);
-      t.diagnostic(`${where}: ${report.length} controls checked`);
-    };
+    const check = (where: string, width: number) => checkPhoneLayout(page, t, where, width);
     await check('explore, 390 px', 390);
     // A tap on Sample runs (a 2-step DDIM), and the result lies inside the screen.
     await page.selectOption('#rv-sampler', 'ddim');
@@ -357,6 +381,72 @@ describe('web explorer in headless chromium', { skip }, () => {
     await page.tap('#tab-explore');
     await check('explore, 360 px', 360);
     if (process.env.UPDATE_SCREENSHOT) copyFileSync(join(OUT, 'explorer-phone.png'), join(ROOT, 'docs', 'web-explorer-phone.png'));
+    await context.close();
+  });
+
+  test('distilled students: fetched only when chosen, DDIM in their N steps with N model evaluations (js backend, phone size)', async (t) => {
+    const context = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 1 });
+    const page = await context.newPage();
+    const requests: string[] = [], errors: string[] = [];
+    page.on('request', (r) => requests.push(new URL(r.url()).pathname));
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`${origin}/?backend=js`);
+    await waitReady(page);
+    const fetched = (name: string) => requests.filter((p) => p.startsWith(`/data/${name}.`)).sort();
+    for (const [name] of STUDENTS) assert.deepEqual(fetched(name), [], `page load fetched ${name}`);
+    assert.deepEqual(await page.$$eval('#rv-model option', (os) => os.map((o) => (o as HTMLOptionElement).value)),
+      ['mnist-unet', ...STUDENTS.map(([name]) => name)]);
+    // The full UNet's own settings, kept while a student is chosen: inpainting runs with them.
+    await page.selectOption('#rv-sampler', 'ddim');
+    await setInput(page, 'rv-steps', '2');
+    await setInput(page, 'rv-guidance', '1.5');
+    await page.selectOption('#rv-class', '3');
+    for (const [name, n] of STUDENTS) {
+      await chooseModel(page, name);
+      assert.deepEqual(fetched(name), [`/data/${name}.json`, `/data/${name}.safetensors`]);
+      const g = foldedGuidance(name);
+      const field = (id: string) => page.$eval(`#${id}`, (el) => ({ value: (el as HTMLInputElement).value, disabled: (el as HTMLInputElement).disabled }));
+      assert.deepEqual(await field('rv-sampler'), { value: 'ddim', disabled: true });
+      assert.deepEqual(await field('rv-steps'), { value: String(n), disabled: true });
+      assert.deepEqual(await field('rv-guidance'), { value: String(g), disabled: true });
+      const hint = await page.textContent('#rv-hint') ?? '';
+      assert.match(hint, new RegExp(`DDIM in ${n} steps? .*sampler and steps are fixed`));
+      assert.match(hint, new RegExp(`guidance ${g} is folded into its weights`));
+      assert.match(hint, /Inpainting keeps the full UNet/);
+      await page.tap('#rv-run');
+      await page.waitForSelector('#reverse[data-state="done"], #reverse[data-state="error"]', { timeout: 60_000 });
+      const info = await page.textContent('#rv-info') ?? '';
+      assert.equal(await page.getAttribute('#reverse', 'data-state'), 'done', info);
+      const run: RunRecord = await page.evaluate(() => window.explorer!.runs.at(-1)!);
+      assert.deepEqual({ model: run.model, sampler: run.sampler, steps: run.steps, stepsShown: run.msPerStep.length, nfe: run.nfe },
+        { model: name, sampler: 'ddim', steps: n, stepsShown: n, nfe: n });
+      assert.match(info, new RegExp(`^done: distilled student, DDIM \\(η = 0\\), ${n} steps, seed 0, class 3, guidance ${g} folded in; ${n} steps in [\\d.]+ s, \\d+ ms/step, NFE ${n} \\[js\\]$`));
+      t.diagnostic(`${name}: ${info}`);
+      if (n === STUDENTS[0][1]) {
+        await checkPhoneLayout(page, t, `explore with ${name}, 390 px`, 390);
+        await page.evaluate(() => window.scrollTo(0, 0));
+        await page.waitForTimeout(300);
+        mkdirSync(OUT, { recursive: true });
+        await page.screenshot({ path: join(OUT, 'explorer-phone-distilled.png'), fullPage: true });
+      }
+    }
+    // Inpainting with a student chosen: the full UNet, with the settings typed for it (DDIM, 2 steps).
+    await page.tap('#ip-half');
+    await page.tap('#ip-run');
+    await page.waitForSelector('#inpaint[data-state="done"], #inpaint[data-state="error"]', { timeout: 60_000 });
+    assert.equal(await page.getAttribute('#inpaint', 'data-state'), 'done', await page.textContent('#ip-cap') ?? '');
+    const ip: RunRecord = await page.evaluate(() => window.explorer!.runs.at(-1)!);
+    assert.deepEqual({ what: ip.what, model: ip.model, sampler: ip.sampler, steps: ip.steps }, { what: 'inpaint', model: 'mnist-unet', sampler: 'ddim', steps: 2 });
+    // Back to the full UNet: its fields as they were, enabled; choosing a student again fetches nothing more.
+    await chooseModel(page, 'mnist-unet');
+    for (const [id, value] of [['rv-sampler', 'ddim'], ['rv-steps', '2'], ['rv-guidance', '1.5']]) {
+      assert.equal(await page.inputValue(`#${id}`), value, id);
+      assert.equal(await page.isEnabled(`#${id}`), true, id);
+    }
+    assert.equal(await page.textContent('#rv-hint'), '');
+    await chooseModel(page, STUDENTS[0][0]);
+    assert.equal(fetched(STUDENTS[0][0]).length, 2, 'a student was fetched twice');
+    assert.deepEqual(errors, [], 'errors in the page');
     await context.close();
   });
 

@@ -8,6 +8,11 @@
  *
  *   npx tsx tools/export_web_model.ts --run runs/mnist [--out web/public/data] [--weights ema] [--digits 500]
  *
+ * A distilled student (`diffuse distill`: runs/mnist-fast/steps-N) exports the same way under its own name; its
+ * JSON then records `distilled: { steps, guidance }` from the checkpoint, which the explorer samples it by:
+ *
+ *   npx tsx tools/export_web_model.ts --run runs/mnist-fast/steps-4 --name mnist-unet-fast4 --digits 0
+ *
  * The weight file is read through checkpoint.json, which checks its size and SHA-256.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -15,7 +20,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { floatToHalf, halfToFloat, serializeSafetensors, toUint8, type SafetensorsInput } from '../src/index.js';
 import {
-  checkpointDir, loadCheckpointGroup, loadMnist, readCheckpointJson, type CheckpointJson, type RunConfig,
+  checkpointDir, loadCheckpointGroup, loadMnist, readCheckpointJson, validateRunConfig, type CheckpointJson, type RunConfig,
 } from '../src/node.js';
 import { WEB_MODEL_FORMAT, type WebModelJson } from '../web/src/assets.js';
 
@@ -30,7 +35,7 @@ const { values: args } = parseArgs({
   },
 });
 if (args.help) {
-  console.log('usage: npx tsx tools/export_web_model.ts --run runs/mnist [--out web/public/data] [--weights ema|model] [--name mnist-unet] [--digits 500]');
+  console.log('usage: npx tsx tools/export_web_model.ts --run runs/mnist [--out web/public/data] [--weights ema|model] [--name mnist-unet] [--digits 500]\n(a distilled student: --run runs/mnist-fast/steps-4 --name mnist-unet-fast4 --digits 0)');
   process.exit(0);
 }
 const role = args.weights;
@@ -42,6 +47,13 @@ const dir = checkpointDir(args.run);
 const json = readCheckpointJson<RunConfig, { step: number }>(dir);
 const cfg = json.config;
 if (cfg.model.kind !== 'unet') throw new Error(`${dir}: model kind ${String(cfg.model.kind)} is not a UNet`);
+// A student's distilled record, checked as the CLI's loader checks it (the rest of the config is written as it is).
+let distilled: RunConfig['distilled'];
+try {
+  distilled = validateRunConfig(cfg).distilled;
+} catch (e) {
+  throw new Error(`${join(dir, 'checkpoint.json')}: ${(e as Error).message}`);
+}
 const group = loadCheckpointGroup(dir, json as CheckpointJson, role);
 
 // F16 weights; the largest rounding error is recorded (and must stay finite).
@@ -68,13 +80,15 @@ const desc: WebModelJson = {
   weights: { file, dtype: 'F16', bytes: bytes.length },
   maxRoundingError: maxErr,
   source: { from: dir, step: json.state.step, weights: role, sha256: json.files[role].sha256 },
+  ...(distilled ? { distilled: { steps: distilled.steps, guidance: distilled.guidance } } : {}),
 };
 if (cfg.objective.variance === 'learnedRange') throw new Error('learned-variance models are not supported by the explorer yet');
 
 mkdirSync(args.out, { recursive: true });
 writeFileSync(join(args.out, file), bytes);
 writeFileSync(join(args.out, `${args.name}.json`), `${JSON.stringify(desc, null, 1)}\n`);
-console.log(`${join(args.out, file)}: ${group.size} tensors, ${bytes.length} bytes (F16; largest rounding error ${maxErr.toExponential(2)})`);
+console.log(`${join(args.out, file)}: ${group.size} tensors, ${bytes.length} bytes (F16; largest rounding error ${maxErr.toExponential(2)})` +
+  `${distilled ? `; distilled: DDIM in ${distilled.steps} step${distilled.steps === 1 ? '' : 's'}, guidance ${distilled.guidance} folded in` : ''}`);
 
 if (nDigits > 0) {
   const ds = loadMnist({ split: 'test', limit: nDigits });

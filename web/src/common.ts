@@ -4,7 +4,10 @@ import type { Digits, LoadedModel } from './assets.js';
 import { parseField, type Rule } from './validate.js';
 
 export interface App {
+  /** The full MNIST UNet (loaded with the page). */
   unet: LoadedModel<UNet>;
+  /** A model of MNIST_MODELS by name (the full UNet, or a distilled student fetched on first use). */
+  mnist: (name: string) => Promise<LoadedModel<UNet>>;
   digits: Digits;
   /** The 2-D toy models, loaded on first use. */
   toy: (name: string) => Promise<LoadedModel<MLPDenoiser>>;
@@ -18,6 +21,8 @@ export interface App {
 /** Read by the end-to-end test and shown in the page. */
 export interface RunRecord {
   what: 'sample' | 'inpaint' | 'score';
+  /** The MNIST model sampled (MNIST_MODELS name). */
+  model?: string;
   sampler: string;
   steps: number;
   nfe: number;

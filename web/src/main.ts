@@ -4,8 +4,8 @@
  * up the views (Explore: four panels; Train). `?backend=js` (or webgpu) asks for a backend. In a built app a
  * service worker caches every file, so the page also loads offline.
  */
-import { chooseBackend, type MLPDenoiser } from '../../src/index.js';
-import { loadDigits, loadWebMLP, loadWebUNet, type LoadedModel } from './assets.js';
+import { chooseBackend, type MLPDenoiser, type UNet } from '../../src/index.js';
+import { MNIST_MODELS, checkMnistModel, loadDigits, loadWebMLP, loadWebUNet, type LoadedModel } from './assets.js';
 import { $, type App } from './common.js';
 import { setupForward } from './forward.js';
 import { setBusy, setupReverse } from './reverse.js';
@@ -84,7 +84,8 @@ async function main(): Promise<void> {
   $('backend').textContent = `backend: ${backend}`;
   $('backend').title = line;
 
-  // Everything the page needs is fetched now, so it keeps working offline once loaded.
+  // Everything the page needs is fetched now, so it keeps working offline once loaded; the distilled students,
+  // which only the reverse panel's model menu uses, when first chosen (the service worker caches them too).
   const [unetJson, digitBytes, ...toyFiles] = await Promise.all([
     fetchJson('mnist-unet.json'), fetchBytes('mnist-test-digits.safetensors'),
     ...['swissroll', 'moons', '8gaussians'].map((n) => fetchJson(`toy-${n}.json`)),
@@ -95,6 +96,15 @@ async function main(): Promise<void> {
   const toyWeights = new Map(await Promise.all([...toyJson].map(async ([n, j]) =>
     [n, await fetchBytes((j as { weights: { file: string } }).weights.file)] as const)));
   const toyCache = new Map<string, LoadedModel<MLPDenoiser>>();
+  const mnistCache = new Map<string, Promise<LoadedModel<UNet>>>();
+  const loadMnistModel = async (name: string): Promise<LoadedModel<UNet>> => {
+    const entry = MNIST_MODELS.find((e) => e.name === name);
+    if (!entry) throw new Error(`no MNIST model '${name}'`);
+    const json = await fetchJson(`${name}.json`);
+    const m = loadWebUNet(json, await fetchBytes((json as { weights: { file: string } }).weights.file), `${name}.json`);
+    checkMnistModel(entry, m, unet);
+    return m;
+  };
 
   const app: App = {
     unet,
@@ -102,6 +112,16 @@ async function main(): Promise<void> {
     backend,
     digitIndex: 0,
     onDigitChange: [],
+    mnist: (name) => {
+      if (name === MNIST_MODELS[0].name) return Promise.resolve(unet);
+      let m = mnistCache.get(name);
+      if (!m) {
+        m = loadMnistModel(name);
+        mnistCache.set(name, m);
+        m.catch(() => mnistCache.delete(name)); // a failed fetch is tried again on the next use
+      }
+      return m;
+    },
     toy: async (name) => {
       let m = toyCache.get(name);
       if (!m) {

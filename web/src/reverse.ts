@@ -1,18 +1,21 @@
 /**
- * The reverse process: sampling the MNIST UNet with a chosen sampler, watching x_t and x̂_0 at each step; and
- * inpainting a painted region of a test digit. The sampler is a generator; the loop yields to the browser after
+ * The reverse process: sampling an MNIST model (the full UNet with a chosen sampler, or a distilled student in
+ * its few DDIM steps), watching x_t and x̂_0 at each step; and inpainting a painted region of a test digit with
+ * the full UNet. The sampler is a generator; the loop yields to the browser after
  * each step so that the frame is drawn. Stop takes effect at once: the loop races each step's results against
  * it (a step already on the GPU finishes there, unseen, before its buffers are released).
  */
 import {
-  Generator, RollingScope, SAMPLER_KINDS, SAMPLERS, classifierFreeGuidance, noGrad, randn, runSampler, tensor,
-  type InpaintOptions, type Model, type SamplerKind,
+  RollingScope, SAMPLER_KINDS, SAMPLERS, noGrad, tensor,
+  type InpaintOptions, type SamplerKind, type UNet,
 } from '../../src/index.js';
+import { MNIST_MODELS, mnistModelLabel, type LoadedModel, type MnistModelEntry } from './assets.js';
 import type { App, RunRecord } from './common.js';
-import { $, RunControl, STOPPED, fillSelect, mean, readField, record, sliderValue } from './common.js';
+import { $, RunControl, STOPPED, fillSelect, mean, readField, record, showFieldError, sliderValue } from './common.js';
 import { drawGray, drawGrid, drawPlaceholder, nextFrame } from './draw.js';
 import { digitTensor } from './forward.js';
-import { GUIDANCE, SEED, guidanceHint, samplerHint, stepsRule } from './validate.js';
+import { samplingPlan, startSampling } from './sampling.js';
+import { GUIDANCE, SEED, distilledHint, guidanceHint, parseField, samplerHint, stepsRule } from './validate.js';
 
 /** Menu labels, from the sampler registry. */
 export const SAMPLER_LABELS = Object.fromEntries(SAMPLER_KINDS.map((k) => [k, SAMPLERS[k].label])) as Record<SamplerKind, string>;
@@ -67,7 +70,54 @@ export interface SamplingSettings {
   guidance: number;
 }
 
+/** The MNIST model chosen in the panel, and the descriptions of the students loaded so far (for the hint). */
+let chosen: MnistModelEntry = MNIST_MODELS[0];
+const studentGuidance = new Map<string, number>();
+/** The full UNet's sampler, steps and guidance as typed, kept while a student shows its fixed ones. */
+let fullFields: { sampler: string; steps: string; guidance: string } | null = null;
+const FIXED_FIELDS = ['rv-sampler', 'rv-steps', 'rv-guidance'];
+
+/** Shows a student's fixed sampler, steps and guidance in the (disabled) fields, keeping the full UNet's. */
+function showStudentFields(entry: MnistModelEntry): void {
+  const sampler = $<HTMLSelectElement>('rv-sampler'), steps = $<HTMLInputElement>('rv-steps'), guidance = $<HTMLInputElement>('rv-guidance');
+  fullFields ??= { sampler: sampler.value, steps: steps.value, guidance: guidance.value };
+  sampler.value = 'ddim';
+  steps.value = String(entry.steps);
+  const g = studentGuidance.get(entry.name);
+  guidance.value = g === undefined ? '' : String(g);
+  for (const id of FIXED_FIELDS) {
+    const el = $<HTMLInputElement>(id);
+    el.disabled = true;
+    showFieldError(el, '');
+  }
+}
+
+/** The full UNet's fields back, as they were typed. */
+function showFullFields(): void {
+  if (fullFields) {
+    $<HTMLSelectElement>('rv-sampler').value = fullFields.sampler;
+    $<HTMLInputElement>('rv-steps').value = fullFields.steps;
+    $<HTMLInputElement>('rv-guidance').value = fullFields.guidance;
+    fullFields = null;
+  }
+  for (const id of FIXED_FIELDS) $<HTMLInputElement>(id).disabled = false;
+}
+
+/**
+ * The settings of the model chosen: for a student its fixed DDIM steps and folded guidance (only seed and class
+ * are read); for the full UNet every field, each invalid one showing why.
+ */
 export function readSamplingSettings(): SamplingSettings | null {
+  if (chosen.steps !== undefined) {
+    const seed = readField('rv-seed', SEED);
+    const classValue = $<HTMLSelectElement>('rv-class').value;
+    const g = studentGuidance.get(chosen.name);
+    $('rv-hint').textContent = distilledHint(chosen.steps, g, classValue !== 'none');
+    $('rv-hint').classList.remove('warn'); // an explanation, not a warning
+    if (seed === null) return null;
+    return { kind: 'ddim', steps: chosen.steps, seed, classValue, guidance: g ?? 1 };
+  }
+  $('rv-hint').classList.add('warn');
   const kind = $<HTMLSelectElement>('rv-sampler').value as SamplerKind;
   const steps = readField('rv-steps', stepsRule(kind));
   const seed = readField('rv-seed', SEED);
@@ -84,8 +134,28 @@ export function readSamplingSettings(): SamplingSettings | null {
   return { kind, steps, seed, classValue, guidance };
 }
 
+/**
+ * The full UNet's settings, for inpainting: the fields, or while a student is chosen the values typed for the
+ * full UNet before (null with the reason when one of them is invalid).
+ */
+function readFullSettings(): { settings: SamplingSettings } | { error: string } {
+  if (!fullFields) {
+    const settings = readSamplingSettings();
+    return settings ? { settings } : { error: 'not run: fix the fields marked in red in the panel above' };
+  }
+  const kind = fullFields.sampler as SamplerKind;
+  const steps = parseField(fullFields.steps, stepsRule(kind)), guidance = parseField(fullFields.guidance, GUIDANCE);
+  const seed = readField('rv-seed', SEED);
+  if (!steps.ok || !guidance.ok) return { error: 'not run: the full UNet\'s steps or guidance are invalid (choose it above to fix them)' };
+  if (seed === null) return { error: 'not run: fix the seed above' };
+  return { settings: { kind, steps: steps.value, seed, classValue: $<HTMLSelectElement>('rv-class').value, guidance: guidance.value } };
+}
+
 interface RunOptions {
   what: 'sample' | 'inpaint';
+  /** The MNIST model and its name (MNIST_MODELS). */
+  model: LoadedModel<UNet>;
+  modelName: string;
   settings: SamplingSettings;
   count: number;
   /** The class to condition on (default: the panel's choice). */
@@ -114,36 +184,31 @@ export interface RunOutcome {
  * update) plus reading x_t and x̂_0 back, which on WebGPU waits for the GPU to finish the step.
  */
 async function runSampling(app: App, o: RunOptions, ctl: RunControl): Promise<RunOutcome> {
-  const { model, schedule, json } = app.unet;
-  const c = model.config;
-  const { kind, steps, seed, guidance, classValue } = o.settings;
+  const loaded = o.model, c = loaded.model.config;
+  const { seed, classValue } = o.settings;
+  const plan = samplingPlan(loaded.json, o.settings);
+  const { kind, steps, guidance, folded } = plan;
   const cls = o.cls ?? (classValue === 'none' ? c.numClasses : Number(classValue));
   const n = o.count;
   const guided = cls !== c.numClasses && guidance !== 1;
-  const names = app.unet.json.classNames ?? [];
-  const described = `${SAMPLER_LABELS[kind]}, ${steps} steps, seed ${seed}, class ${cls === c.numClasses ? 'none' : (names[cls] ?? cls)}` +
-    `${guided ? `, guidance ${guidance}` : cls === c.numClasses ? '' : ', no guidance'}`;
-  const rec = record({ what: o.what, sampler: kind, steps, nfe: 0, msPerStep: [], stepEndedAt: [], backend: app.backend, state: 'running' });
+  const names = loaded.json.classNames ?? [];
+  const described = `${folded !== undefined ? `distilled student, ` : ''}${SAMPLER_LABELS[kind]}, ${steps} steps, seed ${seed}, ` +
+    `class ${cls === c.numClasses ? 'none' : (names[cls] ?? cls)}` +
+    `${folded !== undefined ? `, guidance ${folded} folded in` : guided ? `, guidance ${guidance}` : cls === c.numClasses ? '' : ', no guidance'}`;
+  const rec = record({ what: o.what, model: o.modelName, sampler: kind, steps, nfe: 0, msPerStep: [], stepEndedAt: [], backend: app.backend, state: 'running' });
   const outcome = (state: 'done' | 'stopped', final: ArrayLike<number> | null): RunOutcome => {
     rec.state = state;
     if (state === 'stopped') { rec.stopPressedAt = ctl.pressedAt; rec.stoppedAt = performance.now(); }
     return { state, stepsShown: rec.msPerStep.length, totalSteps: steps, final, rec, described };
   };
-  const compiling = firstStepNote(app, 'unet');
+  const compiling = firstStepNote(app, o.modelName);
   o.say(compiling || `starting: ${described}`);
   await nextFrame();
   try {
-    const gen = new Generator(seed);
-    const noise = randn([n, c.inChannels, c.imageSize, c.imageSize], gen);
+    const { noise, run } = startSampling(loaded, plan, { seed, cls, count: n, inpaint: o.inpaint });
     const noiseValues = await Promise.race([noise.read(), ctl.stopped]);
-    if (noiseValues === STOPPED) return outcome('stopped', null);
+    if (noiseValues === STOPPED) { run.return(noise); return outcome('stopped', null); }
     o.onStart?.(noiseValues);
-    let fn: Model = (x, t, cond) => model.forward(x, t, cond);
-    const cond = tensor(new Int32Array(n).fill(cls), [n], { dtype: 'int32' });
-    if (guided) fn = classifierFreeGuidance(fn, { scale: guidance, nullCond: tensor(new Int32Array([c.numClasses]), [1], { dtype: 'int32' }) });
-    const run = runSampler({ kind, steps }, fn, schedule, noise, {
-      prediction: json.prediction, cond, gen, clip: { kind: 'clip', min: -1, max: 1 }, inpaint: o.inpaint,
-    });
     // Tensors made by a step are freed two steps later (device memory does not wait for the garbage collector).
     const rolling = new RollingScope(2);
     let last: ArrayLike<number> | null = null;
@@ -172,14 +237,15 @@ async function runSampling(app: App, o: RunOptions, ctl: RunControl): Promise<Ru
         return outcome('stopped', last);
       }
       const [xt, x0] = got;
-      markWarm('unet');
+      markWarm(o.modelName);
       const ms = performance.now() - t0;
       rec.msPerStep.push(ms);
       rec.stepEndedAt.push(performance.now());
       rec.nfe = e.nfe;
       last = x0;
       const info = `step ${e.step}/${e.totalSteps}  t = ${e.t.toFixed(1)}  σ = ${e.sigma.toPrecision(3)}  NFE ${e.nfe}  ` +
-        `${ms.toFixed(0)} ms this step, ${mean(rec.msPerStep).toFixed(0)} ms/step on average  [${app.backend}${guided ? ', guided: 2 evaluations per step' : ''}]`;
+        `${ms.toFixed(0)} ms this step, ${mean(rec.msPerStep).toFixed(0)} ms/step on average  ` +
+        `[${app.backend}${guided ? ', guided: 2 evaluations per step' : folded !== undefined ? ', guidance folded in: 1 evaluation per step' : ''}]`;
       o.onStep(xt, x0, info, e.step, e.totalSteps);
       await nextFrame();
     }
@@ -204,6 +270,7 @@ export function endLine(out: RunOutcome, backend: string): string {
 export function setupReverse(app: App): void {
   const { model } = app.unet;
   const c = model.config, names = app.unet.json.classNames ?? [];
+  fillSelect($<HTMLSelectElement>('rv-model'), MNIST_MODELS.map((e) => [e.name, mnistModelLabel(e)]), MNIST_MODELS[0].name);
   fillSelect($<HTMLSelectElement>('rv-sampler'), SAMPLER_KINDS.map((k) => [k, SAMPLER_LABELS[k]]), 'dpmSolverPlusPlus');
   fillSelect($<HTMLSelectElement>('rv-class'), [
     ['none', 'none (unconditional)'],
@@ -217,6 +284,34 @@ export function setupReverse(app: App): void {
   for (const id of ['rv-sampler', 'rv-steps', 'rv-seed', 'rv-guidance', 'rv-class']) $(id).addEventListener('input', () => readSamplingSettings());
   readSamplingSettings();
 
+  // The model: a student is fetched when first chosen (page load does not), and fixes sampler, steps, guidance.
+  const say = (line: string) => { $('rv-info').textContent = line; };
+  $('rv-model').addEventListener('change', async () => {
+    const entry = MNIST_MODELS.find((e) => e.name === $<HTMLSelectElement>('rv-model').value) ?? MNIST_MODELS[0];
+    chosen = entry;
+    if (entry.steps === undefined) {
+      showFullFields();
+      readSamplingSettings();
+      return;
+    }
+    showStudentFields(entry);
+    readSamplingSettings();
+    if (studentGuidance.has(entry.name)) return;
+    if (!busy) say(`loading the distilled ${entry.steps}-step student…`);
+    try {
+      const m = await app.mnist(entry.name);
+      studentGuidance.set(entry.name, m.json.distilled!.guidance);
+      if (chosen !== entry) return;
+      showStudentFields(entry);
+      readSamplingSettings();
+      if (!busy) say(`distilled ${entry.steps}-step student loaded (step ${m.json.source.step ?? '?'} of ${m.json.source.from}): press Sample`);
+    } catch (err) {
+      if (chosen !== entry) return;
+      section.dataset.state = 'error';
+      say(`error: ${(err as Error).message}`);
+    }
+  });
+
   for (const id of STOP_BUTTONS) $(id).addEventListener('click', () => active?.request());
   $('rv-run').addEventListener('click', async () => {
     if (busy) return;
@@ -229,6 +324,18 @@ export function setupReverse(app: App): void {
     setBusy('sample');
     const ctl = startControl();
     section.dataset.state = 'running';
+    const entry = chosen;
+    let loaded: LoadedModel<UNet>;
+    try {
+      if (entry.steps !== undefined && !studentGuidance.has(entry.name)) say(`loading the distilled ${entry.steps}-step student…`);
+      loaded = await app.mnist(entry.name);
+    } catch (err) {
+      section.dataset.state = 'error';
+      say(`error: ${(err as Error).message}`);
+      active = null;
+      setBusy(false);
+      return;
+    }
     const n = Number($<HTMLSelectElement>('rv-count').value) || 1;
     const sctx = strip.getContext('2d')!;
     sctx.fillStyle = '#fff';
@@ -236,12 +343,11 @@ export function setupReverse(app: App): void {
     const cell = document.createElement('canvas');
     cell.width = cell.height = 72;
     let k = 0;
-    const say = (line: string) => { $('rv-info').textContent = line; };
     $('rv-xt-cap').textContent = 'xₜ: the image being denoised';
     $('rv-x0-cap').textContent = 'x̂₀: the network\'s guess of the end result';
     try {
       const out = await runSampling(app, {
-        what: 'sample', settings, count: n, say,
+        what: 'sample', model: loaded, modelName: entry.name, settings, count: n, say,
         onStart: (noise) => {
           drawGrid($<HTMLCanvasElement>('rv-xT'), noise, n, H, W);
           drawGrid($<HTMLCanvasElement>('rv-xt'), noise, n, H, W);
@@ -309,12 +415,13 @@ export function setupReverse(app: App): void {
       $('ip-cap').textContent = 'paint a region first';
       return;
     }
-    const settings = readSamplingSettings();
-    if (!settings) {
+    const full = readFullSettings();
+    if ('error' in full) {
       ipSection.dataset.state = 'invalid';
-      $('ip-cap').textContent = 'not run: fix the fields marked in red in the panel above';
+      $('ip-cap').textContent = full.error;
       return;
     }
+    const { settings } = full;
     setBusy('sample');
     const ctl = startControl();
     ipSection.dataset.state = 'running';
@@ -323,7 +430,7 @@ export function setupReverse(app: App): void {
     const say = (line: string) => { $('ip-cap').textContent = line; };
     try {
       const out = await runSampling(app, {
-        what: 'inpaint', settings, count: 1, inpaint: { known, mask: keep }, cls: app.digits.labels[app.digitIndex], say,
+        what: 'inpaint', model: app.unet, modelName: MNIST_MODELS[0].name, settings, count: 1, inpaint: { known, mask: keep }, cls: app.digits.labels[app.digitIndex], say,
         onStep: (xt, x0, info) => {
           drawGray($<HTMLCanvasElement>('ip-xt'), xt, H, W);
           drawGray($<HTMLCanvasElement>('ip-out'), x0, H, W);

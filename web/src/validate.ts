@@ -69,6 +69,20 @@ export function guidanceHint(guidance: number, classChosen: boolean): string {
   return '';
 }
 
+/**
+ * The hint under the reverse panel while a distilled student is chosen: why its sampler, steps and guidance are
+ * fixed (`guidance` is undefined until its description has loaded), and what class "none" gives.
+ */
+export function distilledHint(steps: number, guidance: number | undefined, classChosen: boolean): string {
+  const s = `${steps} step${steps === 1 ? '' : 's'}`;
+  return [
+    `Distilled student: it learned to sample with exactly DDIM in ${s} (one network run each), so sampler and steps are fixed;`,
+    guidance === undefined ? 'its guidance is folded into its weights.' : `guidance ${guidance} is folded into its weights (not applied again).`,
+    classChosen ? '' : 'Class “none” gives unconditional digits (guidance needs a class).',
+    'Inpainting keeps the full UNet and its settings.',
+  ].filter(Boolean).join(' ');
+}
+
 /** The digit index of the forward view. */
 export const digitRule = (n: number): Rule => ({ integer: true, min: 0, max: n - 1 });
 
