@@ -102,7 +102,7 @@ describe('progressive distillation: a round', () => {
       },
     };
     const teacher = buildModel(teacherConfig, 5);
-    const init = new Map([...teacher.namedParameters()].map(([k, p]) => [k, { shape: [...p.shape], data: Float32Array.from(p.data as Float32Array) }]));
+    const init = teacher.stateDict();
     const config = distillRunConfig(teacherConfig, {
       steps: 2, iterations: 40, batchSize: 8, lr: 2e-3, guidance: 2, emaDecay: 0.9, seed: 0, checkpointEvery: 0, sampleEvery: 0, teacherPath: 't',
     });

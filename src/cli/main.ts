@@ -17,7 +17,7 @@ import {
   CHECKPOINT_JSON, JUDGED_DATASETS, NonFiniteLossError, TRAIN_LIMITS, Trainer, checkpointDir, formatJudgeResult, frechetToHeldOut,
   judgeSamples, judgeSpec, loadImageDataset, loadJudge, loadModelFromCheckpoint, readImage, readRunCheckpoint, realDataReference, realImagesReference,
   removeCheckpointDebris, sampleImages, saveImage, saveImageGrid, savePlot, skippedSummary, verifyCheckpoint,
-  watchInterrupts, isBuiltInDataset, ProgressiveDistiller, distillRunConfig, distillTeacher, type DistilledRecord, type FolderDataset, type RunConfig,
+  watchInterrupts, loadTrainingSet, ProgressiveDistiller, distillRunConfig, distillTeacher, type DistilledRecord, type FolderDataset, type RunConfig,
   type TrainerConfig,
 } from '../node.js';
 import { isDiffusersFolder, sampleDiffusersFolder } from './diffusers.js';
@@ -206,10 +206,7 @@ async function train(f: TrainFlags): Promise<void> {
       } satisfies TrainerConfig,
     };
   }
-  // Built-in sets train on their 'train' split: the 'test' split is what the judges hold out.
-  const builtIn = isBuiltInDataset(config.dataset);
-  const dataset = loadImageDataset(config.dataset, builtIn
-    ? { split: 'train', limit: config.datasetLimit } : { size: f.imageSize ?? config.model.config.imageSize, limit: config.datasetLimit });
+  const dataset = loadTrainingSet(config.dataset, { limit: config.datasetLimit, size: f.imageSize ?? config.model.config.imageSize });
   const skippedLine = 'skipped' in dataset ? skippedSummary(dataset as FolderDataset) : '';
   if (skippedLine) console.error(`diffuse: ${skippedLine}`);
   if (!f.resume) {
@@ -297,9 +294,7 @@ async function distill(f: DistillFlags): Promise<void> {
   if (resolve(checkpointDir(f.checkpoint)).startsWith(out + '/') || resolve(checkpointDir(f.checkpoint)) === out) {
     throw new UsageError(`--out ${out} holds the teacher ${f.checkpoint}; write the students elsewhere`);
   }
-  const builtIn = isBuiltInDataset(first.config.dataset);
-  const dataset = loadImageDataset(first.config.dataset, builtIn
-    ? { split: 'train', limit: first.config.datasetLimit } : { size: first.config.model.config.imageSize, limit: first.config.datasetLimit });
+  const dataset = loadTrainingSet(first.config.dataset, { limit: first.config.datasetLimit, size: first.config.model.config.imageSize });
   mkdirSync(out, { recursive: true });
   let teacher = { model: first.model, config: first.config, dir: f.checkpoint };
   const interrupts = watchInterrupts({
@@ -314,17 +309,15 @@ async function distill(f: DistillFlags): Promise<void> {
       });
       let resumeFrom: { dir: string; json: ReturnType<typeof readRunCheckpoint>['json'] } | undefined;
       if (existsSync(join(dir, CHECKPOINT_JSON))) {
-        if (!f.resume) removeCheckpointDebris(dir);
-        else {
-          removeCheckpointDebris(dir);
+        removeCheckpointDebris(dir);
+        if (f.resume) {
           const { json } = readRunCheckpoint(dir, { resume: true });
           if (json.config.distilled?.steps !== n) throw new UsageError(`--resume: ${dir} is not a ${n}-step student`);
           resumeFrom = { dir, json };
         }
       }
       mkdirSync(dir, { recursive: true });
-      const init = resumeFrom ? undefined
-        : new Map([...teacher.model.namedParameters()].map(([name, p]) => [name, { shape: [...p.shape], data: Float32Array.from(p.data as Float32Array) }]));
+      const init = resumeFrom ? undefined : teacher.model.stateDict();
       const student = new ProgressiveDistiller(resumeFrom?.json.config ?? config, dataset, distillTeacher(teacher.model, teacher.config, guidance), init, resumeFrom);
       if (student.step < f.iterations) {
         announceBackend();

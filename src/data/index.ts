@@ -32,3 +32,8 @@ export function loadImageDataset(spec: string, opts: LoadDatasetOptions = {}): I
   if (opts.split !== undefined && opts.split !== 'all') throw new Error(`dataset '${spec}': a folder has no train/test split`);
   return loadImageFolder(spec, { ...opts, size: opts.size });
 }
+
+/** A run's training images: a built-in set's 'train' split (the judges hold out 'test'), or a folder read at `size`. */
+export function loadTrainingSet(spec: string, { limit, size }: { limit?: number; size: number }): ImageDataset {
+  return loadImageDataset(spec, isBuiltInDataset(spec) ? { split: 'train', limit } : { size, limit });
+}

@@ -20,7 +20,7 @@ import { Tensor, mean, mul, noGrad, sub } from '../tensor/index.js';
 import { type PredictionType, epsFromX0, outputToX0Eps } from './parameterization.js';
 import type { NoiseSchedule } from './schedules.js';
 import type { Model } from './samplers/common.js';
-import { spacedTimesteps } from './samplers/common.js';
+import { alphaBarOrOne, spacedTimesteps } from './samplers/common.js';
 import { applyX0Clip, type X0Clip } from './thresholding.js';
 import { axpby, batchOf, fail, timeTensor } from './util.js';
 import { meanFlat } from './vlb.js';
@@ -33,8 +33,11 @@ export interface DistillTeacher {
   clip?: X0Clip;
 }
 
-/** ᾱ at a timestep, or 1 (the data) after the last step (t < 0). */
-const alphaBarAt = (schedule: NoiseSchedule, t: number) => (t >= 0 ? schedule.alphasCumprod[t] : 1);
+/** Per-sample (α, σ) = (√ᾱ, √(1 − ᾱ)) at timesteps, ᾱ = 1 (the data) after the last step (t < 0). */
+function coefs(schedule: NoiseSchedule, ts: ArrayLike<number>): { a: number[]; s: number[] } {
+  const ab = Array.from(ts, (t) => alphaBarOrOne(schedule, t));
+  return { a: ab.map(Math.sqrt), s: ab.map((v) => Math.sqrt(1 - v)) };
+}
 
 /**
  * The timesteps of a student's step k of N: [t, t', t''], from the 2N-step trailing grid (t'' = −1 after the
@@ -53,15 +56,15 @@ export function teacherDdimStep(teacher: DistillTeacher, schedule: NoiseSchedule
   cond?: Tensor): Tensor {
   return noGrad(() => {
     const b = batchOf('teacherDdimStep', z);
-    const a = Array.from(from, (t) => Math.sqrt(alphaBarAt(schedule, t))), s = Array.from(from, (t) => Math.sqrt(1 - alphaBarAt(schedule, t)));
+    const { a, s } = coefs(schedule, from);
     const out = teacher.model(z, timeTensor(Float64Array.from(from), b), cond);
     let { x0, eps } = outputToX0Eps(out, z, teacher.prediction, a, s, 'teacherDdimStep');
     if (teacher.clip) {
       x0 = applyX0Clip(x0, teacher.clip);
       eps = epsFromX0(z, x0, a, s);
     }
-    const aNext = Array.from(to, (t) => Math.sqrt(alphaBarAt(schedule, t))), sNext = Array.from(to, (t) => Math.sqrt(1 - alphaBarAt(schedule, t)));
-    return axpby(aNext, x0, sNext, eps);
+    const next = coefs(schedule, to);
+    return axpby(next.a, x0, next.s, eps);
   });
 }
 
@@ -78,8 +81,7 @@ export function progressiveDistillationTarget(teacher: DistillTeacher, schedule:
   return noGrad(() => {
     const z1 = teacherDdimStep(teacher, schedule, zt, t0, t1, cond);
     const z2 = teacherDdimStep(teacher, schedule, z1, t1, t2, cond);
-    const a = t0.map((t) => Math.sqrt(alphaBarAt(schedule, t))), s = t0.map((t) => Math.sqrt(1 - alphaBarAt(schedule, t)));
-    const a2 = t2.map((t) => Math.sqrt(alphaBarAt(schedule, t))), s2 = t2.map((t) => Math.sqrt(1 - alphaBarAt(schedule, t)));
+    const { a, s } = coefs(schedule, t0), { a: a2, s: s2 } = coefs(schedule, t2);
     // x̃ = (z'' − r z_t) / (α'' − r α), r = σ''/σ; then ṽ = (α z_t − x̃)/σ.
     const r = s2.map((v, i) => v / s[i]), den = a2.map((v, i) => v - r[i] * a[i]);
     const x0 = axpby(den.map((d) => 1 / d), z2, r.map((ri, i) => -ri / den[i]), zt);

@@ -208,12 +208,9 @@ export interface JudgeResult {
   features: Tensor;
 }
 
-/** Scores images [N, C, S, S] in [−1, 1] with the judge of `dataset` (default: the committed one). */
-export function judgeSamples(images: Tensor, dataset: JudgedDataset = 'mnist', model: ConvClassifier = loadJudge(dataset)): JudgeResult {
-  const n = images.shape[0];
-  if (!(n > 0)) throw new Error('judgeSamples: no images');
-  const { logits, features } = classifierOutputs(model, images);
-  const K = model.numClasses;
+/** Argmax class, its probability, the class histogram and the confident fraction of logits [n, K]. */
+function scoreLogits(logits: Float32Array, n: number, K: number):
+  { predictions: Int32Array; maxProbs: Float32Array; classHistogram: number[]; confidentFraction: number } {
   const probs = noGrad(() => softmax(new Tensor(logits, [n, K]), -1)).f32('judge');
   const predictions = new Int32Array(n), maxProbs = new Float32Array(n);
   const counts = new Array<number>(K).fill(0);
@@ -226,8 +223,15 @@ export function judgeSamples(images: Tensor, dataset: JudgedDataset = 'mnist', m
     counts[best]++;
     if (maxProbs[i] >= JUDGE_BAR.confidence) confident++;
   }
-  const classHistogram = counts.map((c) => c / n);
-  const confidentFraction = confident / n;
+  return { predictions, maxProbs, classHistogram: counts.map((c) => c / n), confidentFraction: confident / n };
+}
+
+/** Scores images [N, C, S, S] in [−1, 1] with the judge of `dataset` (default: the committed one). */
+export function judgeSamples(images: Tensor, dataset: JudgedDataset = 'mnist', model: ConvClassifier = loadJudge(dataset)): JudgeResult {
+  const n = images.shape[0];
+  if (!(n > 0)) throw new Error('judgeSamples: no images');
+  const { logits, features } = classifierOutputs(model, images);
+  const { predictions, maxProbs, classHistogram, confidentFraction } = scoreLogits(logits, n, model.numClasses);
   const bar = JUDGES[dataset].bar;
   // A small epsilon so that exactly 6% or 14% (in float) counts as inside.
   const perClassOk = bar ? classHistogram.every((h) => Math.abs(h - bar.classTarget) <= bar.classTolerance + 1e-12) : null;
@@ -392,22 +396,18 @@ export interface RealImagesReference extends RealDataReference {
 export function realImagesReference(dataset: JudgedDataset, sampleCount: number, model: ConvClassifier = loadJudge(dataset)): RealImagesReference {
   const test = splitOutputs(dataset, 'test', model), train = splitOutputs(dataset, 'train', model);
   const D = model.featureDim, K = model.numClasses, n = test.labels.length, nTrain = train.labels.length;
-  const probs = noGrad(() => softmax(new Tensor(test.logits, [n, K]), -1)).f32('judge');
-  const hist = new Array<number>(K).fill(0), freq = new Array<number>(K).fill(0);
-  let confident = 0, correct = 0;
+  const scored = scoreLogits(test.logits, n, K);
+  const freq = new Array<number>(K).fill(0);
+  let correct = 0;
   for (let i = 0; i < n; i++) {
-    let best = 0;
-    for (let j = 1; j < K; j++) if (probs[i * K + j] > probs[i * K + best]) best = j;
-    hist[best]++;
     freq[test.labels[i]]++;
-    if (probs[i * K + best] >= JUDGE_BAR.confidence) confident++;
-    if (best === test.labels[i]) correct++;
+    if (scored.predictions[i] === test.labels[i]) correct++;
   }
   const m = Math.max(2, Math.min(Math.round(sampleCount), nTrain));
   return {
     dataset, ...realDataReference(dataset, model),
-    heldOutConfidentFraction: confident / n,
-    heldOutClassHistogram: hist.map((c) => c / n),
+    heldOutConfidentFraction: scored.confidentFraction,
+    heldOutClassHistogram: scored.classHistogram,
     heldOutClassFrequencies: freq.map((c) => c / n),
     heldOutAccuracy: correct / n,
     trainSubsetSize: m,

@@ -15,7 +15,7 @@
 import { copyFileSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isBuiltInDataset, loadImageDataset, toUint8 } from '../data/index.js';
+import { loadTrainingSet, toUint8 } from '../data/index.js';
 import { serializeSafetensors } from '../io/safetensors.js';
 import { CHECKPOINT_JSON, checkpointDir, loadCheckpointGroup, readCheckpointJson, type CheckpointJson, type RunConfig } from '../train/index.js';
 
@@ -57,8 +57,7 @@ export function exportPytorch(o: ExportOptions): string[] {
     written.push(join(o.out, 'init', f));
   }
   if (o.data !== false) {
-    const ds = loadImageDataset(config.dataset, isBuiltInDataset(config.dataset) ? { split: 'train', limit: config.datasetLimit }
-      : { size: config.model.config.imageSize, limit: config.datasetLimit });
+    const ds = loadTrainingSet(config.dataset, { limit: config.datasetLimit, size: config.model.config.imageSize });
     const bytes = Uint8Array.from(ds.images, toUint8);
     const file = join(o.out, 'data.safetensors');
     writeFileSync(file, serializeSafetensors({

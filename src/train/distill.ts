@@ -9,6 +9,7 @@ import { type DistillTeacher, distillationStep, progressiveDistillationLoss } fr
 import { qSample } from '../diffusion/forward.js';
 import { classifierFreeGuidance } from '../diffusion/guidance.js';
 import type { ImageDataset } from '../data/dataset.js';
+import type { StateDict } from '../nn/module.js';
 import type { UNet } from '../nn/unet.js';
 import { type Checkpoint, type RunConfig, Trainer, modelFunction } from './trainer.js';
 
@@ -79,7 +80,7 @@ export function distillTeacher(model: UNet, config: RunConfig, guidance: number)
 /** One round: a student learning to do in one DDIM step what the teacher does in two. */
 export class ProgressiveDistiller extends Trainer {
   constructor(config: RunConfig, dataset: ImageDataset, readonly teacher: DistillTeacher,
-    init?: Map<string, { shape: number[]; data: Float32Array }>, resumeFrom?: { dir: string; json: Checkpoint }) {
+    init?: StateDict, resumeFrom?: { dir: string; json: Checkpoint }) {
     if (!config.distilled) throw new Error('ProgressiveDistiller: the run config has no distilled record');
     if (config.objective.prediction !== 'v') throw new Error('ProgressiveDistiller: the student predicts v');
     super(config, dataset, resumeFrom);
