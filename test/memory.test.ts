@@ -6,9 +6,10 @@ import { test } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import {
-  AdamW, Generator, Tensor, conv2d, groupNorm, linear, mseLoss, randn, reshape, scaledDotProductAttention, scope,
-  setBackend, transpose, webgpuStats, zeros,
+  AdamW, Generator, Tensor, UNet, add, conv2d, freeAfterUse, getBackend, groupNorm, linear, mseLoss, noGrad, randn, reshape,
+  scaledDotProductAttention, scope, setBackend, tensor, transpose, unetPreset, webgpuStats, zeros,
 } from '../src/index.js';
+import { nativeAddon } from '../src/backends/native/index.js';
 import { engineBackends } from './helpers/backends.js';
 
 function compositeStep(params: Record<string, Tensor>, opt: AdamW, x: Tensor, target: Tensor): Tensor {
@@ -100,3 +101,97 @@ for (const name of (await engineBackends()).filter((n) => n === 'js' || n === 'n
     for (const t of [w1, gamma, beta, shift]) assert.ok(t.grad && t.grad.data.every(Number.isFinite));
   });
 }
+
+// Intermediates are freed when the engine knows they are dead instead of when the collector runs: consumed
+// gradients in backward, and what the UNet's blocks mark (their norms' outputs are rebuilt in backward from
+// the norms' inputs). Only the native addon can free a buffer at once (it detaches what its kernels made).
+const natives = (await engineBackends()).includes('native');
+
+test('native free: only whole outputs of the addon\'s kernels are given back', { skip: !natives && 'native addon not built' }, () => {
+  const a = nativeAddon();
+  const x = new Float32Array(1 << 15).fill(1);
+  const y = a.affine(x, 2, 1);
+  assert.equal(a.free(y), true);
+  assert.equal(y.length, 0, 'a freed array reads as empty');
+  assert.equal(a.free(y), false, 'freed twice');
+  assert.throws(() => a.conv2d(y, new Float32Array(9), null, { n: 1, c: 1, h: 128, w: 256, o: 1, kh: 3, kw: 3, sh: 1, sw: 1, ph: 1, pw: 1, oh: 128, ow: 256 }),
+    /conv2d/, 'a kernel refuses a freed array');
+  assert.equal(a.free(x), false, "the caller's array is not the addon's");
+  assert.equal(x.length, 1 << 15);
+  const big = a.affine(x, 1, 0);
+  assert.equal(a.free(big.subarray(8)), false, 'a view');
+  assert.equal(big.length, 1 << 15);
+  assert.equal(a.free(a.affine(new Float32Array(16), 1, 0)), false, 'small outputs are left to the collector');
+  const e = a.empty(1 << 15), f = a.full(1 << 15, 0.5);
+  assert.equal(e.length, 1 << 15);
+  assert.ok(f.every((v) => v === 0.5));
+  assert.equal(a.free(e) && a.free(f), true, 'empty and full are outputs too');
+  assert.equal(a.free(3 as unknown as Float32Array), false);
+});
+
+test('native: a recomputable norm output is rebuilt after freeing; freeAfterUse frees at once without a graph and after the rule with one', { skip: !natives && 'native addon not built' }, () => {
+  setBackend('native');
+  const gen = new Generator(4);
+  const x = randn([4, 8, 32, 32], gen), w = randn([8, 8, 3, 3], gen).mul(0.2);
+  w.requiresGrad = true;
+  const grads = (free: boolean) => {
+    const xs = x.mul(1);
+    xs.requiresGrad = true;
+    const a = groupNorm(xs, 4, null, null, { silu: true });
+    const values = a.data.slice();
+    const y = conv2d(a, w, null, { padding: 1 });
+    if (free) {
+      assert.equal(a.freeData(), true);
+      assert.deepEqual(a.data, values, 'rebuilt bit for bit');
+      assert.equal(a.freeData(), true);
+    }
+    w.grad = null;
+    y.square().sum().backward();
+    return [xs.grad!.data, w.grad!.data];
+  };
+  assert.deepEqual(grads(true), grads(false));
+  // Without a graph: at once. With one: when the rule that reads it has run.
+  const h = randn([4, 8, 32, 32], gen).mul(1); // above 64 KiB: the addon frees only large outputs
+  noGrad(() => freeAfterUse(groupNorm(h, 4), h));
+  assert.equal(h.isDisposed, true);
+  assert.throws(() => h.data, /disposed/);
+  const xs = x.mul(1);
+  xs.requiresGrad = true;
+  const s = add(xs, xs), out = groupNorm(s, 4);
+  freeAfterUse(out, s);
+  assert.equal(s.isDisposed, false, 'the rule has yet to read it');
+  out.sum().backward();
+  assert.equal(s.isDisposed, true);
+  assert.ok(xs.grad!.data.every(Number.isFinite));
+});
+
+test('native: a UNet training step frees as it goes, with the same loss and gradients to the bit', { skip: !natives && 'native addon not built' }, async (ctx) => {
+  setBackend('native');
+  const engine = getBackend() as { free?: unknown };
+  const gen = new Generator(1);
+  const x = randn([16, 1, 28, 28], gen), noise = randn([16, 1, 28, 28], gen);
+  const t = tensor(Array.from({ length: 16 }, (_, i) => 60 * i), [16]);
+  const y = tensor(Array.from({ length: 16 }, (_, i) => i % 11), [16], { dtype: 'int32' });
+  const step = async (free: boolean) => {
+    const kept = engine.free;
+    if (!free) delete engine.free;
+    try {
+      const model = new UNet(unetPreset('tiny', { numClasses: 10 }), { seed: 0 });
+      // (V8 sweeps array buffers on a background thread after a collection: give it time before counting.)
+      const settle = async () => { gc(); await new Promise((r) => setTimeout(r, 50)); return process.memoryUsage().arrayBuffers; };
+      const base = await settle();
+      const loss = mseLoss(model.forward(x, t, y), noise);
+      const live = (await settle()) - base;
+      loss.backward();
+      return { live, loss: loss.item(), grads: model.parameters().map((p) => p.grad!.data) };
+    } finally {
+      engine.free = kept;
+    }
+  };
+  const freed = await step(true), collected = await step(false);
+  assert.equal(freed.loss, collected.loss);
+  freed.grads.forEach((g, i) => assert.deepEqual(g, collected.grads[i], `parameter ${i}`));
+  const mib = (b: number) => (b / 2 ** 20).toFixed(1);
+  ctx.diagnostic(`held after forward (batch 16): ${mib(freed.live)} MiB freeing, ${mib(collected.live)} MiB without`);
+  assert.ok(freed.live < 0.7 * collected.live, `what the graph holds after forward: ${mib(freed.live)} MiB freeing, ${mib(collected.live)} MiB without`);
+});

@@ -27,6 +27,9 @@
 #include "pool.h"
 
 namespace dn {
+
+/** Type tag of the large outputs alloc() makes (see Free). */
+const napi_type_tag kOutputTag = {0x6469666675736530ULL, 0x6f75747075747331ULL};
 bool register_signal_functions(napi_env env, napi_value exports);  // signals.cc
 
 namespace {
@@ -221,6 +224,8 @@ struct Call {
       fail("could not create the output array");
       return nullptr;
     }
+    // Large outputs are marked as ours: free() gives back only what a kernel made (never a caller's array).
+    if (!small) napi_type_tag_object(env, ab, &kOutputTag);
     *data = static_cast<float*>(p);
     return out;
   }
@@ -806,6 +811,27 @@ DN_FN(AdamW) {
   return c.undefined();
 }
 
+// ---------------------------------------------------------------- storage
+
+/** empty(n): n floats, uninitialized above 64 KiB (the caller overwrites them all), made like every kernel
+ *  output, so free() can give them back (concatenations and slices are written into these). */
+DN_FN(Empty) {
+  Call c(env, info, "empty");
+  int64_t n;
+  if (!c.integer(0, "n", &n)) return nullptr;
+  return map_out(c, n, [](float*) {});
+}
+
+/** full(n, value): n copies of value (as `empty`, an output free() can give back). */
+DN_FN(Full) {
+  Call c(env, info, "full");
+  int64_t n;
+  double v;
+  if (!c.integer(0, "n", &n) || !c.number(1, "value", &v)) return nullptr;
+  const float f = float(v);
+  return map_out(c, n, [&](float* y) { std::fill(y, y + n, f); });
+}
+
 // ---------------------------------------------------------------- pool / info
 
 DN_FN(Threads) {
@@ -851,6 +877,47 @@ DN_FN(IsaFn) {
   napi_value r;
   napi_create_string_utf8(env, isa_name(active_isa()), NAPI_AUTO_LENGTH, &r);
   return r;
+}
+
+/** free(array): gives a kernel output's storage back now instead of at the next garbage collection, by
+ *  detaching its ArrayBuffer (V8 then drops the backing store at once; the array reads as empty afterwards,
+ *  so a stale use fails a kernel's length check instead of reading freed memory). Returns whether it freed:
+ *  only whole large outputs of this addon's kernels are (tagged by alloc); anything else — a caller's array,
+ *  a view, a small output — is left to the collector. */
+DN_FN(Free) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_value res;
+  bool freed = false;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) == napi_ok && argc >= 1) {
+    bool is_ta = false;
+    napi_is_typedarray(env, argv[0], &is_ta);
+    if (is_ta) {
+      size_t length = 0, offset = 0, ab_bytes = 0;
+      napi_typedarray_type type;
+      napi_value ab = nullptr;
+      void* data = nullptr;
+      if (napi_get_typedarray_info(env, argv[0], &type, &length, &data, &ab, &offset) == napi_ok && offset == 0 &&
+          napi_get_arraybuffer_info(env, ab, nullptr, &ab_bytes) == napi_ok && ab_bytes > 0) {
+        size_t elem = (type == napi_float64_array || type == napi_bigint64_array || type == napi_biguint64_array) ? 8
+                    : (type == napi_float32_array || type == napi_int32_array || type == napi_uint32_array) ? 4
+                    : (type == napi_int16_array || type == napi_uint16_array) ? 2 : 1;
+        bool detached = false, ours = false;
+        if (napi_check_object_type_tag(env, ab, &kOutputTag, &ours) == napi_ok && ours &&
+            length * elem == ab_bytes && napi_is_detached_arraybuffer(env, ab, &detached) == napi_ok && !detached) {
+          freed = napi_detach_arraybuffer(env, ab) == napi_ok;
+          if (!freed) {  // not detachable: clear the pending error, leave it to the collector
+            napi_value e;
+            bool pending = false;
+            napi_is_exception_pending(env, &pending);
+            if (pending) napi_get_and_clear_last_exception(env, &e);
+          }
+        }
+      }
+    }
+  }
+  napi_get_boolean(env, freed, &res);
+  return res;
 }
 
 DN_FN(Info) {
@@ -920,6 +987,9 @@ napi_value Init(napi_env env, napi_value exports) {
       {"adamW", AdamW},
       {"threads", Threads},
       {"info", Info},
+      {"free", Free},
+      {"empty", Empty},
+      {"full", Full},
       {"isa", IsaFn},
       {"convImpl", ConvImpl},
   };

@@ -178,6 +178,11 @@ export interface KernelSignatures<F = F32> {
     weightDecay: number, step: number): void;
   /** s ← s + a·(v − s), in place (EMA). */
   lerpInPlace(s: F, v: F, a: number): void;
+  /**
+   * Gives x's storage back now, if this backend made it (an output of its kernels) and can: afterwards x is
+   * empty. Returns whether it did. Without it, memory goes back when the collector finds x unreachable.
+   */
+  free(x: F): boolean;
 }
 
 export type KernelKind = 'primitive' | 'storage' | 'fused';
@@ -221,6 +226,7 @@ export const KERNELS = {
   avgPool2x2: 'fused',
   adamW: 'fused',
   lerpInPlace: 'fused',
+  free: 'fused',
 } as const satisfies { [K in keyof KernelSignatures]: KernelKind };
 
 type KernelName = keyof typeof KERNELS;

@@ -32,7 +32,7 @@
  */
 import {
   Generator, Tensor, add, avgPool2x2, concat, full, isGradEnabled, matmul, mul, reshape, scope, silu, softmax, split,
-  tensor, upsampleNearest2x, fmt,
+  tensor, upsampleNearest2x, fmt, freeAfterUse,
 } from '../tensor/index.js';
 import { currentBackendIsDevice } from '../backends/index.js';
 
@@ -317,12 +317,29 @@ export class ResBlock extends Module {
     this.skip = inChannels !== outChannels ? this.registerModule('skip', new Conv2d(inChannels, outChannels, 1, { gen })) : null;
   }
 
-  /** x [B, Cin, H, W], embAct = SiLU(emb) [B, E] → [B, Cout, H, W]. */
-  forward(x: Tensor, embAct: Tensor): Tensor {
-    let h = this.conv1.forward(this.norm1.forward(x));
-    h = add(h, reshape(this.tembProj.forward(embAct), [x.shape[0], this.outChannels, 1, 1]));
-    h = this.conv2.forward(this.dropout.forward(this.norm2.forward(h)));
-    return add(this.skip ? this.skip.forward(x) : x, h);
+  /**
+   * x [B, Cin, H, W], embAct = SiLU(emb) [B, E] → [B, Cout, H, W]. `ownsInput`: nothing but this block reads
+   * x, so it is freed once the block's readers of it are done (a UNet's concatenated skip input).
+   */
+  forward(x: Tensor, embAct: Tensor, ownsInput = false): Tensor {
+    // Each intermediate is freed once consumed (native: at once, not at the next collection). The norms'
+    // outputs, which the convolutions' gradient rules read, are rebuilt from the norms' inputs in backward;
+    // the convolutions' outputs feed only additions, whose rules read nothing.
+    const a1 = this.norm1.forward(x);
+    const c1 = this.conv1.forward(a1);
+    a1.freeData();
+    const h = add(c1, reshape(this.tembProj.forward(embAct), [x.shape[0], this.outChannels, 1, 1]));
+    c1.freeData();
+    const a2 = this.norm2.forward(h), d2 = this.dropout.forward(a2);
+    freeAfterUse(a2, h);
+    const c2 = this.conv2.forward(d2);
+    if (d2 === a2) a2.freeData();
+    const s = this.skip ? this.skip.forward(x) : x;
+    if (ownsInput) freeAfterUse(s === x ? a1 : [a1, s], x);
+    const out = add(s, c2);
+    c2.freeData();
+    if (s !== x) s.freeData();
+    return out;
   }
 }
 
@@ -375,7 +392,9 @@ export class Upsample extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    return this.conv.forward(upsampleNearest2x(x));
+    const u = upsampleNearest2x(x), y = this.conv.forward(u);
+    freeAfterUse(y, u);
+    return y;
   }
 }
 
@@ -551,17 +570,26 @@ export class UNet extends Module {
       for (let j = 0; j < level.block.length; j++) {
         const hin = h, skip = hs.pop()!;
         h = block(() => {
-          const r = level.block.at(j).forward(concat([hin, skip], 1), embAct);
+          // hin feeds only the concatenation (whose rule reads nothing); the block owns the concatenation.
+          const cat = concat([hin, skip], 1);
+          hin.freeData();
+          const r = level.block.at(j).forward(cat, embAct, true);
           return level.attn.length ? level.attn.at(j).forward(r) : r;
         });
       }
       if (level.upsample) {
         const hin = h;
         h = block(() => level.upsample!.forward(hin));
+        hin.freeData();
       }
     }
     const hout = h;
-    return block(() => this.convOut.forward(this.normOut.forward(hout)));
+    return block(() => {
+      const a = this.normOut.forward(hout), y = this.convOut.forward(a);
+      a.freeData();
+      freeAfterUse(a, hout);
+      return y;
+    });
   }
 }
 

@@ -10,7 +10,7 @@ import {
   sum, tanh,
 } from './ops.js';
 import { ShapeError, checkNonEmpty, fmt, normalizeAxis, sizeOf } from './shape.js';
-import { Tensor, backend, noGrad, recordOp, scope } from './tensor.js';
+import { Tensor, backend, noGrad, recomputable, recordOp, scope } from './tensor.js';
 
 // ---------------------------------------------------------------- activations
 
@@ -100,19 +100,22 @@ export function groupNorm(x: Tensor, groups: number, gamma?: Tensor | null, beta
   checkNonEmpty('groupNorm', x);
   const be = backend();
   if (be.groupNorm && be.groupNormBackward) {
-    const bwd = be.groupNormBackward;
+    const bwd = be.groupNormBackward, fwd = be.groupNorm;
     const xd = x.storage('groupNorm'), gd = gamma ? gamma.storage('groupNorm') : null, bd = beta ? beta.storage('groupNorm') : null;
-    const r = be.groupNorm(xd, gd, bd, n, c, hw, groups, eps, fuseSilu);
+    const r = fwd(xd, gd, bd, n, c, hw, groups, eps, fuseSilu);
     const inputs = [x, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
     // The rule reads x and the statistics, not the output (see recordOp).
     const { mean: mu, rstd } = r, xShape = x.shape;
-    return recordOp(fuseSilu ? 'groupNormSilu' : 'groupNorm', r.y, x.shape, inputs, (g) => {
+    const y = recordOp(fuseSilu ? 'groupNormSilu' : 'groupNorm', r.y, x.shape, inputs, (g) => {
       const gr = bwd(g.storage('groupNorm'), xd, gd, bd, mu, rstd, n, c, hw, groups, fuseSilu);
       const out: (Tensor | null)[] = [new Tensor(gr.dx, xShape)];
       if (gamma) out.push(gr.dgamma && new Tensor(gr.dgamma, [c]));
       if (beta) out.push(gr.dbeta && new Tensor(gr.dbeta, [c]));
       return out;
     });
+    // The rule keeps x anyway, so y can be rebuilt from it: a consumer that frees y (a UNet block, after the
+    // convolution that reads it) trades one activation for a norm kernel in backward.
+    return y.node ? recomputable(y, () => fwd(xd, gd, bd, n, c, hw, groups, eps, fuseSilu).y) : y;
   }
   let y = reshape(standardize(reshape(x, [n, groups, (c / groups) * hw]), eps), [n, c, hw]);
   if (gamma) y = mul(y, reshape(gamma, [c, 1]));

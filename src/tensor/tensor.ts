@@ -32,6 +32,8 @@ interface Node {
   op: string;
   inputs: (GradRef | null)[];
   backward: (grad: Tensor) => (Tensor | null)[];
+  /** Tensors freed once this op's rule (and the others listed with it) has run (`freeAfterUse`). */
+  release?: { left: number; inputs: Tensor[] }[];
 }
 
 /**
@@ -73,6 +75,8 @@ export class Tensor {
   grad: Tensor | null = null;
   private _data: Storage | null;
   private _ref: GradRef | null = null;
+  /** Rebuilds the data after `freeData` (set by ops whose output is cheap to recompute; see `recomputable`). */
+  private _recompute: (() => Storage) | null = null;
 
   constructor(data: Storage, shape: readonly number[], requiresGrad = false) {
     checkShape('tensor', shape);
@@ -112,8 +116,29 @@ export class Tensor {
   }
 
   private live(): Storage {
-    if (!this._data) throw new Error(`tensor ${fmt(this.shape)} was disposed`);
-    return this._data;
+    if (this._data) return this._data;
+    if (!this._recompute) throw new Error(`tensor ${fmt(this.shape)} was disposed`);
+    const d = this._recompute();
+    if (isDeviceArray(d)) d.retain();
+    this._data = d;
+    rematerialized?.push(this);
+    return d;
+  }
+
+  /**
+   * Gives the storage back now rather than at the next collection: a native kernel output is freed at once,
+   * a device array loses this tensor's reference; host arrays the native addon did not make (and everything on
+   * the js backend) are left to the collector. Returns whether the data went. A tensor made by `recomputable`
+   * rebuilds its data when read again; any other is then disposed. For engine and module code that knows
+   * nothing reads the tensor later (an intermediate it made and consumed).
+   */
+  freeData(): boolean {
+    const d = this._data;
+    if (!d) return false;
+    if (isDeviceArray(d)) d.release();
+    else if (!(d instanceof Float32Array && getBackend().free?.(d))) return false;
+    this._data = null;  // the node stays: the graph reaches this op through it
+    return true;
   }
 
   /**
@@ -189,13 +214,14 @@ export class Tensor {
   }
 
   get isDisposed(): boolean {
-    return this._data === null;
+    return this._data === null && this._recompute === null;
   }
 
   /** Releases the data now; any later use of this tensor throws. */
   dispose(): void {
     if (isDeviceArray(this._data)) this._data.release();
     this._data = null;
+    this._recompute = null;
     this.node = null;
     this.grad = null;
   }
@@ -237,30 +263,97 @@ export class Tensor {
     const root = this.gradRef();
     const order = topoOrder(root);
     const grads = new Map<GradRef, Tensor>([[root, grad]]);
+    // Gradients are freed as soon as they are consumed (not at the next collection), unless another pending
+    // gradient shares their storage (rules hand `g` itself or a view of it to their inputs): counts per storage.
+    // (A tensor's key is taken when it is first held: host data moved to a device later keeps its key.)
+    const holders = new Map<object, number>(), keys = new Map<Tensor, object | null>();
+    const keyOf = (t: Tensor) => { let k = keys.get(t); if (k === undefined) keys.set(t, k = storageKey(t)); return k; };
+    const hold = (t: Tensor) => { const k = keyOf(t); if (k) holders.set(k, (holders.get(k) ?? 0) + 1); };
+    const drop = (t: Tensor) => {
+      const k = keyOf(t);
+      if (!k) return;
+      const n = (holders.get(k) ?? 0) - 1;
+      if (n > 0) { holders.set(k, n); return; }
+      holders.delete(k);
+      if (k !== seedKey) t.freeData();
+    };
+    const seedKey = keyOf(grad);
+    hold(grad);
+    const prevRemat = rematerialized;
     noGrad(() => {
-      for (const r of order) {
-        const g = grads.get(r);
-        if (!g) continue;
-        grads.delete(r);
-        if (!r.node) {
-          // A leaf's gradient gets its own storage: rules may hand one tensor to several inputs (add) or
-          // share data with a view (reshape), and callers may modify .grad in place.
-          const t = r.leaf;
-          if (t?.requiresGrad) t.grad = t.grad ? accumulate(t.grad, g) : g.clone();
-          continue;
+      try {
+        for (const r of order) {
+          const g = grads.get(r);
+          if (!g) continue;
+          grads.delete(r);
+          if (!r.node) {
+            // A leaf's gradient gets its own storage: rules may hand one tensor to several inputs (add) or
+            // share data with a view (reshape), and callers may modify .grad in place.
+            const t = r.leaf;
+            if (t?.requiresGrad) t.grad = t.grad ? accumulate(t.grad, g) : g.clone();
+            drop(g);
+            continue;
+          }
+          rematerialized = [];
+          const inputGrads = r.node.backward(g);
+          r.node.inputs.forEach((inp, i) => {
+            const gi = inputGrads[i];
+            if (!gi || !inp?.requiresGrad) return;
+            const prev = grads.get(inp);
+            if (!prev) { grads.set(inp, gi); hold(gi); return; }
+            const sum = accumulate(prev, gi);
+            grads.set(inp, sum);
+            hold(sum);
+            hold(gi);
+            drop(prev);
+            drop(gi);
+          });
+          drop(g);
+          // Data rebuilt for this rule (a recomputable intermediate) goes again; a later reader rebuilds it.
+          for (const t of rematerialized) t.freeData();
+          // Dropping the node drops its rule's saved tensors: the collector can take them as backward goes;
+          // those the forward marked as read by this rule alone go now.
+          if (!retainGraph) {
+            for (const p of r.node.release ?? []) if (--p.left === 0) for (const t of p.inputs) t.freeData();
+            r.node = null;
+          }
         }
-        const inputGrads = r.node.backward(g);
-        r.node.inputs.forEach((inp, i) => {
-          const gi = inputGrads[i];
-          if (!gi || !inp?.requiresGrad) return;
-          const prev = grads.get(inp);
-          grads.set(inp, prev ? accumulate(prev, gi) : gi);
-        });
-        // Dropping the node drops its rule's saved tensors: the collector can take them as backward goes.
-        if (!retainGraph) r.node = null;
+      } finally {
+        rematerialized = prevRemat;
       }
     });
   }
+}
+
+/** What identifies a float tensor's storage across views (null: int32 data). */
+function storageKey(t: Tensor): object | null {
+  const d = t.shareStorage();
+  return d instanceof Int32Array ? null : isDeviceArray(d) ? d : d.buffer;
+}
+
+/**
+ * Frees `inputs` once the ops that made `outs` no longer need them: at once when none recorded a gradient
+ * rule (inference), else once each recorded rule has run in `backward`. For module code that made the inputs
+ * (or was handed them to own) and knows that nothing else reads them.
+ */
+export function freeAfterUse(outs: Tensor | Tensor[], ...inputs: Tensor[]): void {
+  const nodes = (Array.isArray(outs) ? outs : [outs]).map((o) => o.node).filter((n): n is Node => n !== null);
+  if (!nodes.length) { for (const t of inputs) t.freeData(); return; }
+  const pending = { left: nodes.length, inputs };
+  for (const n of nodes) (n.release ??= []).push(pending);
+}
+
+/** Tensors whose data `live()` rebuilt during the current gradient rule (null outside backward). */
+let rematerialized: Tensor[] | null = null;
+
+/**
+ * Marks `t` (an op's output) as rebuildable by `fn` from what the op's gradient rule keeps anyway, so that
+ * `freeData` can drop it after its consumer ran and a gradient rule that reads it recomputes it (activation
+ * memory traded for a cheap kernel: a group norm's output from its input and statistics).
+ */
+export function recomputable(t: Tensor, fn: () => Storage): Tensor {
+  (t as unknown as { _recompute: (() => Storage) | null })._recompute = fn;
+  return t;
 }
 
 function accumulate(a: Tensor, b: Tensor): Tensor {

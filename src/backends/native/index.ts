@@ -26,12 +26,13 @@ import { jsBackend } from '../js/index.js';
 /** The fused kernels the addon implements (the EMA update stays on the host: it is one loop either way). */
 const NATIVE_FUSED = [
   'activation', 'activationBackward', 'groupNorm', 'groupNormBackward', 'layerNorm', 'layerNormBackward', 'softmax',
-  'softmaxBackward', 'logSoftmax', 'logSoftmaxBackward', 'upsampleNearest2x', 'avgPool2x2', 'adamW',
+  'softmaxBackward', 'logSoftmax', 'logSoftmaxBackward', 'upsampleNearest2x', 'avgPool2x2', 'adamW', 'free',
 ] as const satisfies readonly FusedName[];
-type NativeKernelName = PrimitiveName | (typeof NATIVE_FUSED)[number];
+type NativeKernelName = PrimitiveName | 'empty' | 'full' | (typeof NATIVE_FUSED)[number];
 
-/** The addon's name table: each of these must be an exported function of the same name and signature. */
-export const NATIVE_KERNELS: readonly NativeKernelName[] = [...PRIMITIVE_NAMES, ...NATIVE_FUSED];
+/** The addon's name table: each of these must be an exported function of the same name and signature
+ *  (`empty` and `full` too, so that `free` can take back what concatenations and slices are written into). */
+export const NATIVE_KERNELS: readonly NativeKernelName[] = [...PRIMITIVE_NAMES, 'empty', 'full', ...NATIVE_FUSED];
 
 /** What the addon exports: those kernels plus pool / diagnostic helpers. */
 export interface NativeAddon extends Pick<KernelSignatures, NativeKernelName> {
@@ -125,9 +126,7 @@ export function adaptAddon(a: NativeAddon): Backend | { missing: string[] } {
   return {
     name: 'native',
     device: false,
-    // Storage is host memory, as on the js backend.
-    empty: jsBackend.empty,
-    full: jsBackend.full,
+    // Storage is host memory, as on the js backend (`empty` and `full` are the addon's: among the kernels below).
     fromHost: jsBackend.fromHost,
     lerpInPlace: jsBackend.lerpInPlace,
     ...kernels,
