@@ -11,11 +11,12 @@
  * (Sin/Cos of t times constant frequencies); diffuse's UNet computes its own in float64 on the host, so the two
  * agree to float32 rounding of the arguments.
  */
-import onnxProto from 'onnx-proto';
+import { createRequire } from 'node:module';
 import type { onnx as P } from 'onnx-proto';
 
-// onnx-proto is CommonJS: its namespace is a property of the module object.
-const { onnx } = onnxProto;
+// onnx-proto (CommonJS, ~12 MB resident) is loaded on the first export, not with every `diffuse` command.
+let onnxNs: typeof P | undefined;
+const onnxProto = (): typeof P => (onnxNs ??= (createRequire(import.meta.url)('onnx-proto') as { onnx: typeof P }).onnx);
 import type { Parameter } from '../nn/module.js';
 import type { Conv2d, GroupNorm, Linear } from '../nn/layers.js';
 import { type UNet, AttnBlock, ResBlock } from '../nn/unet.js';
@@ -39,14 +40,14 @@ class Graph {
   f32(data: ArrayLike<number>, dims: number[], prefix = 'c'): string {
     const name = this.name(prefix);
     const arr = Float32Array.from(data);
-    this.inits.push({ name, dataType: onnx.TensorProto.DataType.FLOAT, dims, rawData: new Uint8Array(arr.buffer, arr.byteOffset, arr.byteLength) });
+    this.inits.push({ name, dataType: onnxProto().TensorProto.DataType.FLOAT, dims, rawData: new Uint8Array(arr.buffer, arr.byteOffset, arr.byteLength) });
     return name;
   }
 
   i64(data: number[], prefix = 'i'): string {
     const name = this.name(prefix);
     const arr = BigInt64Array.from(data.map((v) => BigInt(v)));
-    this.inits.push({ name, dataType: onnx.TensorProto.DataType.INT64, dims: [data.length], rawData: new Uint8Array(arr.buffer) });
+    this.inits.push({ name, dataType: onnxProto().TensorProto.DataType.INT64, dims: [data.length], rawData: new Uint8Array(arr.buffer) });
     return name;
   }
 
@@ -57,7 +58,7 @@ class Graph {
   op(type: string, inputs: string[], attrs: Record<string, Attr> = {}, outputs = 1): string[] {
     const out = Array.from({ length: outputs }, () => this.name(type.toLowerCase()));
     const attribute: P.IAttributeProto[] = Object.entries(attrs).map(([name, v]) => {
-      const A = onnx.AttributeProto.AttributeType;
+      const A = onnxProto().AttributeProto.AttributeType;
       if (typeof v === 'string') return { name, type: A.STRING, s: new TextEncoder().encode(v) };
       if (Array.isArray(v)) return { name, type: A.INTS, ints: v };
       if (typeof v === 'object') return { name, type: A.FLOATS, floats: v.floats };
@@ -283,7 +284,7 @@ function valueInfo(name: string, elemType: number, dims: (number | string)[]): P
 /** The ONNX model of a UNet's forward pass, as protobuf bytes. Parameters are read from host memory (CPU backends). */
 export function exportOnnx(model: UNet | UNet2DModel): Uint8Array {
   const g = new Graph();
-  const F = onnx.TensorProto.DataType.FLOAT, I64 = onnx.TensorProto.DataType.INT64;
+  const F = onnxProto().TensorProto.DataType.FLOAT, I64 = onnxProto().TensorProto.DataType.INT64;
   const is2D = model instanceof UNet2DModel;
   const inC = is2D ? model.config.in_channels : model.config.inChannels;
   const outC = is2D ? model.config.out_channels : model.outChannels;
@@ -293,7 +294,7 @@ export function exportOnnx(model: UNet | UNet2DModel): Uint8Array {
   const cls = conditional ? 'class_labels' : null;
   const out = is2D ? unet2DGraph(g, model, 'sample', 'timestep', cls) : unetGraph(g, model as UNet, 'sample', 'timestep', cls);
   g.nodes.push({ opType: 'Identity', input: [out], output: ['out'], name: 'out' });
-  const m = onnx.ModelProto.create({
+  const m = onnxProto().ModelProto.create({
     irVersion: 8, producerName: 'diffuse', producerVersion: '0.1.0',
     opsetImport: [{ domain: '', version: ONNX_OPSET }],
     graph: {
@@ -301,5 +302,5 @@ export function exportOnnx(model: UNet | UNet2DModel): Uint8Array {
       output: [valueInfo('out', F, ['batch', outC, 'height', 'width'])],
     },
   });
-  return onnx.ModelProto.encode(m).finish();
+  return onnxProto().ModelProto.encode(m).finish();
 }

@@ -16,8 +16,8 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Queue, QueueEvents, type Job } from 'bullmq';
-import { Redis } from 'ioredis';
+// bullmq and ioredis (~25 MB resident) load when the API starts, not with every `diffuse` command.
+import type { Job } from 'bullmq';
 import { makeSchedule } from '../diffusion/index.js';
 import { checkpointDir, readCheckpointJson, type RunConfig } from '../train/index.js';
 import { DEFAULT_LIMITS, RequestError, parseSampleRequest, type ModelInfo, type RequestLimits } from './request.js';
@@ -72,6 +72,7 @@ function withTimeout<T>(p: Promise<T>, ms = 5000): Promise<T> {
 }
 
 export async function startApi(o: ApiOptions): Promise<RunningApi> {
+  const [{ Queue, QueueEvents }, { Redis }] = await Promise.all([import('bullmq'), import('ioredis')]);
   const log = o.log ?? ((m: string) => console.error(m));
   const queueName = o.queue ?? DEFAULT_QUEUE, weights = o.weights ?? 'ema';
   const limits = o.limits ?? DEFAULT_LIMITS, maxQueue = o.maxQueue ?? 1000, ttl = o.ttl ?? 3600, maxBody = o.maxBody ?? 16 * 1024;

@@ -11,8 +11,8 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { cpus, hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
-import { Redis } from 'ioredis';
+// bullmq and ioredis (~25 MB resident) load when a worker starts, not with every `diffuse` command.
+import type { Job } from 'bullmq';
 import { checkpointDir, readCheckpointJson } from '../train/index.js';
 import type { SampleRequest } from './request.js';
 import {
@@ -140,6 +140,7 @@ export interface RunningWorker {
 
 /** Starts a worker; resolves once the sampling processes have loaded the model and the queue is being read. */
 export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
+  const [{ UnrecoverableError, Worker }, { Redis }] = await Promise.all([import('bullmq'), import('ioredis')]);
   const log = o.log ?? ((m: string) => console.error(m));
   const queue = o.queue ?? DEFAULT_QUEUE, weights = o.weights ?? 'ema';
   const name = `${hostname()}:${process.pid}`;
