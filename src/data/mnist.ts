@@ -64,8 +64,9 @@ const SOURCES: Record<'mnist' | 'fashion-mnist', Source> = {
   },
 };
 
-/** The raw bytes of each class, cached per source after the first load. */
-const cache = new Map<string, Uint8Array[]>();
+/** The raw bytes of each class per source, kept while the collector leaves them (a training run holds only its
+ *  split, not the package's raw bytes; a reload soon after, e.g. the test split for the judge, is a hit). */
+const cache = new Map<string, WeakRef<Uint8Array[]>>();
 
 /** Forgets the cached raw bytes (55 MB for Fashion-MNIST, 7.8 MB for MNIST). */
 export function clearMnistCache(): void {
@@ -126,7 +127,7 @@ function load(src: Source, opts: MnistOptions): ImageDataset {
 }
 
 function rawClasses(src: Source): Uint8Array[] {
-  const hit = cache.get(src.name);
+  const hit = cache.get(src.name)?.deref();
   if (hit) return hit;
   let root: string;
   try {
@@ -145,7 +146,7 @@ function rawClasses(src: Source): Uint8Array[] {
     }
     classes.push(scanImages(buf, src.scale, file));
   }
-  cache.set(src.name, classes);
+  cache.set(src.name, new WeakRef(classes));
   return classes;
 }
 

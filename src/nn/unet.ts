@@ -32,7 +32,7 @@
  */
 import {
   Generator, Tensor, add, avgPool2x2, concat, full, isGradEnabled, matmul, mul, reshape, scope, silu, softmax, split,
-  tensor, upsampleNearest2x, fmt, freeAfterUse,
+  tensor, upsampleNearest2x, fmt, freeAfterUse, noGrad, recomputable,
 } from '../tensor/index.js';
 import { currentBackendIsDevice } from '../backends/index.js';
 
@@ -42,6 +42,11 @@ import { currentBackendIsDevice } from '../backends/index.js';
  * evaluation holds one block's temporaries at a time instead of the whole forward's (a sampler step's scope
  * would otherwise keep them all until it ends).
  */
+/** t, made rebuildable by `make` (run without recording) when it has a gradient rule: see `recomputable`. */
+function rebuildFrom(t: Tensor, make: () => Tensor): Tensor {
+  return t.node ? recomputable(t, () => noGrad(make).shareStorage()) : t;
+}
+
 function block(fn: () => Tensor): Tensor {
   return !isGradEnabled() && currentBackendIsDevice() ? scope(fn) : fn();
 }
@@ -335,10 +340,12 @@ export class ResBlock extends Module {
     const c2 = this.conv2.forward(d2);
     if (d2 === a2) a2.freeData();
     const s = this.skip ? this.skip.forward(x) : x;
-    if (ownsInput) freeAfterUse(s === x ? a1 : [a1, s], x);
     const out = add(s, c2);
     c2.freeData();
     if (s !== x) s.freeData();
+    // An owned input goes now when its readers can rebuild it, else once their rules have run.
+    if (ownsInput && x.canRecompute) x.freeData();
+    else if (ownsInput) freeAfterUse(s === x ? a1 : [a1, s], x);
     return out;
   }
 }
@@ -391,9 +398,13 @@ export class Upsample extends Module {
     this.conv = this.registerModule('conv', new Conv2d(channels, channels, 3, { padding: 1, gen }));
   }
 
-  forward(x: Tensor): Tensor {
-    const u = upsampleNearest2x(x), y = this.conv.forward(u);
-    freeAfterUse(y, u);
+  /** `ownsInput`: nothing else reads x, so it is freed once done with (as is the upsampled copy). */
+  forward(x: Tensor, ownsInput = false): Tensor {
+    // The conv's rule reads the upsampled copy, four times x's size: it is rebuilt from x in backward.
+    const u = rebuildFrom(upsampleNearest2x(x), () => upsampleNearest2x(x));
+    const y = this.conv.forward(u);
+    u.freeData();
+    if (ownsInput) freeAfterUse(y, x);
     return y;
   }
 }
@@ -579,8 +590,7 @@ export class UNet extends Module {
       }
       if (level.upsample) {
         const hin = h;
-        h = block(() => level.upsample!.forward(hin));
-        hin.freeData();
+        h = block(() => level.upsample!.forward(hin, true));
       }
     }
     const hout = h;

@@ -104,10 +104,11 @@ export function groupNorm(x: Tensor, groups: number, gamma?: Tensor | null, beta
     const xd = x.storage('groupNorm'), gd = gamma ? gamma.storage('groupNorm') : null, bd = beta ? beta.storage('groupNorm') : null;
     const r = fwd(xd, gd, bd, n, c, hw, groups, eps, fuseSilu);
     const inputs = [x, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
-    // The rule reads x and the statistics, not the output (see recordOp).
+    // The rule reads x and the statistics, not the output (see recordOp); x through the tensor, which a caller
+    // may have freed to be rebuilt (see recomputable).
     const { mean: mu, rstd } = r, xShape = x.shape;
     const y = recordOp(fuseSilu ? 'groupNormSilu' : 'groupNorm', r.y, x.shape, inputs, (g) => {
-      const gr = bwd(g.storage('groupNorm'), xd, gd, bd, mu, rstd, n, c, hw, groups, fuseSilu);
+      const gr = bwd(g.storage('groupNorm'), x.storage('groupNorm'), gd, bd, mu, rstd, n, c, hw, groups, fuseSilu);
       const out: (Tensor | null)[] = [new Tensor(gr.dx, xShape)];
       if (gamma) out.push(gr.dgamma && new Tensor(gr.dgamma, [c]));
       if (beta) out.push(gr.dbeta && new Tensor(gr.dbeta, [c]));
@@ -115,7 +116,7 @@ export function groupNorm(x: Tensor, groups: number, gamma?: Tensor | null, beta
     });
     // The rule keeps x anyway, so y can be rebuilt from it: a consumer that frees y (a UNet block, after the
     // convolution that reads it) trades one activation for a norm kernel in backward.
-    return y.node ? recomputable(y, () => fwd(xd, gd, bd, n, c, hw, groups, eps, fuseSilu).y) : y;
+    return y.node ? recomputable(y, () => fwd(x.storage('groupNorm'), gd, bd, n, c, hw, groups, eps, fuseSilu).y) : y;
   }
   let y = reshape(standardize(reshape(x, [n, groups, (c / groups) * hw]), eps), [n, c, hw]);
   if (gamma) y = mul(y, reshape(gamma, [c, 1]));

@@ -213,6 +213,11 @@ export class Tensor {
     return this.shape.length;
   }
 
+  /** Whether freeData() would leave it rebuildable (see `recomputable`). */
+  get canRecompute(): boolean {
+    return this._recompute !== null;
+  }
+
   get isDisposed(): boolean {
     return this._data === null && this._recompute === null;
   }
