@@ -2,13 +2,17 @@
  * The in-memory image dataset every loader returns and every trainer consumes.
  *
  * Images are stored densely as float32, N×C×H×W (NCHW), scaled to [−1, 1]. Loaders of 8-bit sources
- * use x = v/127.5 − 1, so the byte is recovered exactly by `toUint8` (round((x + 1)·127.5)).
+ * use x = v/127.5 − 1, so the byte is recovered exactly by `toUint8` (round((x + 1)·127.5)). Such a loader
+ * may keep only the bytes (`bytes`, a quarter of the memory) and build `images` on its first read
+ * (`withBytes`): the trainer's batches read the bytes, so a training run never builds the float copy.
  */
 export interface ImageDataset {
   /** Short name for logs and checkpoints: 'mnist', 'fashion-mnist', or the folder's path. */
   name: string;
   /** N×C×H×W float32 in [−1, 1]. */
   images: Float32Array;
+  /** The same images as bytes (x = byte/127.5 − 1), where the source is 8-bit and the loader kept them. */
+  bytes?: Uint8Array;
   /** N class indices in 0..numClasses−1; all 0 for an unlabeled dataset. */
   labels: Int32Array;
   n: number;
@@ -44,25 +48,62 @@ export function toUint8(x: number): number {
   return v > 255 ? 255 : v >= 0 ? v : 0;
 }
 
+const BYTE_TO_FLOAT = Float32Array.from({ length: 256 }, (_, v) => fromUint8(v));
+
+/** dst (float32) = the bytes src mapped to [−1, 1]. */
+export function bytesToFloats(src: Uint8Array, dst: Float32Array, at = 0): void {
+  for (let i = 0; i < src.length; i++) dst[at + i] = BYTE_TO_FLOAT[src[i]];
+}
+
+/**
+ * A dataset over 8-bit `bytes` whose float `images` are built on their first read (and then kept): the rest
+ * of `fields` as given.
+ */
+export function withBytes(fields: Omit<ImageDataset, 'images' | 'bytes'>, bytes: Uint8Array): ImageDataset {
+  let images: Float32Array | undefined;
+  const ds = { ...fields, bytes } as ImageDataset;
+  Object.defineProperty(ds, 'images', {
+    enumerable: true,
+    get: () => {
+      if (!images) bytesToFloats(bytes, images = new Float32Array(bytes.length));
+      return images;
+    },
+  });
+  return ds;
+}
+
+/** Image j's values (float32, copied into dst at `at`), from the bytes where the dataset keeps them. */
+export function copyImage(ds: ImageDataset, j: number, dst: Float32Array, at: number): void {
+  const sz = imageSize(ds);
+  if (ds.bytes) bytesToFloats(ds.bytes.subarray(j * sz, (j + 1) * sz), dst, at);
+  else dst.set(ds.images.subarray(j * sz, (j + 1) * sz), at);
+}
+
 /** A dataset holding only the examples at `indices` (copied), in that order. */
 export function subset(ds: ImageDataset, indices: ArrayLike<number>, name = ds.name): ImageDataset {
   const sz = imageSize(ds);
-  const images = new Float32Array(indices.length * sz);
   const labels = new Int32Array(indices.length);
+  const bytes = ds.bytes ? new Uint8Array(indices.length * sz) : null;
+  const images = bytes ? null : new Float32Array(indices.length * sz);
   for (let i = 0; i < indices.length; i++) {
     const j = indices[i];
     if (!(j >= 0 && j < ds.n) || !Number.isInteger(j)) throw new RangeError(`subset: index ${j} outside 0..${ds.n - 1}`);
-    images.set(ds.images.subarray(j * sz, (j + 1) * sz), i * sz);
+    if (bytes) bytes.set(ds.bytes!.subarray(j * sz, (j + 1) * sz), i * sz);
+    else images!.set(ds.images.subarray(j * sz, (j + 1) * sz), i * sz);
     labels[i] = ds.labels[j];
   }
-  return { ...ds, name, images, labels, n: indices.length, classNames: [...ds.classNames] };
+  // the other fields as they are (descriptors: reading `images` would build the float copy)
+  const rest: Record<string, unknown> = {};
+  for (const [k, d] of Object.entries(Object.getOwnPropertyDescriptors(ds))) if (k !== 'images' && k !== 'bytes' && 'value' in d) rest[k] = d.value;
+  const fields = { ...(rest as Omit<ImageDataset, 'images' | 'bytes'>), name, labels, n: indices.length, classNames: [...ds.classNames] };
+  return bytes ? withBytes(fields, bytes) : { ...fields, images: images! };
 }
 
 /** Checks the invariants of a dataset (lengths, label range); throws a one-line error naming it. */
 export function validateDataset(ds: ImageDataset): void {
-  const sz = imageSize(ds);
-  if (ds.images.length !== ds.n * sz) {
-    throw new Error(`dataset ${ds.name}: ${ds.images.length} values do not hold ${ds.n} images of ${ds.channels}×${ds.height}×${ds.width}`);
+  const sz = imageSize(ds), values = (ds.bytes ?? ds.images).length;
+  if (values !== ds.n * sz) {
+    throw new Error(`dataset ${ds.name}: ${values} values do not hold ${ds.n} images of ${ds.channels}×${ds.height}×${ds.width}`);
   }
   if (ds.labels.length !== ds.n) throw new Error(`dataset ${ds.name}: ${ds.labels.length} labels for ${ds.n} images`);
   if (ds.classNames.length !== ds.numClasses) {

@@ -28,7 +28,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import type { ImageDataset } from './dataset.js';
+import { type ImageDataset, withBytes } from './dataset.js';
 
 export type Split = 'train' | 'test' | 'all';
 
@@ -105,25 +105,24 @@ function load(src: Source, opts: MnistOptions): ImageDataset {
     if (!(opts.limit >= 0) || !Number.isInteger(opts.limit)) throw new Error(`${src.name}: limit must be a whole number ≥ 0, got ${opts.limit}`);
     total = Math.min(total, opts.limit);
   }
-  const images = new Float32Array(total * PIXELS);
+  // Kept as bytes (a quarter of float32's memory); the float images are built if something reads them.
+  const bytes = new Uint8Array(total * PIXELS);
   const labels = new Int32Array(total);
-  const lut = new Float32Array(256);
-  for (let v = 0; v < 256; v++) lut[v] = v / 127.5 - 1;
   const cursor = ranges.map(([lo]) => lo);
   let i = 0;
   while (i < total) {
     for (let c = 0; c < classes.length && i < total; c++) {
       if (cursor[c] >= ranges[c][1]) continue;
-      const src8 = classes[c], off = cursor[c]++ * PIXELS, dst = i * PIXELS;
-      for (let p = 0; p < PIXELS; p++) images[dst + p] = lut[src8[off + p]];
+      const off = cursor[c]++ * PIXELS;
+      bytes.set(classes[c].subarray(off, off + PIXELS), i * PIXELS);
       labels[i++] = c;
     }
   }
-  return {
+  return withBytes({
     name: split === 'all' ? src.name : `${src.name}:${split}`,
-    images, labels, n: total, channels: 1, height: 28, width: 28,
+    labels, n: total, channels: 1, height: 28, width: 28,
     numClasses: src.classNames.length, classNames: [...src.classNames], flipSafe: false,
-  };
+  }, bytes);
 }
 
 function rawClasses(src: Source): Uint8Array[] {

@@ -16,7 +16,7 @@
  */
 import { tensor, type Tensor } from '../tensor/index.js';
 import type { Generator } from '../tensor/random.js';
-import { imageSize, type ImageDataset } from './dataset.js';
+import { copyImage, imageSize, type ImageDataset } from './dataset.js';
 
 export interface Batch {
   /** [B, C, H, W] float32 in [−1, 1]. */
@@ -123,7 +123,7 @@ export class BatchIterator implements IterableIterator<Batch> {
     const x = new Float32Array(B * sz), y = new Int32Array(B);
     for (let b = 0; b < B; b++) {
       const j = indices[b];
-      x.set(ds.images.subarray(j * sz, (j + 1) * sz), b * sz);
+      copyImage(ds, j, x, b * sz);
       y[b] = ds.labels[j];
     }
     if (this.flip) randomFlip(x, [B, ds.channels, ds.height, ds.width], this.gen);

@@ -3,7 +3,10 @@
  *
  * Memory model: CPU data lives in typed arrays owned by the garbage collector; `dispose()` drops a
  * tensor's data at once (and `backward()` drops the graph's saved tensors), so large intermediates
- * need not wait for a collection. On a device backend (WebGPU) float data lives in pooled device buffers:
+ * need not wait for a collection. Where the engine knows an array is dead it frees it at once (`freeData`;
+ * the native addon detaches what its kernels made): `backward()` frees each gradient it has consumed, and
+ * module code frees the intermediates it made (`freeAfterUse`), letting cheap outputs be rebuilt when a
+ * gradient rule reads them (`recomputable`: a group norm's output from its input). On a device backend (WebGPU) float data lives in pooled device buffers:
  * `dispose()` returns the buffer to the pool at once, `scope(fn)` disposes everything fn created except what
  * it returns (or `keep`s), and buffers of tensors that are merely dropped return when the collector runs.
  *
