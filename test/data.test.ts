@@ -442,3 +442,22 @@ test('sequentialBatches and subset', () => {
   assert.ok(Math.abs(sub.images[0] - 0.06) < 1e-7);
   assert.throws(() => subset(ds, [7]), /index 7 outside/);
 });
+
+test('MNIST keeps bytes; the float images are built on first read and match; batches, subsets and checks use the bytes', () => {
+  const ds = loadMnist({ split: 'train', limit: 300 });
+  assert.ok(ds.bytes instanceof Uint8Array && ds.bytes.length === 300 * 784);
+  const own = Object.getOwnPropertyDescriptor(ds, 'images')!;
+  assert.ok(own.get, 'images is built on demand');
+  validateDataset(ds);
+  const batch = batchIterator(ds, 8, new Generator(3)).nextBatch();
+  const sub = subset(ds, [5, 0, 299]);
+  assert.ok(sub.bytes && Object.getOwnPropertyDescriptor(sub, 'images')!.get, 'a subset of bytes is bytes');
+  // Only now the float copy: byte/127.5 − 1 exactly, the batches' and the subset's values included.
+  const f = ds.images;
+  assert.equal(f, ds.images, 'built once');
+  for (let i = 0; i < ds.bytes.length; i++) if (f[i] !== Math.fround(ds.bytes[i] / 127.5 - 1)) assert.fail(`value ${i}: ${f[i]} from byte ${ds.bytes[i]}`);
+  batch.indices.forEach((j, b) => assert.deepEqual(batch.x.data.subarray(b * 784, (b + 1) * 784), f.subarray(j * 784, (j + 1) * 784)));
+  [5, 0, 299].forEach((j, i) => assert.deepEqual(sub.images.subarray(i * 784, (i + 1) * 784), f.subarray(j * 784, (j + 1) * 784)));
+  assert.deepEqual(Array.from(sub.labels), [ds.labels[5], ds.labels[0], ds.labels[299]]);
+  assert.throws(() => validateDataset({ ...sub, n: 4 }), /2352 values do not hold 4 images/);
+});
