@@ -342,8 +342,10 @@ export class Trainer {
   /** Samples a preview grid with the EMA weights (classes cycle 0…9 when the model is conditional). */
   async sampleGrid(path: string, count = this.config.trainer.previewCount, sampler = this.config.trainer.previewSampler, seed = 1234): Promise<Tensor> {
     const m = this.model;
+    // In batches no larger than the training batch: sampling reuses the step's memory instead of adding a peak.
     const out = await this.ema.withWeights(() => sampleImages(m, this.schedule, this.config.objective, {
-      count, sampler, seed, classes: m.config.numClasses > 0 ? Array.from({ length: count }, (_, i) => i % m.config.numClasses) : undefined,
+      count, sampler, seed, batchSize: Math.min(100, this.config.trainer.batchSize),
+      classes: m.config.numClasses > 0 ? Array.from({ length: count }, (_, i) => i % m.config.numClasses) : undefined,
     }));
     const { saveImageGrid } = await (import(/* @vite-ignore */ PNG_MODULE) as Promise<typeof import('../io/png.js')>);
     saveImageGrid(path, out, { nrow: Math.ceil(Math.sqrt(count)), scale: 2 });
