@@ -1,6 +1,7 @@
 // After `tsc -p tsconfig.build.json` (npm run build / prepare): the files under src/ that are not TypeScript,
 // beside their compiled modules in dist/, where those modules look for them (new URL(…, import.meta.url)):
-// the wasm backend's modules (dist/backends/wasm/) and the PyTorch export's templates (dist/export/pytorch/).
+// the wasm backend's modules (dist/backends/wasm/) and the PyTorch export's templates (dist/export/pytorch/),
+// with the PyTorch UNet it copies (bench/unet_torch.py, checked against ours by the tests).
 import { copyFileSync, mkdirSync, readdirSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,3 +21,4 @@ function copyAssets(dir) {
   }
 }
 copyAssets(src);
+copyFileSync(join(root, 'bench', 'unet_torch.py'), join(dist, 'export', 'pytorch', 'unet_torch.py'));

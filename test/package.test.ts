@@ -72,7 +72,8 @@ describe('the npm package', { skip: !existsSync(nativeAddonPath()) && 'native ad
     for (const f of ['dist/index.js', 'dist/index.d.ts', 'dist/node.js', 'dist/node.d.ts', 'dist/cli/main.js', 'bin/diffuse.mjs',
       'binding.gyp', 'native/src/gemm.cc', 'scripts/build-native.mjs', 'assets/judge/mnist-classifier.safetensors',
       `${MODEL}.json`, `${MODEL}.safetensors`, 'package.json', 'README.md',
-      'dist/backends/wasm/diffuse_kernels.wasm', 'dist/backends/wasm/diffuse_kernels_st.wasm', 'dist/backends/wasm/diffuse_kernels_relaxed.wasm']) {
+      'dist/backends/wasm/diffuse_kernels.wasm', 'dist/backends/wasm/diffuse_kernels_st.wasm', 'dist/backends/wasm/diffuse_kernels_relaxed.wasm',
+      'dist/export/pytorch/train.py', 'dist/export/pytorch/unet_torch.py']) {
       assert.ok(files.includes(f), `${f} is missing from the tarball`);
     }
     const unwanted = files.filter((f) => /(^|\/)(test|tests|fixtures|bench|tools)\/|\.test\.|\.map$|^src\//.test(f));

@@ -24,7 +24,9 @@ export class ExportError extends Error {
 }
 
 const TEMPLATE = fileURLToPath(new URL('./pytorch/', import.meta.url));
-const UNET = fileURLToPath(new URL('../../bench/unet_torch.py', import.meta.url));
+// The checked UNet is bench/unet_torch.py; the build copies it beside the templates (dist/export/pytorch/).
+const UNET = [new URL('./pytorch/unet_torch.py', import.meta.url), new URL('../../bench/unet_torch.py', import.meta.url)]
+  .map((u) => fileURLToPath(u)).find((p) => existsSync(p)) ?? fileURLToPath(new URL('../../bench/unet_torch.py', import.meta.url));
 const FILES = ['train.py', 'diffusion.py', 'checkpoint.py', 'data.py', 'README.md'];
 
 export interface ExportOptions {
