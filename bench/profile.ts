@@ -99,6 +99,6 @@ export function profileTable(title: string, p: Profile): string {
   lines.push(`| JavaScript (Tensor layer, autograd, model code, GC) | ${p.jsMs.toFixed(1)} | ${pct(p.jsMs)} | |`);
   lines.push(`| (GC pauses V8 reports) | ${p.gcMs.toFixed(1)} | ${pct(p.gcMs)} | |`);
   lines.push('', '| costliest convolutions (input n×c×h×w → output channels, kernel) | ms per step | share | calls per step |', '|---|---:|---:|---:|');
-  for (const [k, [ms, n]] of p.convs.slice(0, Number(process.env.TOPN ?? 10))) lines.push(`| ${k} | ${ms.toFixed(1)} | ${pct(ms)} | ${n.toFixed(0)} |`);
+  for (const [k, [ms, n]] of p.convs.slice(0, 10)) lines.push(`| ${k} | ${ms.toFixed(1)} | ${pct(ms)} | ${n.toFixed(0)} |`);
   return lines.join('\n');
 }

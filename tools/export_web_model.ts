@@ -92,8 +92,7 @@ console.log(`${join(args.out, file)}: ${group.size} tensors, ${bytes.length} byt
 
 if (nDigits > 0) {
   const ds = loadMnist({ split: 'test', limit: nDigits });
-  const pixels = new Uint8Array(ds.images.length);
-  for (let i = 0; i < pixels.length; i++) pixels[i] = toUint8(ds.images[i]);
+  const pixels = ds.bytes ?? Uint8Array.from(ds.images, toUint8);
   const digitBytes = serializeSafetensors({
     images: { dtype: 'U8', shape: [ds.n, 28, 28], data: pixels },
     labels: { dtype: 'U8', shape: [ds.n], data: Uint8Array.from(ds.labels) },

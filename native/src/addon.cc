@@ -882,8 +882,8 @@ DN_FN(IsaFn) {
 /** free(array): gives a kernel output's storage back now instead of at the next garbage collection, by
  *  detaching its ArrayBuffer (V8 then drops the backing store at once; the array reads as empty afterwards,
  *  so a stale use fails a kernel's length check instead of reading freed memory). Returns whether it freed:
- *  only whole large outputs of this addon's kernels are (tagged by alloc); anything else — a caller's array,
- *  a view, a small output — is left to the collector. */
+ *  only a Float32Array over the whole of a large output of this addon's kernels is (tagged by alloc); anything
+ *  else — a caller's array, a view, a small output — is left to the collector. */
 DN_FN(Free) {
   size_t argc = 1;
   napi_value argv[1];
@@ -899,12 +899,10 @@ DN_FN(Free) {
       void* data = nullptr;
       if (napi_get_typedarray_info(env, argv[0], &type, &length, &data, &ab, &offset) == napi_ok && offset == 0 &&
           napi_get_arraybuffer_info(env, ab, nullptr, &ab_bytes) == napi_ok && ab_bytes > 0) {
-        size_t elem = (type == napi_float64_array || type == napi_bigint64_array || type == napi_biguint64_array) ? 8
-                    : (type == napi_float32_array || type == napi_int32_array || type == napi_uint32_array) ? 4
-                    : (type == napi_int16_array || type == napi_uint16_array) ? 2 : 1;
         bool detached = false, ours = false;
-        if (napi_check_object_type_tag(env, ab, &kOutputTag, &ours) == napi_ok && ours &&
-            length * elem == ab_bytes && napi_is_detached_arraybuffer(env, ab, &detached) == napi_ok && !detached) {
+        if (type == napi_float32_array && length * sizeof(float) == ab_bytes &&
+            napi_check_object_type_tag(env, ab, &kOutputTag, &ours) == napi_ok && ours &&
+            napi_is_detached_arraybuffer(env, ab, &detached) == napi_ok && !detached) {
           freed = napi_detach_arraybuffer(env, ab) == napi_ok;
           if (!freed) {  // not detachable: clear the pending error, leave it to the collector
             napi_value e;

@@ -25,8 +25,8 @@ export class ExportError extends Error {
 
 const TEMPLATE = fileURLToPath(new URL('./pytorch/', import.meta.url));
 // The checked UNet is bench/unet_torch.py; the build copies it beside the templates (dist/export/pytorch/).
-const UNET = [new URL('./pytorch/unet_torch.py', import.meta.url), new URL('../../bench/unet_torch.py', import.meta.url)]
-  .map((u) => fileURLToPath(u)).find((p) => existsSync(p)) ?? fileURLToPath(new URL('../../bench/unet_torch.py', import.meta.url));
+const UNET_BUILT = fileURLToPath(new URL('./pytorch/unet_torch.py', import.meta.url));
+const UNET = existsSync(UNET_BUILT) ? UNET_BUILT : fileURLToPath(new URL('../../bench/unet_torch.py', import.meta.url));
 const FILES = ['train.py', 'diffusion.py', 'checkpoint.py', 'data.py', 'README.md'];
 
 export interface ExportOptions {
@@ -60,7 +60,7 @@ export function exportPytorch(o: ExportOptions): string[] {
   }
   if (o.data !== false) {
     const ds = loadTrainingSet(config.dataset, { limit: config.datasetLimit, size: config.model.config.imageSize });
-    const bytes = Uint8Array.from(ds.images, toUint8);
+    const bytes = ds.bytes ?? Uint8Array.from(ds.images, toUint8);
     const file = join(o.out, 'data.safetensors');
     writeFileSync(file, serializeSafetensors({
       images: { dtype: 'U8', shape: [ds.n, ds.channels, ds.height, ds.width], data: bytes },

@@ -13,14 +13,14 @@
  */
 import { createRequire } from 'node:module';
 import type { onnx as P } from 'onnx-proto';
-
-// onnx-proto (CommonJS, ~12 MB resident) is loaded on the first export, not with every `diffuse` command.
-let onnxNs: typeof P | undefined;
-const onnxProto = (): typeof P => (onnxNs ??= (createRequire(import.meta.url)('onnx-proto') as { onnx: typeof P }).onnx);
 import type { Parameter } from '../nn/module.js';
 import type { Conv2d, GroupNorm, Linear } from '../nn/layers.js';
 import { type UNet, AttnBlock, ResBlock } from '../nn/unet.js';
 import { type Attention, type ResnetBlock2D, UNet2DModel } from '../nn/diffusersUNet.js';
+
+// onnx-proto (CommonJS, ~12 MB resident) is loaded on the first export, not with every `diffuse` command.
+let onnxNs: typeof P | undefined;
+const onnxProto = (): typeof P => (onnxNs ??= (createRequire(import.meta.url)('onnx-proto') as { onnx: typeof P }).onnx);
 
 export const ONNX_OPSET = 17;
 

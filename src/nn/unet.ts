@@ -42,13 +42,14 @@ import { currentBackendIsDevice } from '../backends/index.js';
  * evaluation holds one block's temporaries at a time instead of the whole forward's (a sampler step's scope
  * would otherwise keep them all until it ends).
  */
-/** t, made rebuildable by `make` (run without recording) when it has a gradient rule: see `recomputable`. */
-function rebuildFrom(t: Tensor, make: () => Tensor): Tensor {
-  return t.node ? recomputable(t, () => noGrad(make).shareStorage()) : t;
-}
-
 function block(fn: () => Tensor): Tensor {
   return !isGradEnabled() && currentBackendIsDevice() ? scope(fn) : fn();
+}
+
+/** make()'s output, rebuildable by running make again without recording: see `recomputable`. */
+function rebuildable(make: () => Tensor): Tensor {
+  const t = make();
+  return t.node ? recomputable(t, () => noGrad(make).shareStorage()) : t;
 }
 import { Conv2d, Dropout, Embedding, GroupNorm, Linear, ModuleList, SiLU, Sequential } from './layers.js';
 import { Module } from './module.js';
@@ -343,9 +344,7 @@ export class ResBlock extends Module {
     const out = add(s, c2);
     c2.freeData();
     if (s !== x) s.freeData();
-    // An owned input goes now when its readers can rebuild it, else once their rules have run.
-    if (ownsInput && x.canRecompute) x.freeData();
-    else if (ownsInput) freeAfterUse(s === x ? a1 : [a1, s], x);
+    if (ownsInput) freeAfterUse(s === x ? a1 : [a1, s], x);
     return out;
   }
 }
@@ -401,7 +400,7 @@ export class Upsample extends Module {
   /** `ownsInput`: nothing else reads x, so it is freed once done with (as is the upsampled copy). */
   forward(x: Tensor, ownsInput = false): Tensor {
     // The conv's rule reads the upsampled copy, four times x's size: it is rebuilt from x in backward.
-    const u = rebuildFrom(upsampleNearest2x(x), () => upsampleNearest2x(x));
+    const u = rebuildable(() => upsampleNearest2x(x));
     const y = this.conv.forward(u);
     u.freeData();
     if (ownsInput) freeAfterUse(y, x);

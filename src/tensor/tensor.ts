@@ -6,7 +6,8 @@
  * need not wait for a collection. Where the engine knows an array is dead it frees it at once (`freeData`;
  * the native addon detaches what its kernels made): `backward()` frees each gradient it has consumed, and
  * module code frees the intermediates it made (`freeAfterUse`), letting cheap outputs be rebuilt when a
- * gradient rule reads them (`recomputable`: a group norm's output from its input). On a device backend (WebGPU) float data lives in pooled device buffers:
+ * gradient rule reads them (`recomputable`: a group norm's output from its input). On a device backend
+ * (WebGPU) float data lives in pooled device buffers:
  * `dispose()` returns the buffer to the pool at once, `scope(fn)` disposes everything fn created except what
  * it returns (or `keep`s), and buffers of tensors that are merely dropped return when the collector runs.
  *
@@ -216,11 +217,6 @@ export class Tensor {
     return this.shape.length;
   }
 
-  /** Whether freeData() would leave it rebuildable (see `recomputable`). */
-  get canRecompute(): boolean {
-    return this._recompute !== null;
-  }
-
   get isDisposed(): boolean {
     return this._data === null && this._recompute === null;
   }
@@ -312,8 +308,8 @@ export class Tensor {
             const sum = accumulate(prev, gi);
             grads.set(inp, sum);
             hold(sum);
-            hold(gi);
             drop(prev);
+            hold(gi);  // gi goes unless a pending gradient shares its storage
             drop(gi);
           });
           drop(g);
