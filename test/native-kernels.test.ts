@@ -304,13 +304,16 @@ const CONV_CASES: Conv2dGeometry[] = [
   geom(1, 8, 5, 5, 8, 3, 3, 2, 2, 2, 2),      // stride 2, padding = kernel − 1
   geom(2, 8, 10, 11, 12, 3, 3, 3, 3, 1, 1),   // stride 3
   geom(2, 16, 9, 9, 16, 3, 3, 1, 2, 1, 1),    // strides 1 × 2
-  // Winograd F(2×2, 3×3) (3×3, stride 1, padding 1, ≥ 8 channels in and out): odd sizes cut the last tiles,
-  // a partial channel tile, one image split into tile-row blocks, wide inputs split by the L2 budget
+  // Winograd F(2×2, 3×3) and F(4×4, 3×3) (3×3, stride 1, padding 1, ≥ 8 channels in and out): sizes that cut
+  // the last 2×2 and 4×4 tiles, a partial channel tile, one image split into tile-row blocks, wide inputs split
+  // by the L2 budget, the UNet's 28×28
   geom(2, 8, 9, 7, 40, 3, 3, 1, 1, 1, 1),
   geom(1, 20, 14, 14, 24, 3, 3, 1, 1, 1, 1),
   geom(3, 12, 1, 5, 8, 3, 3, 1, 1, 1, 1),
   geom(1, 200, 7, 40, 8, 3, 3, 1, 1, 1, 1),
   geom(2, 16, 18, 35, 48, 3, 3, 1, 1, 1, 1),  // whole register blocks in the channel-last transposes
+  geom(2, 32, 28, 28, 32, 3, 3, 1, 1, 1, 1),
+  geom(1, 24, 10, 13, 16, 3, 3, 1, 1, 1, 1),
 ];
 
 function checkConv(label: string): void {
@@ -326,7 +329,7 @@ function checkConv(label: string): void {
   }
 }
 
-for (const mode of ['auto', 'direct', 'avx2', 'im2col'] as const) {
+for (const mode of ['auto', 'direct', 'avx2', 'im2col', 'winograd2', 'winograd4'] as const) {
   test(`conv2d forward / backward-input / backward-weight (${mode})`, { skip }, () => {
     const impl = addon.convImpl(mode);
     if (mode === 'avx2' && !impl.endsWith('direct-avx2')) return;  // this CPU has no AVX2

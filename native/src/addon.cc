@@ -851,11 +851,16 @@ DN_FN(ConvImpl) {
   if (c.argc >= 1 && !c.is_nullish(0)) {
     char mode[16];
     if (!c.str(0, "mode", mode, sizeof mode)) return nullptr;
+    int tile = 0;  // Winograd's output tile: chosen per shape unless a mode names one
     if (std::strcmp(mode, "auto") == 0) { set_conv_im2col(false); direct_prefer_avx2(0); winograd_enabled(1); }
     else if (std::strcmp(mode, "direct") == 0) { set_conv_im2col(false); direct_prefer_avx2(0); winograd_enabled(0); }
     else if (std::strcmp(mode, "im2col") == 0) { set_conv_im2col(true); direct_prefer_avx2(0); winograd_enabled(1); }
     else if (std::strcmp(mode, "avx2") == 0) { set_conv_im2col(false); direct_prefer_avx2(1); winograd_enabled(1); }
-    else { c.fail("mode must be 'auto', 'direct', 'im2col' or 'avx2', got '%s'", mode); return nullptr; }
+    else if (std::strcmp(mode, "winograd2") == 0 || std::strcmp(mode, "winograd4") == 0) {
+      set_conv_im2col(false); direct_prefer_avx2(0); winograd_enabled(1); tile = mode[8] - '0';
+    }
+    else { c.fail("mode must be 'auto', 'direct', 'im2col', 'avx2', 'winograd2' or 'winograd4', got '%s'", mode); return nullptr; }
+    winograd_tile_setting(tile);
   }
   napi_value r;
   napi_create_string_utf8(env, conv_impl(), NAPI_AUTO_LENGTH, &r);

@@ -33,6 +33,7 @@ namespace dn {
 
 const char* direct_isa() { return nullptr; }
 bool direct_prefer_avx2(int) { return false; }
+int winograd_tile_setting(int) { return 0; }
 bool direct_conv2d(const float*, const float*, const float*, const ConvGeom&, float*, bool*) { return false; }
 bool direct_conv2d_backward_input(const float*, const float*, const ConvGeom&, float*, bool*) { return false; }
 bool direct_conv2d_backward_weight(const float*, const float*, const ConvGeom&, float*, bool*) { return false; }
@@ -49,6 +50,7 @@ using WinoInFn = void (*)(const float*, int64_t, int64_t, int64_t, float*, int64
 using WinoOutFn = void (*)(const float*, int64_t, int64_t, float*);
 using TransposeFn = void (*)(const float*, int64_t, int64_t, int64_t, float*, int64_t);
 using WinoDyFn = void (*)(const float*, const float*, int64_t, float*, int64_t);
+using Wino4DyFn = void (*)(const float* const*, int64_t, float*, int64_t);
 using RedFn = void (*)(const float*, int64_t, int64_t, const float*, float*);
 
 struct KernelSet {
@@ -60,6 +62,9 @@ struct KernelSet {
   WinoInFn wino_in = nullptr;
   WinoOutFn wino_out[2] = {};       // [nv − 1]
   WinoDyFn wino_dy[2] = {};         // [nv − 1]
+  WinoInFn wino4_in = nullptr;      // F(4×4, 3×3)
+  WinoOutFn wino4_out[2] = {};
+  Wino4DyFn wino4_dy[2] = {};
   TransposeFn transpose = nullptr;
   RedFn red[2][kMaxNPAll] = {};     // [nv − 1][np − 1]
 };
@@ -251,6 +256,10 @@ class PackedWeightCache {
         e.used = clock_;
         return e.packed;
       }
+    // the same array with new contents (weights updated in place, as in training): its old packing is stale for
+    // good, so it goes now instead of filling the budget with one dead entry per step
+    for (Entry& e : entries_)
+      if (e.raw && e.src == w && e.form == form) evict(e);
     while (used_ + cost > kBudgetFloats) evict_oldest();
     Entry* slot = free_slot();
     if (!slot) { evict_oldest(); slot = free_slot(); }
@@ -259,7 +268,7 @@ class PackedWeightCache {
     if (!r || !pk) { std::free(r); std::free(pk); return nullptr; }
     std::memcpy(r, w, raw * sizeof(float));
     pack(pk);
-    *slot = Entry{form, o, c, kh, kw, r, pk, cost, clock_};
+    *slot = Entry{form, o, c, kh, kw, w, r, pk, cost, clock_};
     used_ += cost;
     return pk;
   }
@@ -269,6 +278,7 @@ class PackedWeightCache {
   struct Entry {
     int form = 0;
     int64_t o = 0, c = 0, kh = 0, kw = 0;
+    const float* src = nullptr;  // the caller's array the raw copy was taken from (compared by address only)
     float* raw = nullptr;
     float* packed = nullptr;
     size_t cost = 0;
@@ -278,14 +288,16 @@ class PackedWeightCache {
     for (Entry& e : entries_) if (!e.raw) return &e;
     return nullptr;
   }
+  void evict(Entry& e) {
+    std::free(e.raw);
+    std::free(e.packed);
+    used_ -= e.cost;
+    e = Entry{};
+  }
   void evict_oldest() {
     Entry* old = nullptr;
     for (Entry& e : entries_) if (e.raw && (!old || e.used < old->used)) old = &e;
-    if (!old) return;
-    std::free(old->raw);
-    std::free(old->packed);
-    used_ -= old->cost;
-    *old = Entry{};
+    if (old) evict(*old);
   }
   Entry entries_[64];
   size_t used_ = 0;
@@ -412,19 +424,43 @@ bool run_direct_fwd(const KernelSet& ks, const DirectFwd& d) {
 // products V_ξ · U_ξ as 1×1 convolutions on the direct kernel (channels as lanes, tiles as pixels), and
 // transform each channel tile's products back to 2×2 outputs.
 
-/** DIFFUSE_CONV_WINOGRAD=0 (or convImpl('direct')) turns it off: the direct kernels then run every 3×3. */
+/** DIFFUSE_CONV_WINOGRAD=0 (or convImpl('direct')) turns it off: the direct kernels then run every 3×3.
+ *  =2 / =4 (convImpl('winograd2') / 'winograd4') use only F(2×2, 3×3) / F(4×4, 3×3); by default the tile size
+ *  is chosen per shape (winograd_tile). */
 bool g_winograd = [] {
   const char* s = std::getenv("DIFFUSE_CONV_WINOGRAD");
   return !(s && s[0] == '0');
 }();
+int g_wino_tile = [] {
+  const char* s = std::getenv("DIFFUSE_CONV_WINOGRAD");
+  return s && (s[0] == '2' || s[0] == '4') ? s[0] - '0' : 0;
+}();
+
+/** The output tile size m of F(m×m, 3×3) for an h×w image, forward and backward-input: 4 where its products
+ *  (36 per 4×4 tile, padding included) are at least 10% fewer than F(2×2)'s (16 per 2×2 tile). */
+int winograd_tile(int64_t h, int64_t w) {
+  if (g_wino_tile) return g_wino_tile;
+  const double p4 = 36.0 * double((h + 3) / 4) * double((w + 3) / 4), p2 = 16.0 * double((h + 1) / 2) * double((w + 1) / 2);
+  return p4 <= 0.9 * p2 ? 4 : 2;
+}
+
+/** The weight gradient's tile (0: the direct kernel). Measured here (AVX2, 32–96 channels): F(4×4) took 0.7–0.8×
+ *  F(2×2)'s time at 28×28, but 1.2–1.3× at 14×14 and 2× the direct kernel's at 7×7 (few tiles per image: its
+ *  passes reduce over too few tiles per kernel call). */
+int winograd_tile_backward_weight(int64_t h, int64_t w) {
+  if (h < 8 || w < 8) return 0;  // the direct kernel: padding the last tiles costs more than Winograd saves
+  if (g_wino_tile) return g_wino_tile;
+  return h >= 16 && w >= 16 ? 4 : 2;
+}
 
 /** Channel-last, zero-padded copy of rows [r0, r0 + rows) of the padded image (padding 1 on every side) of
  *  x[C][H][W]: xcl[i][j][c] = x[c][r0 + i − 1][j − 1], zero outside the image and for c ≥ C (Cp ≥ C). */
 void pad_channel_last(const KernelSet& ks, const float* x, int64_t C, int64_t H, int64_t W, int64_t r0, int64_t rows,
                       int64_t Wp, int64_t Cp, float* xcl) {
-  for (int64_t i = 0; i < rows; i++) {
+  const int64_t w = std::min<int64_t>(W, Wp - 1);  // image columns copied
+  for (int64_t i = 0; i < rows; i++) {  // the padding
     float* d = xcl + i * Wp * Cp;
-    const int64_t sy = r0 + i - 1, w = std::min<int64_t>(W, Wp - 1);
+    const int64_t sy = r0 + i - 1;
     if (sy < 0 || sy >= H) {
       std::memset(d, 0, size_t(Wp * Cp) * sizeof(float));
       continue;
@@ -433,96 +469,122 @@ void pad_channel_last(const KernelSet& ks, const float* x, int64_t C, int64_t H,
     if (w + 1 < Wp) std::memset(d + (w + 1) * Cp, 0, size_t((Wp - w - 1) * Cp) * sizeof(float));
     if (Cp > C)
       for (int64_t j = 1; j <= w; j++) std::memset(d + j * Cp + C, 0, size_t(Cp - C) * sizeof(float));
-    ks.transpose(x + sy * W, H * W, C, w, d + Cp, Cp);
+  }
+  // the image's rows, one block of W channels at a time: W input streams for the prefetchers, not C
+  const int64_t i0 = std::max<int64_t>(0, 1 - r0), i1 = std::min<int64_t>(rows, H + 1 - r0);
+  for (int64_t c0 = 0; c0 < C; c0 += ks.W) {
+    const int64_t nc = std::min<int64_t>(ks.W, C - c0);
+    for (int64_t i = i0; i < i1; i++)
+      ks.transpose(x + c0 * H * W + (r0 + i - 1) * W, H * W, nc, w, xcl + i * Wp * Cp + Cp + c0, Cp);
   }
 }
 
-/** Packs U = G g Gᵀ per channel tile: [16 ξ][Cin][lanes] (zero past Cout), tile t at 16·Cin·lanes_before[t].
- *  g(co, ci) gives the 3×3 kernel taking input channel ci to output channel co as k[u·3 + v]. */
-template <class KernelAt>
-void pack_winograd(KernelAt kernel_at, int64_t Cout, int64_t Cin, const Tiles& tiles, float* pk) {
-  for (int64_t t = 0; t < tiles.count; t++) {
-    const int L = tiles.lanes[t];
-    const int64_t o0 = tiles.start[t];
-    float* dst = pk + 16 * Cin * tiles.lanes_before[t];
-    for (int64_t ci = 0; ci < Cin; ci++)
-      for (int l = 0; l < L; l++) {
-        double u[16] = {};
-        if (o0 + l < Cout) {
+/** G[i][j] of F(m×m, 3×3): [[1,0,0],[½,½,½],[½,−½,½],[0,0,1]] for m = 2;
+ *  [[¼,0,0],[−⅙,−⅙,−⅙],[−⅙,⅙,−⅙],[1/24,1/12,⅙],[1/24,−1/12,⅙],[0,0,1]] for m = 4. */
+double winograd_g(int m, int i, int j) {
+  static const double G2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+  static const double G4[6][3] = {{0.25, 0, 0}, {-1.0 / 6, -1.0 / 6, -1.0 / 6}, {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                  {1.0 / 24, 1.0 / 12, 1.0 / 6}, {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
+  return m == 2 ? G2[i][j] : G4[i][j];
+}
+
+/** Packs U = G g Gᵀ per channel tile for F(m×m, 3×3), m = 2 or 4: [ξ < (m + 2)²][Cin][lanes] (zero past Cout),
+ *  tile t at (m + 2)²·Cin·lanes_before[t]. kernel_at(co, ci, k) gives the 3×3 kernel taking input channel ci to
+ *  output channel co as k[u·3 + v]. */
+template <int M, class KernelAt>
+void pack_winograd_m(KernelAt kernel_at, int64_t Cout, int64_t Cin, const Tiles& tiles, float* pk) {
+  constexpr int a = M + 2, XI = a * a;
+  double G[a][3];
+  for (int i = 0; i < a; i++)
+    for (int j = 0; j < 3; j++) G[i][j] = winograd_g(M, i, j);
+  // (per input channel in parallel: done on every call but the smallest, and F(4×4)'s is 2.25× F(2×2)'s work)
+  parallel_for(Cin, 8, [&](int64_t cb, int64_t ce) {
+    for (int64_t t = 0; t < tiles.count; t++) {
+      const int L = tiles.lanes[t];
+      const int64_t o0 = tiles.start[t];
+      float* dst = pk + XI * Cin * tiles.lanes_before[t];
+      for (int64_t ci = cb; ci < ce; ci++)
+        for (int l = 0; l < L; l++) {
+          float* d = dst + ci * L + l;
+          if (o0 + l >= Cout) {
+            for (int xi = 0; xi < XI; xi++) d[xi * Cin * L] = 0.0f;
+            continue;
+          }
           float k[9];
           kernel_at(o0 + l, ci, k);
-          double gk[4][3];  // G k, G = [[1,0,0],[½,½,½],[½,−½,½],[0,0,1]]
-          for (int v = 0; v < 3; v++) {
-            gk[0][v] = k[v];
-            gk[1][v] = 0.5 * (double(k[v]) + k[3 + v] + k[6 + v]);
-            gk[2][v] = 0.5 * (double(k[v]) - k[3 + v] + k[6 + v]);
-            gk[3][v] = k[6 + v];
-          }
-          for (int i = 0; i < 4; i++) {  // (G k) Gᵀ
-            u[4 * i + 0] = gk[i][0];
-            u[4 * i + 1] = 0.5 * (gk[i][0] + gk[i][1] + gk[i][2]);
-            u[4 * i + 2] = 0.5 * (gk[i][0] - gk[i][1] + gk[i][2]);
-            u[4 * i + 3] = gk[i][2];
-          }
+          double gk[a][3];  // G k
+          for (int i = 0; i < a; i++)
+            for (int v = 0; v < 3; v++) gk[i][v] = G[i][0] * k[v] + G[i][1] * k[3 + v] + G[i][2] * k[6 + v];
+          for (int i = 0; i < a; i++)  // (G k) Gᵀ
+            for (int j = 0; j < a; j++)
+              d[(a * i + j) * Cin * L] = float(gk[i][0] * G[j][0] + gk[i][1] * G[j][1] + gk[i][2] * G[j][2]);
         }
-        for (int xi = 0; xi < 16; xi++) dst[(xi * Cin + ci) * L + l] = float(u[xi]);
-      }
-  }
+    }
+  });
 }
 
-/** y[n][Cout][H][W] (+ bias) = 3×3 convolution, stride 1, padding 1, of x[n][Cin][H][W] with packed U. */
-bool run_winograd(const KernelSet& ks, const float* x, int64_t n, int64_t Cin, int64_t H, int64_t W, int64_t Cout,
-                  const Tiles& tiles, const float* upk, const float* bias, float* y) {
-  const int64_t TH = (H + 1) / 2, TW = (W + 1) / 2, Wp = 2 * TW + 2, HW = H * W;
+template <class KernelAt>
+void pack_winograd(int m, KernelAt kernel_at, int64_t Cout, int64_t Cin, const Tiles& tiles, float* pk) {
+  if (m == 2) pack_winograd_m<2>(kernel_at, Cout, Cin, tiles, pk);
+  else pack_winograd_m<4>(kernel_at, Cout, Cin, tiles, pk);
+}
+
+/** y[n][Cout][H][W] (+ bias) = 3×3 convolution, stride 1, padding 1, of x[n][Cin][H][W] with U packed for
+ *  F(m×m, 3×3) (m = 2 or 4). */
+bool run_winograd(const KernelSet& ks, int m, const float* x, int64_t n, int64_t Cin, int64_t H, int64_t W,
+                  int64_t Cout, const Tiles& tiles, const float* upk, const float* bias, float* y) {
+  const int XI = (m + 2) * (m + 2);
+  const WinoInFn wino_in = m == 2 ? ks.wino_in : ks.wino4_in;
+  const int64_t TH = (H + m - 1) / m, TW = (W + m - 1) / m, Wp = m * TW + 2, HW = H * W;
   const int64_t Cp = (Cin + ks.W - 1) / ks.W * ks.W;  // channels padded to whole vectors
   const int64_t Cs = Cp + ks.W;  // V's tile stride: not a multiple of 4 KiB apart (L1 set conflicts)
   const int T = pool_threads();
   // tile rows per unit: V (16·Cs·tiles floats) within ~384 KiB of L2, and enough units for the pool
-  int64_t rows = std::max<int64_t>(1, std::min<int64_t>(TH, (384 * 1024 / 4) / (16 * Cs * TW)));
+  int64_t rows = std::max<int64_t>(1, std::min<int64_t>(TH, (384 * 1024 / 4) / (XI * Cs * TW)));
   while (rows > 1 && n * ((TH + rows - 1) / rows) < 4 * T) rows--;
   const int64_t nblk = (TH + rows - 1) / rows, units = n * nblk, Lmax = 2 * ks.W;
   bool ok = true;
   parallel_dynamic(units, [&](int tid, int64_t u) {
     const int64_t img = u / nblk, ty0 = (u % nblk) * rows, ty1 = std::min(TH, ty0 + rows);
-    const int64_t NTb = (ty1 - ty0) * TW, Hp = 2 * (ty1 - ty0) + 2;
+    const int64_t NTb = (ty1 - ty0) * TW, Hp = m * (ty1 - ty0) + 2;
     float* xcl = scratch(0, tid, size_t(Hp * Wp * Cp));
-    float* v = scratch(4, tid, size_t(16 * NTb * Cs));
-    float* m = scratch(5, tid, size_t(16 * NTb * Lmax + 4 * TW * Lmax));
-    if (!xcl || !v || !m) { ok = false; return; }
-    float* ob = m + 16 * NTb * Lmax;  // [2 rows][2·TW columns][L]
-    pad_channel_last(ks, x + img * Cin * HW, Cin, H, W, 2 * ty0, Hp, Wp, Cp, xcl);
+    float* v = scratch(4, tid, size_t(XI * NTb * Cs));
+    float* prod = scratch(5, tid, size_t(XI * NTb * Lmax + m * m * TW * Lmax));
+    if (!xcl || !v || !prod) { ok = false; return; }
+    float* ob = prod + XI * NTb * Lmax;  // [m rows][m·TW columns][L]
+    pad_channel_last(ks, x + img * Cin * HW, Cin, H, W, m * ty0, Hp, Wp, Cp, xcl);
     for (int64_t ty = ty0; ty < ty1; ty++)
-      ks.wino_in(xcl + 2 * (ty - ty0) * Wp * Cp, Wp, Cp, TW, v + (ty - ty0) * TW * Cs, Cs, NTb * Cs);
+      wino_in(xcl + m * (ty - ty0) * Wp * Cp, Wp, Cp, TW, v + (ty - ty0) * TW * Cs, Cs, NTb * Cs);
     const int64_t nchunk = (NTb + ks.max_np - 1) / ks.max_np;
     for (int64_t t = 0; t < tiles.count; t++) {
       const int L = tiles.lanes[t];
       const int nvi = L / ks.W - 1;
       const int64_t o0 = tiles.start[t], on = std::min<int64_t>(L, Cout - o0);
-      const float* ut = upk + 16 * Cin * tiles.lanes_before[t];
-      for (int xi = 0; xi < 16; xi++) {
+      const float* ut = upk + XI * Cin * tiles.lanes_before[t];
+      for (int xi = 0; xi < XI; xi++) {
         int64_t p0 = 0;
         for (int64_t ch = 0; ch < nchunk; ch++) {
           const int64_t p1 = NTb * (ch + 1) / nchunk;
-          ks.red[nvi][p1 - p0 - 1](v + (xi * NTb + p0) * Cs, Cs, Cin, ut + xi * Cin * L, m + (xi * NTb + p0) * L);
+          ks.red[nvi][p1 - p0 - 1](v + (xi * NTb + p0) * Cs, Cs, Cin, ut + xi * Cin * L, prod + (xi * NTb + p0) * L);
           p0 = p1;
         }
       }
+      float bl[64] = {};  // the tile's bias lanes (L ≤ 32), zero past Cout
+      if (bias) std::memcpy(bl, bias + o0, size_t(on) * sizeof(float));
       for (int64_t ty = ty0; ty < ty1; ty++) {
-        ks.wino_out[nvi](m + (ty - ty0) * TW * L, NTb * L, TW, ob);
-        const int64_t oy = 2 * ty, nrows = std::min<int64_t>(2, H - oy);
-        for (int64_t i = 0; i < nrows; i++)
-          ks.transpose(ob + i * 2 * TW * L, L, W, on, y + (img * Cout + o0) * HW + (oy + i) * W, HW);
-        if (bias)
-          for (int64_t l = 0; l < on; l++) {
-            const float bv = bias[o0 + l];
-            for (int64_t i = 0; i < nrows; i++) {
-              float* yr = y + (img * Cout + o0 + l) * HW + (oy + i) * W;
-              for (int64_t ox = 0; ox < W; ox++) yr[ox] += bv;
+        (m == 2 ? ks.wino_out : ks.wino4_out)[nvi](prod + (ty - ty0) * TW * L, NTb * L, TW, ob);
+        const int64_t oy = m * ty, nrows = std::min<int64_t>(m, H - oy);
+        if (bias)  // channel-last here: contiguous lanes, added while the tile is in cache
+          for (int64_t i = 0; i < nrows; i++)
+            for (int64_t p = 0; p < W; p++) {
+              float* q = ob + (i * m * TW + p) * L;
+              for (int l = 0; l < L; l++) q[l] += bl[l];
             }
-          }
+        for (int64_t i = 0; i < nrows; i++)
+          ks.transpose(ob + i * m * TW * L, L, W, on, y + (img * Cout + o0) * HW + (oy + i) * W, HW);
       }
     }
-  }, double(n) * double(Cout) * double(Cin) * 16.0 * double(TH * TW) > 1e6);
+  }, double(n) * double(Cout) * double(Cin) * XI * double(TH * TW) > 1e6);
   return ok;
 }
 
@@ -531,18 +593,21 @@ bool run_winograd(const KernelSet& ks, const float* x, int64_t n, int64_t Cin, i
  *  Y = Aᵀ[(G g Gᵀ) ⊙ V]A gives dW = Gᵀ [Σ_tiles Ŷ ⊙ V] G: 16 products per tile instead of 36, reduced over
  *  all tiles of all images as 16 GEMM-like passes on the direct kernel (output channels as lanes, input
  *  channels as pixels, tiles as the reduction). */
-bool run_winograd_backward_weight(const KernelSet& ks, const float* x, const float* dy, int64_t n, int64_t C,
+bool run_winograd_backward_weight(const KernelSet& ks, int m, const float* x, const float* dy, int64_t n, int64_t C,
                                   int64_t H, int64_t W, int64_t O, const Tiles& tiles, float* dw) {
-  const int64_t TH = (H + 1) / 2, TW = (W + 1) / 2, NT = TH * TW, Wp = 2 * TW + 2, Hp = 2 * TH + 2, HW = H * W;
+  const int a = m + 2, XI = a * a;
+  const WinoInFn wino_in = m == 2 ? ks.wino_in : ks.wino4_in;
+  const int64_t TH = (H + m - 1) / m, TW = (W + m - 1) / m, NT = TH * TW, Wp = m * TW + 2, Hp = m * TH + 2, HW = H * W;
   const int64_t lanes_total = tiles.lanes_total, Lmax = 2 * ks.W;
   const int64_t Cp = (C + ks.W - 1) / ks.W * ks.W;  // channels padded to whole vectors
   const int64_t Cs = Cp + ks.W;  // V's tile stride: not a multiple of 4 KiB apart (L1 set conflicts)
   const int T = pool_threads();
   // image groups accumulate into their own partial sums, added in group order: the result does not depend on
   // the thread count or on scheduling. Channel tiles split further when there are few groups.
-  const int64_t groups = std::max<int64_t>(1, std::min<int64_t>({n, 8, n * HW / 512}));
+  // (F(4×4)'s partials are 2.25× larger: at most 4 groups, which still feed 2 threads)
+  const int64_t groups = std::max<int64_t>(1, std::min<int64_t>({n, m == 2 ? 8 : 4, n * HW / 512}));
   const int64_t ogroups = groups >= 2 * T ? 1 : std::min<int64_t>(tiles.count, 2 * T);
-  const int64_t psize = 16 * C * lanes_total;  // per group: tile t at 16·C·lanes_before[t], [ξ][C][L]
+  const int64_t psize = XI * C * lanes_total;  // per group: tile t at XI·C·lanes_before[t], [ξ][C][L]
   float* partial = scratch(1, kShared, size_t(groups * psize));
   if (!partial) return false;
   // (every group writes all of its partial: no zeroing)
@@ -552,24 +617,26 @@ bool run_winograd_backward_weight(const KernelSet& ks, const float* x, const flo
     const int64_t i0 = n * gi / groups, i1 = n * (gi + 1) / groups;
     const int64_t t0 = tiles.count * og / ogroups, t1 = tiles.count * (og + 1) / ogroups;
     if (i0 >= i1 || t0 >= t1) return;
-    // images per pass: one ξ-slice of V (R·Cs floats) within ~128 KiB, so the products read it from L2
-    const int64_t sub = std::max<int64_t>(1, std::min<int64_t>(i1 - i0, (32 * 1024 / Cs) / NT)), Rmax = sub * NT;
-    const int64_t dyt_size = 2 * TH * 2 * TW * Lmax;
+    // images per pass: one ξ-slice of V (R·Cs floats) within ~128 KiB for F(2×2), so the products read it from
+    // L2; ~32 KiB for F(4×4), whose 36 slices are otherwise too many (measured: 1.6× slower at 128 KiB, 64 channels)
+    const int64_t slice = m == 2 ? 32 * 1024 : 8 * 1024;
+    const int64_t sub = std::max<int64_t>(1, std::min<int64_t>(i1 - i0, (slice / Cs) / NT)), Rmax = sub * NT;
+    const int64_t dyt_size = m * TH * m * TW * Lmax;
     float* xcl = scratch(0, tid, size_t(Hp * Wp * Cp));
-    float* v = scratch(4, tid, size_t(16 * Rmax * Cs));
-    float* yh = scratch(5, tid, size_t(16 * Rmax * Lmax + dyt_size + ks.max_np * Lmax));
+    float* v = scratch(4, tid, size_t(XI * Rmax * Cs));
+    float* yh = scratch(5, tid, size_t(XI * Rmax * Lmax + dyt_size + ks.max_np * Lmax));
     if (!xcl || !v || !yh) { ok = false; return; }
-    float* dyt = yh + 16 * Rmax * Lmax;    // one image's dY of one channel tile, [2·TH][2·TW][L], zero-padded
+    float* dyt = yh + XI * Rmax * Lmax;    // one image's dY of one channel tile, [m·TH][m·TW][L], zero-padded
     float* prod = dyt + dyt_size;          // one product tile [NP][L]
     float* pg = partial + gi * psize;
-    const int64_t nchunk = (C + ks.max_np - 1) / ks.max_np, W2 = 2 * TW;
+    const int64_t nchunk = (C + ks.max_np - 1) / ks.max_np, W2 = m * TW;
     for (int64_t s0 = i0; s0 < i1; s0 += sub) {
       const int64_t ns = std::min(sub, i1 - s0), R = ns * NT;  // R: the reduction length of this pass
       // V of these images as [ξ][image·tile][c]
       for (int64_t k = 0; k < ns; k++) {
         pad_channel_last(ks, x + (s0 + k) * C * HW, C, H, W, 0, Hp, Wp, Cp, xcl);
         for (int64_t ty = 0; ty < TH; ty++)
-          ks.wino_in(xcl + 2 * ty * Wp * Cp, Wp, Cp, TW, v + (k * NT + ty * TW) * Cs, Cs, R * Cs);
+          wino_in(xcl + m * ty * Wp * Cp, Wp, Cp, TW, v + (k * NT + ty * TW) * Cs, Cs, R * Cs);
       }
       for (int64_t t = t0; t < t1; t++) {
         const int L = tiles.lanes[t];
@@ -577,13 +644,23 @@ bool run_winograd_backward_weight(const KernelSet& ks, const float* x, const flo
         const int64_t o0 = tiles.start[t], on = std::min<int64_t>(L, O - o0);
         for (int64_t k = 0; k < ns; k++) {  // Ŷ[ξ][image·tile][L] from dY transposed to [row][column][L]
           const float* dyi = dy + (s0 + k) * O * HW;
-          std::memset(dyt, 0, size_t(2 * TH * W2 * L) * sizeof(float));
-          for (int64_t yy = 0; yy < H; yy++) ks.transpose(dyi + o0 * HW + yy * W, HW, on, W, dyt + yy * W2 * L, L);
-          for (int64_t ty = 0; ty < TH; ty++)
-            ks.wino_dy[nvi](dyt + 2 * ty * W2 * L, dyt + (2 * ty + 1) * W2 * L, TW, yh + (k * NT + ty * TW) * L, R * L);
+          std::memset(dyt, 0, size_t(m * TH * W2 * L) * sizeof(float));
+          for (int64_t q0 = 0; q0 < on; q0 += ks.W)  // W channels at a time, as in pad_channel_last
+            for (int64_t yy = 0; yy < H; yy++)
+              ks.transpose(dyi + (o0 + q0) * HW + yy * W, HW, std::min<int64_t>(ks.W, on - q0), W, dyt + yy * W2 * L + q0, L);
+          for (int64_t ty = 0; ty < TH; ty++) {
+            float* yt = yh + (k * NT + ty * TW) * L;
+            if (m == 2) {
+              ks.wino_dy[nvi](dyt + 2 * ty * W2 * L, dyt + (2 * ty + 1) * W2 * L, TW, yt, R * L);
+            } else {
+              const float* rows4[4];
+              for (int i = 0; i < 4; i++) rows4[i] = dyt + (4 * ty + i) * W2 * L;
+              ks.wino4_dy[nvi](rows4, TW, yt, R * L);
+            }
+          }
         }
-        float* pt = pg + 16 * C * tiles.lanes_before[t];
-        for (int xi = 0; xi < 16; xi++) {
+        float* pt = pg + XI * C * tiles.lanes_before[t];
+        for (int xi = 0; xi < XI; xi++) {
           int64_t c0 = 0;
           for (int64_t ch = 0; ch < nchunk; ch++) {
             const int64_t c1 = C * (ch + 1) / nchunk;
@@ -597,33 +674,35 @@ bool run_winograd_backward_weight(const KernelSet& ks, const float* x, const flo
         }
       }
     }
-  }, double(n) * double(O) * double(C) * 16.0 * double(NT) > 1e6);
+  }, double(n) * double(O) * double(C) * XI * double(NT) > 1e6);
   if (!ok) return false;
-  // sum the partials (group order), then dW = Gᵀ M G, G = [[1,0,0],[½,½,½],[½,−½,½],[0,0,1]]
+  // sum the partials (group order), then dW = Gᵀ M G (G as in pack_winograd)
   parallel_for(C, 1, [&](int64_t cb, int64_t ce) {
     for (int64_t t = 0; t < tiles.count; t++) {
       const int L = tiles.lanes[t];
-      const int64_t o0 = tiles.start[t], on = std::min<int64_t>(L, O - o0), base = 16 * C * tiles.lanes_before[t];
+      const int64_t o0 = tiles.start[t], on = std::min<int64_t>(L, O - o0), base = XI * C * tiles.lanes_before[t];
       for (int64_t c = cb; c < ce; c++)
         for (int64_t l = 0; l < on; l++) {
-          double m[16];
-          for (int xi = 0; xi < 16; xi++) {
+          double mm[36];
+          for (int xi = 0; xi < XI; xi++) {
             double s = 0.0;
             for (int64_t gi = 0; gi < groups; gi++) s += partial[gi * psize + base + (xi * C + c) * L + l];
-            m[xi] = s;
+            mm[xi] = s;
           }
-          double p[3][4];
-          for (int j = 0; j < 4; j++) {
-            p[0][j] = m[j] + 0.5 * (m[4 + j] + m[8 + j]);
-            p[1][j] = 0.5 * (m[4 + j] - m[8 + j]);
-            p[2][j] = 0.5 * (m[4 + j] + m[8 + j]) + m[12 + j];
-          }
+          double p[3][6];  // Gᵀ M
+          for (int u = 0; u < 3; u++)
+            for (int j = 0; j < a; j++) {
+              double s = 0.0;
+              for (int i = 0; i < a; i++) s += winograd_g(m, i, u) * mm[a * i + j];
+              p[u][j] = s;
+            }
           float* d = dw + ((o0 + l) * C + c) * 9;
-          for (int i = 0; i < 3; i++) {
-            d[3 * i + 0] = float(p[i][0] + 0.5 * (p[i][1] + p[i][2]));
-            d[3 * i + 1] = float(0.5 * (p[i][1] - p[i][2]));
-            d[3 * i + 2] = float(0.5 * (p[i][1] + p[i][2]) + p[i][3]);
-          }
+          for (int u = 0; u < 3; u++)  // (Gᵀ M) G
+            for (int v = 0; v < 3; v++) {
+              double s = 0.0;
+              for (int j = 0; j < a; j++) s += p[u][j] * winograd_g(m, j, v);
+              d[3 * u + v] = float(s);
+            }
         }
     }
   });
@@ -646,6 +725,11 @@ bool winograd_enabled(int enable) {
   return g_winograd;
 }
 
+int winograd_tile_setting(int m) {
+  if (m == 0 || m == 2 || m == 4) g_wino_tile = m;
+  return g_wino_tile;
+}
+
 bool direct_prefer_avx2(int prefer) {
   if (prefer >= 0) g_prefer_avx2 = prefer != 0;
   return g_prefer_avx2;
@@ -661,19 +745,21 @@ bool direct_conv2d(const float* x, const float* w, const float* bias, const Conv
   if (!ks || g.sh > 2 || g.sw > 2 || g.o > kMaxChannels) return false;
   Tiles tiles(g.o, ks->W, 2);
   if (winograd_fits(g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.c, g.o)) {
-    const size_t nu = size_t(16 * g.c * tiles.lanes_total);
+    const int m = winograd_tile(g.h, g.w);
+    const size_t nu = size_t((m + 2) * (m + 2) * g.c * tiles.lanes_total);
     auto pack = [&](float* dst) {
-      pack_winograd([&](int64_t o, int64_t c, float* k) { std::memcpy(k, w + (o * g.c + c) * 9, 9 * sizeof(float)); },
+      pack_winograd(m, [&](int64_t o, int64_t c, float* k) { std::memcpy(k, w + (o * g.c + c) * 9, 9 * sizeof(float)); },
                     g.o, g.c, tiles, dst);
     };
-    const float* upk = use_packed_cache(g) ? packed_weight_cache().get(2 * ks->W + 1, g.o, g.c, 3, 3, w, nu, pack) : nullptr;
+    // (forms: 2W the direct kernels' packing, 2W + 1 F(2×2), 2W + 3 F(4×4))
+    const float* upk = use_packed_cache(g) ? packed_weight_cache().get(2 * ks->W + m - 1, g.o, g.c, 3, 3, w, nu, pack) : nullptr;
     if (!upk) {
       float* buf = scratch(3, kShared, nu);
       if (!buf) { *oom = true; return false; }
       pack(buf);
       upk = buf;
     }
-    if (!run_winograd(*ks, x, g.n, g.c, g.h, g.w, g.o, tiles, upk, bias, y)) { *oom = true; return false; }
+    if (!run_winograd(*ks, m, x, g.n, g.c, g.h, g.w, g.o, tiles, upk, bias, y)) { *oom = true; return false; }
     return true;
   }
   const size_t npk = size_t(g.c * g.kh * g.kw * tiles.lanes_total);
@@ -701,13 +787,14 @@ bool direct_conv2d_backward_input(const float* dy, const float* w, const ConvGeo
   Tiles tiles(g.c, ks->W, 2);
   if (winograd_fits(g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.o, g.c)) {
     // dX = 3×3 convolution (padding 1) of dY with the flipped, transposed kernel
-    float* upk = scratch(3, kShared, size_t(16 * g.o * tiles.lanes_total));
+    const int m = winograd_tile(g.h, g.w);
+    float* upk = scratch(3, kShared, size_t((m + 2) * (m + 2) * g.o * tiles.lanes_total));
     if (!upk) { *oom = true; return false; }
-    pack_winograd([&](int64_t c, int64_t o, float* k) {
+    pack_winograd(m, [&](int64_t c, int64_t o, float* k) {
       const float* src = w + (o * g.c + c) * 9;
       for (int q = 0; q < 9; q++) k[q] = src[8 - q];
     }, g.c, g.o, tiles, upk);
-    if (!run_winograd(*ks, dy, g.n, g.o, g.h, g.w, g.c, tiles, upk, nullptr, dx)) { *oom = true; return false; }
+    if (!run_winograd(*ks, m, dy, g.n, g.o, g.h, g.w, g.c, tiles, upk, nullptr, dx)) { *oom = true; return false; }
     return true;
   }
   DirectFwd d{dy, g.n, g.o, g.oh, g.ow, g.c, 1, 1, g.h, g.w, g.sh, g.sw, &tiles, nullptr, dx, 0, {}};
@@ -746,10 +833,13 @@ bool direct_conv2d_backward_input(const float* dy, const float* w, const ConvGeo
 bool direct_conv2d_backward_weight(const float* x, const float* dy, const ConvGeom& g, float* dw, bool* oom) {
   const KernelSet* ks = kernels();
   if (!ks || g.kh != 3 || g.kw != 3 || g.sh > 2 || g.sw > 2 || g.sh != g.sw || g.o > kMaxChannels) return false;
-  // (below 8×8, the padding of the last tiles costs more than Winograd saves on this pass)
-  if (winograd_fits(g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.c, g.o) && g.h >= 8 && g.w >= 8) {
+  const int m = winograd_tile_backward_weight(g.h, g.w);
+  if (m && winograd_fits(g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.c, g.o)) {
     Tiles wt(g.o, ks->W, 2);
-    if (!run_winograd_backward_weight(*ks, x, dy, g.n, g.c, g.h, g.w, g.o, wt, dw)) { *oom = true; return false; }
+    if (!run_winograd_backward_weight(*ks, m, x, dy, g.n, g.c, g.h, g.w, g.o, wt, dw)) {
+      *oom = true;
+      return false;
+    }
     return true;
   }
   const int64_t Hp = (g.oh - 1) * g.sh + 3, Wp = (g.ow - 1) * g.sw + 3, plane = Hp * Wp, P = g.oh * g.ow;

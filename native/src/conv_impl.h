@@ -8,8 +8,10 @@ namespace dn {
 const char* direct_isa();
 /** Sets (prefer = 0 / 1) or reads (prefer = −1) the preference for the AVX2 kernels on AVX-512 CPUs. */
 bool direct_prefer_avx2(int prefer);
-/** Sets (enable = 0 / 1) or reads (−1) whether 3×3 stride-1 convolutions use Winograd F(2×2, 3×3). */
+/** Sets (enable = 0 / 1) or reads (−1) whether 3×3 stride-1 convolutions use Winograd (F(2×2, 3×3) or F(4×4, 3×3)). */
 bool winograd_enabled(int enable);
+/** Winograd's output tile: 2 or 4 forces F(2×2) / F(4×4) everywhere, 0 chooses per shape; returns the setting. */
+int winograd_tile_setting(int m);
 
 /** Direct convolutions. Each returns false when it does not handle the geometry (the caller then falls
  *  back to im2col + GEMM) or when scratch memory could not be allocated (*oom set). */

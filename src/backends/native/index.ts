@@ -43,7 +43,7 @@ export interface NativeAddon extends Pick<KernelSignatures, NativeKernelName> {
    *  AVX-512 / AVX2 kernels for the rest, where the CPU has them), 'direct' (no Winograd), 'im2col' (im2col +
    *  GEMM everywhere) or 'avx2' (the AVX2 kernels even on AVX-512 CPUs; for tests). Returns the
    *  implementation in effect. */
-  convImpl(mode?: 'auto' | 'direct' | 'im2col' | 'avx2'): string;
+  convImpl(mode?: 'auto' | 'direct' | 'im2col' | 'avx2' | 'winograd2' | 'winograd4'): string;
   /** Chains a SIGINT/SIGTERM handler in front of Node's that writes the signal number into the returned
    *  Int32Array(1) (null: no POSIX signals, or not the main thread). See native/src/signals.cc. */
   watchSignals(): Int32Array | null;
