@@ -39,10 +39,11 @@ export interface NativeAddon extends Pick<KernelSignatures, NativeKernelName> {
   /** Pool size; with an argument (1..256) resizes the pool first. */
   threads(n?: number): number;
   info(): NativeInfo;
-  /** Convolution implementation: 'auto' (Winograd F(2×2, 3×3) for 3×3 stride-1 padding-1 layers, direct
-   *  AVX-512 / AVX2 kernels for the rest, where the CPU has them), 'direct' (no Winograd), 'im2col' (im2col +
-   *  GEMM everywhere) or 'avx2' (the AVX2 kernels even on AVX-512 CPUs; for tests). Returns the
-   *  implementation in effect. */
+  /** Convolution implementation: 'auto' (Winograd F(2×2, 3×3) or F(4×4, 3×3), chosen per shape, for 3×3
+   *  stride-1 padding-1 layers, direct AVX-512 / AVX2 kernels for the rest, where the CPU has them), 'direct'
+   *  (no Winograd), 'im2col' (im2col + GEMM everywhere), 'avx2' (the AVX2 kernels even on AVX-512 CPUs) or
+   *  'winograd2' / 'winograd4' (one Winograd tile size wherever Winograd runs); the last three for tests.
+   *  Returns the implementation in effect. */
   convImpl(mode?: 'auto' | 'direct' | 'im2col' | 'avx2' | 'winograd2' | 'winograd4'): string;
   /** Chains a SIGINT/SIGTERM handler in front of Node's that writes the signal number into the returned
    *  Int32Array(1) (null: no POSIX signals, or not the main thread). See native/src/signals.cc. */
