@@ -448,8 +448,8 @@ int winograd_tile(int64_t h, int64_t w) {
  *  F(2×2)'s time at 28×28, but 1.2–1.3× at 14×14 and 2× the direct kernel's at 7×7 (few tiles per image: its
  *  passes reduce over too few tiles per kernel call). */
 int winograd_tile_backward_weight(int64_t h, int64_t w) {
-  if (h < 8 || w < 8) return 0;  // the direct kernel: padding the last tiles costs more than Winograd saves
   if (g_wino_tile) return g_wino_tile;
+  if (h < 8 || w < 8) return 0;  // the direct kernel: padding the last tiles costs more than Winograd saves
   return h >= 16 && w >= 16 ? 4 : 2;
 }
 
@@ -503,13 +503,9 @@ void pack_winograd_m(KernelAt kernel_at, int64_t Cout, int64_t Cin, const Tiles&
       const int L = tiles.lanes[t];
       const int64_t o0 = tiles.start[t];
       float* dst = pk + XI * Cin * tiles.lanes_before[t];
-      for (int64_t ci = cb; ci < ce; ci++)
-        for (int l = 0; l < L; l++) {
-          float* d = dst + ci * L + l;
-          if (o0 + l >= Cout) {
-            for (int xi = 0; xi < XI; xi++) d[xi * Cin * L] = 0.0f;
-            continue;
-          }
+      for (int64_t ci = cb; ci < ce; ci++) {
+        float u[XI][64] = {};  // one input channel's lanes, written out as whole rows of L floats
+        for (int l = 0; l < L && o0 + l < Cout; l++) {
           float k[9];
           kernel_at(o0 + l, ci, k);
           double gk[a][3];  // G k
@@ -517,8 +513,10 @@ void pack_winograd_m(KernelAt kernel_at, int64_t Cout, int64_t Cin, const Tiles&
             for (int v = 0; v < 3; v++) gk[i][v] = G[i][0] * k[v] + G[i][1] * k[3 + v] + G[i][2] * k[6 + v];
           for (int i = 0; i < a; i++)  // (G k) Gᵀ
             for (int j = 0; j < a; j++)
-              d[(a * i + j) * Cin * L] = float(gk[i][0] * G[j][0] + gk[i][1] * G[j][1] + gk[i][2] * G[j][2]);
+              u[a * i + j][l] = float(gk[i][0] * G[j][0] + gk[i][1] * G[j][1] + gk[i][2] * G[j][2]);
         }
+        for (int xi = 0; xi < XI; xi++) std::memcpy(dst + (xi * Cin + ci) * L, u[xi], size_t(L) * sizeof(float));
+      }
     }
   });
 }
