@@ -49,8 +49,7 @@ using BwwFn = void (*)(const float*, int64_t, int64_t, int64_t, int64_t, int64_t
 using WinoInFn = void (*)(const float*, int64_t, int64_t, int64_t, float*, int64_t, int64_t);
 using WinoOutFn = void (*)(const float*, int64_t, int64_t, float*);
 using TransposeFn = void (*)(const float*, int64_t, int64_t, int64_t, float*, int64_t);
-using WinoDyFn = void (*)(const float*, const float*, int64_t, float*, int64_t);
-using Wino4DyFn = void (*)(const float* const*, int64_t, float*, int64_t);
+using WinoDyFn = void (*)(const float* const*, int64_t, float*, int64_t);
 using RedFn = void (*)(const float*, int64_t, int64_t, const float*, float*);
 
 struct KernelSet {
@@ -59,12 +58,10 @@ struct KernelSet {
   int bww_nv = 0;  // vectors per backward-weight tile
   FwdFn fwd[2][2][kMaxNPAll] = {};  // [nv − 1][sw − 1][np − 1]
   BwwFn bww[2][2] = {};             // [nv − 1][sw − 1]
-  WinoInFn wino_in = nullptr;
-  WinoOutFn wino_out[2] = {};       // [nv − 1]
-  WinoDyFn wino_dy[2] = {};         // [nv − 1]
-  WinoInFn wino4_in = nullptr;      // F(4×4, 3×3)
-  WinoOutFn wino4_out[2] = {};
-  Wino4DyFn wino4_dy[2] = {};
+  // Winograd transforms, [0] F(2×2, 3×3), [1] F(4×4, 3×3) (wino_set(m)); then [nv − 1]
+  WinoInFn wino_in[2] = {};
+  WinoOutFn wino_out[2][2] = {};
+  WinoDyFn wino_dy[2][2] = {};
   TransposeFn transpose = nullptr;
   RedFn red[2][kMaxNPAll] = {};     // [nv − 1][np − 1]
 };
@@ -418,11 +415,11 @@ bool run_direct_fwd(const KernelSet& ks, const DirectFwd& d) {
   return ok;
 }
 
-// ---- Winograd F(2×2, 3×3) for 3×3, stride 1, padding 1 (the UNet's convolutions, forward and backward-input):
-// 16 products per 2×2 output tile instead of 36, i.e. 2.25× fewer multiply-adds than the direct kernel.
-// Per work unit (one image, a block of tile rows): transform the input tiles to V[ξ][c][tile], run the 16
-// products V_ξ · U_ξ as 1×1 convolutions on the direct kernel (channels as lanes, tiles as pixels), and
-// transform each channel tile's products back to 2×2 outputs.
+// ---- Winograd F(m×m, 3×3), m = 2 or 4, for 3×3, stride 1, padding 1 (the UNet's convolutions): 16 products per
+// 2×2 output tile instead of 36 (2.25× fewer multiply-adds than the direct kernel), or 36 per 4×4 tile instead
+// of 144 (4×). Per work unit (one image, a block of tile rows): transform the input tiles to V[ξ][c][tile], run
+// the (m + 2)² products V_ξ · U_ξ as 1×1 convolutions on the direct kernel (channels as lanes, tiles as pixels),
+// and transform each channel tile's products back to m×m outputs.
 
 /** DIFFUSE_CONV_WINOGRAD=0 (or convImpl('direct')) turns it off: the direct kernels then run every 3×3.
  *  =2 / =4 (convImpl('winograd2') / 'winograd4') use only F(2×2, 3×3) / F(4×4, 3×3); by default the tile size
@@ -488,6 +485,9 @@ double winograd_g(int m, int i, int j) {
   return m == 2 ? G2[i][j] : G4[i][j];
 }
 
+/** KernelSet's index of the F(m×m, 3×3) transforms. */
+int wino_set(int m) { return m == 2 ? 0 : 1; }
+
 /** Packs U = G g Gᵀ per channel tile for F(m×m, 3×3), m = 2 or 4: [ξ < (m + 2)²][Cin][lanes] (zero past Cout),
  *  tile t at (m + 2)²·Cin·lanes_before[t]. kernel_at(co, ci, k) gives the 3×3 kernel taking input channel ci to
  *  output channel co as k[u·3 + v]. */
@@ -531,13 +531,12 @@ void pack_winograd(int m, KernelAt kernel_at, int64_t Cout, int64_t Cin, const T
  *  F(m×m, 3×3) (m = 2 or 4). */
 bool run_winograd(const KernelSet& ks, int m, const float* x, int64_t n, int64_t Cin, int64_t H, int64_t W,
                   int64_t Cout, const Tiles& tiles, const float* upk, const float* bias, float* y) {
-  const int XI = (m + 2) * (m + 2);
-  const WinoInFn wino_in = m == 2 ? ks.wino_in : ks.wino4_in;
+  const int XI = (m + 2) * (m + 2), ws = wino_set(m);
   const int64_t TH = (H + m - 1) / m, TW = (W + m - 1) / m, Wp = m * TW + 2, HW = H * W;
   const int64_t Cp = (Cin + ks.W - 1) / ks.W * ks.W;  // channels padded to whole vectors
   const int64_t Cs = Cp + ks.W;  // V's tile stride: not a multiple of 4 KiB apart (L1 set conflicts)
   const int T = pool_threads();
-  // tile rows per unit: V (16·Cs·tiles floats) within ~384 KiB of L2, and enough units for the pool
+  // tile rows per unit: V (XI·Cs·tiles floats) within ~384 KiB of L2, and enough units for the pool
   int64_t rows = std::max<int64_t>(1, std::min<int64_t>(TH, (384 * 1024 / 4) / (XI * Cs * TW)));
   while (rows > 1 && n * ((TH + rows - 1) / rows) < 4 * T) rows--;
   const int64_t nblk = (TH + rows - 1) / rows, units = n * nblk, Lmax = 2 * ks.W;
@@ -552,7 +551,7 @@ bool run_winograd(const KernelSet& ks, int m, const float* x, int64_t n, int64_t
     float* ob = prod + XI * NTb * Lmax;  // [m rows][m·TW columns][L]
     pad_channel_last(ks, x + img * Cin * HW, Cin, H, W, m * ty0, Hp, Wp, Cp, xcl);
     for (int64_t ty = ty0; ty < ty1; ty++)
-      wino_in(xcl + m * (ty - ty0) * Wp * Cp, Wp, Cp, TW, v + (ty - ty0) * TW * Cs, Cs, NTb * Cs);
+      ks.wino_in[ws](xcl + m * (ty - ty0) * Wp * Cp, Wp, Cp, TW, v + (ty - ty0) * TW * Cs, Cs, NTb * Cs);
     const int64_t nchunk = (NTb + ks.max_np - 1) / ks.max_np;
     for (int64_t t = 0; t < tiles.count; t++) {
       const int L = tiles.lanes[t];
@@ -570,7 +569,7 @@ bool run_winograd(const KernelSet& ks, int m, const float* x, int64_t n, int64_t
       float bl[64] = {};  // the tile's bias lanes (L ≤ 32), zero past Cout
       if (bias) std::memcpy(bl, bias + o0, size_t(on) * sizeof(float));
       for (int64_t ty = ty0; ty < ty1; ty++) {
-        (m == 2 ? ks.wino_out : ks.wino4_out)[nvi](prod + (ty - ty0) * TW * L, NTb * L, TW, ob);
+        ks.wino_out[ws][nvi](prod + (ty - ty0) * TW * L, NTb * L, TW, ob);
         const int64_t oy = m * ty, nrows = std::min<int64_t>(m, H - oy);
         if (bias)  // channel-last here: contiguous lanes, added while the tile is in cache
           for (int64_t i = 0; i < nrows; i++)
@@ -588,13 +587,12 @@ bool run_winograd(const KernelSet& ks, int m, const float* x, int64_t n, int64_t
 
 /** dW[o][c] (3×3) of a 3×3, stride-1, padding-1 convolution by Winograd: with V = Bᵀ d B the input tiles (as in
  *  the forward pass) and Ŷ = A dY Aᵀ the output-gradient tiles (zero past the output), the forward
- *  Y = Aᵀ[(G g Gᵀ) ⊙ V]A gives dW = Gᵀ [Σ_tiles Ŷ ⊙ V] G: 16 products per tile instead of 36, reduced over
- *  all tiles of all images as 16 GEMM-like passes on the direct kernel (output channels as lanes, input
- *  channels as pixels, tiles as the reduction). */
+ *  Y = Aᵀ[(G g Gᵀ) ⊙ V]A gives dW = Gᵀ [Σ_tiles Ŷ ⊙ V] G for F(m×m, 3×3): (m + 2)² products per m×m tile instead
+ *  of 9·m², reduced over all tiles of all images as (m + 2)² GEMM-like passes on the direct kernel (output
+ *  channels as lanes, input channels as pixels, tiles as the reduction). */
 bool run_winograd_backward_weight(const KernelSet& ks, int m, const float* x, const float* dy, int64_t n, int64_t C,
                                   int64_t H, int64_t W, int64_t O, const Tiles& tiles, float* dw) {
-  const int a = m + 2, XI = a * a;
-  const WinoInFn wino_in = m == 2 ? ks.wino_in : ks.wino4_in;
+  const int a = m + 2, XI = a * a, ws = wino_set(m);
   const int64_t TH = (H + m - 1) / m, TW = (W + m - 1) / m, NT = TH * TW, Wp = m * TW + 2, Hp = m * TH + 2, HW = H * W;
   const int64_t lanes_total = tiles.lanes_total, Lmax = 2 * ks.W;
   const int64_t Cp = (C + ks.W - 1) / ks.W * ks.W;  // channels padded to whole vectors
@@ -634,7 +632,7 @@ bool run_winograd_backward_weight(const KernelSet& ks, int m, const float* x, co
       for (int64_t k = 0; k < ns; k++) {
         pad_channel_last(ks, x + (s0 + k) * C * HW, C, H, W, 0, Hp, Wp, Cp, xcl);
         for (int64_t ty = 0; ty < TH; ty++)
-          wino_in(xcl + m * ty * Wp * Cp, Wp, Cp, TW, v + (k * NT + ty * TW) * Cs, Cs, R * Cs);
+          ks.wino_in[ws](xcl + m * ty * Wp * Cp, Wp, Cp, TW, v + (k * NT + ty * TW) * Cs, Cs, R * Cs);
       }
       for (int64_t t = t0; t < t1; t++) {
         const int L = tiles.lanes[t];
@@ -647,14 +645,9 @@ bool run_winograd_backward_weight(const KernelSet& ks, int m, const float* x, co
             for (int64_t yy = 0; yy < H; yy++)
               ks.transpose(dyi + (o0 + q0) * HW + yy * W, HW, std::min<int64_t>(ks.W, on - q0), W, dyt + yy * W2 * L + q0, L);
           for (int64_t ty = 0; ty < TH; ty++) {
-            float* yt = yh + (k * NT + ty * TW) * L;
-            if (m == 2) {
-              ks.wino_dy[nvi](dyt + 2 * ty * W2 * L, dyt + (2 * ty + 1) * W2 * L, TW, yt, R * L);
-            } else {
-              const float* rows4[4];
-              for (int i = 0; i < 4; i++) rows4[i] = dyt + (4 * ty + i) * W2 * L;
-              ks.wino4_dy[nvi](rows4, TW, yt, R * L);
-            }
+            const float* rows[4];  // the tile row's m rows of dY
+            for (int i = 0; i < m; i++) rows[i] = dyt + (m * ty + i) * W2 * L;
+            ks.wino_dy[ws][nvi](rows, TW, yh + (k * NT + ty * TW) * L, R * L);
           }
         }
         float* pt = pg + XI * C * tiles.lanes_before[t];
@@ -675,6 +668,9 @@ bool run_winograd_backward_weight(const KernelSet& ks, int m, const float* x, co
   }, double(n) * double(O) * double(C) * XI * double(NT) > 1e6);
   if (!ok) return false;
   // sum the partials (group order), then dW = Gᵀ M G (G as in pack_winograd)
+  double G[6][3];
+  for (int i = 0; i < a; i++)
+    for (int j = 0; j < 3; j++) G[i][j] = winograd_g(m, i, j);
   parallel_for(C, 1, [&](int64_t cb, int64_t ce) {
     for (int64_t t = 0; t < tiles.count; t++) {
       const int L = tiles.lanes[t];
@@ -691,14 +687,14 @@ bool run_winograd_backward_weight(const KernelSet& ks, int m, const float* x, co
           for (int u = 0; u < 3; u++)
             for (int j = 0; j < a; j++) {
               double s = 0.0;
-              for (int i = 0; i < a; i++) s += winograd_g(m, i, u) * mm[a * i + j];
+              for (int i = 0; i < a; i++) s += G[i][u] * mm[a * i + j];
               p[u][j] = s;
             }
           float* d = dw + ((o0 + l) * C + c) * 9;
           for (int u = 0; u < 3; u++)  // (Gᵀ M) G
             for (int v = 0; v < 3; v++) {
               double s = 0.0;
-              for (int j = 0; j < a; j++) s += p[u][j] * winograd_g(m, j, v);
+              for (int j = 0; j < a; j++) s += p[u][j] * G[j][v];
               d[3 * u + v] = float(s);
             }
         }
