@@ -22,7 +22,7 @@ const { values: o, positionals: trainFlags } = parseArgs({
     label: { type: 'string' }, time: { type: 'string', default: '15m' }, unconditional: { type: 'boolean', default: false },
     keep: { type: 'string' }, 'steps-per-sec': { type: 'string' }, count: { type: 'string', default: '1000' },
     sampler: { type: 'string', default: 'dpmSolverPlusPlus' }, 'sampler-steps': { type: 'string', default: '20' },
-    guidance: { type: 'string', default: '1' },
+    guidance: { type: 'string' },
   },
 });
 if (!o.label) throw new Error('bench/quality.ts: --label <name> names the row');
@@ -59,14 +59,16 @@ const rows = metrics(out);
 const last = rows[rows.length - 1];
 
 const evalOut = join(out, 'quality-eval');
+// Without --guidance, eval's default: 1, or a cluster-conditioned model's own.
 run(['eval', '--checkpoint', out, '--count', o.count!, '--sampler', o.sampler!, '--steps', o['sampler-steps']!,
-  '--guidance', o.guidance!, '--out', evalOut, ...(o.unconditional ? ['--unconditional'] : [])]);
+  ...(o.guidance ? ['--guidance', o.guidance] : []), '--out', evalOut, ...(o.unconditional ? ['--unconditional'] : [])]);
 const report = JSON.parse(readFileSync(join(evalOut, 'eval.json'), 'utf8'));
 const hist: number[] = report.classHistogram;
 const row = {
   label: o.label, date: new Date().toISOString(), trainFlags, budgetSec, plannedSteps: steps, steps: last.step,
   trainSec: +last.elapsedSec.toFixed(1), wallSec: +wallSec.toFixed(1), finalLoss: +last.loss.toFixed(4),
-  sampler: `${o.sampler} ${o['sampler-steps']}`, unconditional: o.unconditional || trainFlags.includes('--no-class-cond'),
+  sampler: `${o.sampler} ${o['sampler-steps']}`, guidance: report.guidance, clusters: report.clusters,
+  unconditional: o.unconditional || trainFlags.includes('--no-class-cond'),
   confident: report.confidentFraction, classMin: Math.min(...hist), classMax: Math.max(...hist), perClassOk: report.perClassOk,
   fd: +report.frechetToHeldOut.toFixed(2),
 };

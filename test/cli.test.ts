@@ -72,6 +72,7 @@ describe('diffuse train', () => {
       [['--prediction', 'noise'], /--prediction must be epsilon, x0 or v/],
       [['--dataset', '/nonexistent/folder', '--image-size', '16'], /nonexistent\/folder/],
       [['--norm-groups', '0'], /--norm-groups must be an integer in 1…1024, got '0'/],
+      [['--clusters', '100', '--limit', '40'], /--clusters 100: the dataset has only 40 images/],
       [['--norm-groups', '12'], /^diffuse: --norm-groups 12: normGroups 12 must divide the channel count of every norm \(32, 64, 96, 128\), and does not divide 32$/m],
     ] as [string[], RegExp][]) {
       const r = diffuse('train', '--out', out, ...args);
@@ -79,6 +80,39 @@ describe('diffuse train', () => {
       assert.match(r.err, pattern);
       assert.equal(r.err.trim().split('\n').length, 1, `one line for ${args.join(' ')}: ${r.err}`);
     }
+  });
+
+  test('without labels the model conditions on k-means clusters: recorded, resumed, sampled by size with its guidance', () => {
+    const dir = join(tmp(), 'clusters');
+    const r = diffuse('train', '--out', dir, ...tiny, '--limit', '300', '--no-class-cond', '--time', '0s');
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /classes: 6 k-means clusters of the images, no labels/);
+    const json = readCheckpointJson<RunConfig, { step: number }>(dir);
+    assert.equal(json.config.model.config.numClasses, 6);
+    assert.deepEqual([json.config.clusters!.sizes.length, json.config.clusters!.sizes.reduce((a, b) => a + b), json.config.clusters!.guidance,
+      json.config.clusters!.seed], [6, 300, 2.5, 0]);
+    // Resuming recomputes the same clusters.
+    const resumed = diffuse('train', '--out', dir, '--resume');
+    assert.equal(resumed.code, 0, resumed.err);
+    const s = diffuse('sample', '--checkpoint', dir, '--count', '4', '--steps', '2', '--out', join(tmp(), 's'));
+    assert.equal(s.code, 0, s.err);
+    assert.match(s.out, /guidance 2\.5, clusters drawn by size/);
+    // Recorded sizes that the images no longer give: one line naming the field, nothing written.
+    const path = join(dir, 'checkpoint.json'), raw = JSON.parse(readFileSync(path, 'utf8'));
+    raw.config.clusters.sizes = [1, 1, 1, 1, 1, 295];
+    raw.config.trainer.steps = 8;
+    writeFileSync(path, JSON.stringify(raw));
+    const before = snapshot(dir);
+    const bad = diffuse('train', '--out', dir, '--resume');
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.err, /its k-means clusters differ from field config\.clusters\.sizes of .*checkpoint\.json/);
+    assert.equal(bad.err.trim().split('\n').length, 1, bad.err);
+    assert.deepEqual(snapshot(dir), before);
+    // --clusters 0: a plain unconditional model.
+    const plain = join(tmp(), 'plain');
+    assert.equal(diffuse('train', '--out', plain, ...tiny, '--limit', '300', '--no-class-cond', '--clusters', '0', '--time', '0s').code, 0);
+    const pj = readCheckpointJson<RunConfig, unknown>(plain).config;
+    assert.deepEqual([pj.model.config.numClasses, pj.clusters], [0, undefined]);
   });
 
   test('a used output folder is neither overwritten nor resumed without asking', () => {

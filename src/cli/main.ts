@@ -17,7 +17,7 @@ import {
   CHECKPOINT_JSON, JUDGED_DATASETS, NonFiniteLossError, TRAIN_LIMITS, Trainer, checkpointDir, formatJudgeResult, frechetToHeldOut,
   judgeSamples, judgeSpec, loadImageDataset, loadJudge, loadModelFromCheckpoint, readImage, readRunCheckpoint, realDataReference, realImagesReference,
   removeCheckpointDebris, sampleImages, saveImage, saveImageGrid, savePlot, skippedSummary, verifyCheckpoint,
-  watchInterrupts, loadTrainingSet, ProgressiveDistiller, distillRunConfig, distillTeacher, type DistilledRecord, type FolderDataset, type RunConfig,
+  watchInterrupts, loadTrainingSet, relabelByClusters, defaultClusterCount, ProgressiveDistiller, distillRunConfig, distillTeacher, type DistilledRecord, type FolderDataset, type RunConfig, type ClusterRecord, type ImageDataset,
   type TrainerConfig,
 } from '../node.js';
 import { isDiffusersFolder, sampleDiffusersFolder } from './diffusers.js';
@@ -146,7 +146,7 @@ interface TrainFlags {
   minSnr?: number; steps: number; time?: number; batchSize: number; accumulate: number; lr: number; warmup?: number;
   ema: number; gradClip: number; seed: number; out: string; sampleEvery: number; checkpointEvery: number;
   classCond: boolean; condDropout: number; resume: boolean; force: boolean; backend?: string; limit?: number;
-  normGroups?: number;
+  normGroups?: number; clusters?: number;
 }
 
 /** The preset's UNet config with overrides and --norm-groups (one group count for every norm); a misfit count is a usage error. */
@@ -158,6 +158,17 @@ function trainModelConfig(f: TrainFlags, overrides: Partial<UNetConfig>): UNetCo
     if (f.normGroups !== undefined && /normGroups/.test((e as Error).message)) throw new UsageError(`--norm-groups ${f.normGroups}: ${(e as Error).message.replace(/^UNetConfig: /, '')}`);
     throw e;
   }
+}
+
+/** A run's images labelled by its k-means clusters again (they are recomputed, not stored: the same images and
+ *  seed give the same clusters); other images are an error naming the checkpoint's field. */
+function clusterDataset(dataset: ImageDataset, clusters: ClusterRecord, name: string, run: string): ImageDataset {
+  const relabelled = relabelByClusters(dataset, clusters.sizes.length, clusters.seed);
+  if (relabelled.sizes.some((v, i) => v !== clusters.sizes[i])) {
+    throw new UsageError(`dataset ${name}: its k-means clusters differ from field config.clusters.sizes of ${join(checkpointDir(run), CHECKPOINT_JSON)}; ` +
+      'the images changed since that run began');
+  }
+  return relabelled.dataset;
 }
 
 async function train(f: TrainFlags): Promise<void> {
@@ -206,17 +217,31 @@ async function train(f: TrainFlags): Promise<void> {
       } satisfies TrainerConfig,
     };
   }
-  const dataset = loadTrainingSet(config.dataset, { limit: config.datasetLimit, size: f.imageSize ?? config.model.config.imageSize });
+  let dataset = loadTrainingSet(config.dataset, { limit: config.datasetLimit, size: f.imageSize ?? config.model.config.imageSize });
   const skippedLine = 'skipped' in dataset ? skippedSummary(dataset as FolderDataset) : '';
   if (skippedLine) console.error(`diffuse: ${skippedLine}`);
+  let clusterLine = '';
   if (!f.resume) {
     const size = dataset.height;
     if (dataset.height !== dataset.width) throw new UsageError(`dataset ${config.dataset}: images are ${dataset.height}×${dataset.width}, expected square`);
+    const labelled = f.classCond && dataset.numClasses > 0;
+    // Without labels the model conditions on k-means clusters by default (src/data/clusters.ts).
+    const clusters = f.clusters ?? (labelled ? 0 : defaultClusterCount(dataset.n));
+    if (clusters > dataset.n) throw new UsageError(`--clusters ${clusters}: the dataset has only ${dataset.n} images`);
+    if (clusters > 0) {
+      const t0 = performance.now();
+      const relabelled = relabelByClusters(dataset, clusters, config.trainer.seed);
+      dataset = relabelled.dataset;
+      config.clusters = { sizes: relabelled.sizes, guidance: CLUSTER_GUIDANCE, seed: config.trainer.seed };
+      clusterLine = `, classes: ${clusters} k-means clusters of the images, no labels (${((performance.now() - t0) / 1000).toFixed(1)} s)`;
+    }
     config.model.config = trainModelConfig(f, {
       imageSize: size, inChannels: dataset.channels,
-      numClasses: f.classCond && dataset.numClasses > 0 ? dataset.numClasses : 0,
+      numClasses: clusters > 0 ? clusters : labelled ? dataset.numClasses : 0,
       learnSigma: f.variance === 'learnedRange',
     });
+  } else if (config.clusters) {
+    dataset = clusterDataset(dataset, config.clusters, config.dataset, out);
   }
   const mc = config.model.config.modelChannels, batchValues = config.trainer.batchSize * mc * dataset.height * dataset.width;
   if (batchValues > CLI_LIMITS.batchValues) {
@@ -236,7 +261,7 @@ async function train(f: TrainFlags): Promise<void> {
   announceBackend();
   console.log(`diffuse train: ${config.dataset} (${dataset.n} images ${dataset.channels}×${dataset.height}×${dataset.width}), ` +
     `${describeModel(trainer.model, `UNet/${config.model.preset ?? 'custom'}`)}, backend ${getBackend().name}, ` +
-    `${config.trainer.steps} steps of batch ${config.trainer.batchSize}${f.resume ? `, resuming at step ${trainer.step}` : ''} → ${out}`);
+    `${config.trainer.steps} steps of batch ${config.trainer.batchSize}${clusterLine}${f.resume ? `, resuming at step ${trainer.step}` : ''} → ${out}`);
 
   // A signal stops the step in progress at its next kernel call; the last completed step is saved.
   const interrupts = watchInterrupts({
@@ -284,7 +309,7 @@ async function distill(f: DistillFlags): Promise<void> {
   if (!pow2(teacherSteps) || teacherSteps < 2 || teacherSteps > 512) throw new UsageError(`--teacher-steps must be a power of two in 2…512, got ${teacherSteps}`);
   if (!pow2(f.to) || f.to >= teacherSteps) throw new UsageError(`--to must be a power of two below --teacher-steps ${teacherSteps}, got ${f.to}`);
   if (first.config.objective.variance === 'learnedRange') throw new UsageError(`--checkpoint ${f.checkpoint}: a model with a learned variance cannot be distilled here`);
-  const guidance = f.guidance ?? (first.model.config.numClasses > 0 && !first.config.distilled ? 2 : 1);
+  const guidance = f.guidance ?? (first.config.distilled ? 1 : first.config.clusters?.guidance ?? (first.model.config.numClasses > 0 ? 2 : 1));
   if (guidance !== 1 && first.model.config.numClasses === 0) throw new UsageError(`--guidance ${guidance}: the model in ${f.checkpoint} is unconditional`);
   if (guidance !== 1 && first.config.distilled) throw new UsageError(`--guidance: ${f.checkpoint} already has guidance ${first.config.distilled.guidance} folded in`);
   const out = outFolder(f.out);
@@ -294,7 +319,8 @@ async function distill(f: DistillFlags): Promise<void> {
   if (resolve(checkpointDir(f.checkpoint)).startsWith(out + '/') || resolve(checkpointDir(f.checkpoint)) === out) {
     throw new UsageError(`--out ${out} holds the teacher ${f.checkpoint}; write the students elsewhere`);
   }
-  const dataset = loadTrainingSet(first.config.dataset, { limit: first.config.datasetLimit, size: first.config.model.config.imageSize });
+  let dataset = loadTrainingSet(first.config.dataset, { limit: first.config.datasetLimit, size: first.config.model.config.imageSize });
+  if (first.config.clusters) dataset = clusterDataset(dataset, first.config.clusters, first.config.dataset, f.checkpoint);
   mkdirSync(out, { recursive: true });
   let teacher = { model: first.model, config: first.config, dir: f.checkpoint };
   const interrupts = watchInterrupts({
@@ -353,7 +379,7 @@ async function distill(f: DistillFlags): Promise<void> {
 // ---------------------------------------------------------------- sample
 
 interface SampleFlags {
-  checkpoint: string; sampler?: string; steps?: number; count: number; seed: number; class?: number; guidance: number;
+  checkpoint: string; sampler?: string; steps?: number; count: number; seed: number; class?: number; guidance?: number;
   out: string; single: boolean; strip: boolean; weights: string; backend?: string;
 }
 
@@ -364,7 +390,7 @@ async function sample(f: SampleFlags): Promise<void> {
   if (existsSync(join(out, CHECKPOINT_JSON)) || (existsSync(out) && resolve(checkpointDir(f.checkpoint)) === out)) {
     throw new UsageError(`--out ${out} is a training run's folder; write samples elsewhere`);
   }
-  if (isDiffusersFolder(f.checkpoint)) return sampleDiffusersFolder(f, out, (m) => new UsageError(m));
+  if (isDiffusersFolder(f.checkpoint)) return sampleDiffusersFolder({ ...f, guidance: f.guidance ?? 1 }, out, (m) => new UsageError(m));
   const { model, config, schedule } = loadModelFromCheckpoint(f.checkpoint, f.weights);
   const sampler = samplerConfig(f.sampler, f.steps, schedule.T, config.distilled);
   checkOutputSize(f.count, model.config.inChannels, model.config.imageSize);
@@ -372,14 +398,17 @@ async function sample(f: SampleFlags): Promise<void> {
   if (f.class !== undefined && (nc === 0 || f.class >= nc)) {
     throw new UsageError(`--class ${f.class}: the model ${nc === 0 ? 'is unconditional' : `has classes 0…${nc - 1}`}`);
   }
-  const classes = nc > 0 ? Array.from({ length: f.count }, (_, i) => f.class ?? i % nc) : undefined;
+  // A cluster-conditioned model draws a cluster per sample unless --class names one.
+  const clusters = config.clusters && f.class === undefined ? config.clusters : undefined;
+  const classes = nc > 0 && !clusters ? Array.from({ length: f.count }, (_, i) => f.class ?? i % nc) : undefined;
+  const guidance = f.guidance ?? config.clusters?.guidance ?? 1;
   mkdirSync(out, { recursive: true });
   const bar = progressBar('sample');
   const batches = Math.ceil(f.count / 100);
   let total = 0, done = 0, started = 0;
   const frames: Tensor[] = [];
   const images = await sampleImages(model, schedule, config.objective, {
-    count: f.count, sampler, seed: f.seed, classes, guidanceScale: nc > 0 ? f.guidance : undefined,
+    count: f.count, sampler, seed: f.seed, classes, clusters, guidanceScale: nc > 0 ? guidance : undefined,
     onStep: (step, steps) => {
       if (total === 0) { total = steps * batches; started = performance.now(); bar.start(total, 0, { rate: '-' }); }
       done++;
@@ -398,7 +427,7 @@ async function sample(f: SampleFlags): Promise<void> {
     const keep = frames.filter((_, i) => i % Math.max(1, Math.floor(frames.length / 10)) === 0 || i === frames.length - 1);
     saveImageGrid(join(out, 'strip.png'), await toHost(concat(keep, 0)), { nrow: keep.length, scale: 3 });
   }
-  console.log(`${f.count} samples (${sampler.kind}${'steps' in sampler && sampler.steps ? `, ${sampler.steps} steps` : ''}${nc > 0 ? `, guidance ${f.guidance}` : ''}) → ${grid}`);
+  console.log(`${f.count} samples (${sampler.kind}${'steps' in sampler && sampler.steps ? `, ${sampler.steps} steps` : ''}${nc > 0 ? `, guidance ${guidance}` : ''}${clusters ? ', clusters drawn by size' : ''}) → ${grid}`);
 }
 
 // ---------------------------------------------------------------- forward
@@ -443,7 +472,7 @@ function forward(f: { image?: string; dataset: string; index: number; schedule: 
 
 // ---------------------------------------------------------------- eval
 
-interface EvalFlags { checkpoint: string; sampler?: string; steps?: number; count: number; seed: number; guidance: number; out: string; backend?: string; unconditional: boolean }
+interface EvalFlags { checkpoint: string; sampler?: string; steps?: number; count: number; seed: number; guidance?: number; out: string; backend?: string; unconditional: boolean }
 
 async function evaluate(f: EvalFlags): Promise<void> {
   await startBackend(f.backend);
@@ -463,14 +492,17 @@ async function evaluate(f: EvalFlags): Promise<void> {
   const out = outFolder(f.out);
   loadJudge(spec.dataset); // a missing or broken weights file fails before sampling
   const nc = model.config.numClasses;
-  // A conditional model is asked for each class equally often; --unconditional samples the null class.
-  const classes = nc > 0 && !f.unconditional ? Array.from({ length: f.count }, (_, i) => i % nc) : undefined;
+  // A conditional model is asked for each class equally often; a cluster-conditioned one draws its clusters by
+  // size (it has no labels to ask for); --unconditional samples the null class.
+  const clusters = f.unconditional ? undefined : config.clusters;
+  const classes = nc > 0 && !f.unconditional && !clusters ? Array.from({ length: f.count }, (_, i) => i % nc) : undefined;
+  const guidance = f.unconditional ? 1 : f.guidance ?? clusters?.guidance ?? 1;
   const bar = progressBar('eval');
   const batches = Math.ceil(f.count / 100);
   let done = 0, started = 0;
   const t0 = performance.now();
   const images = await sampleImages(model, schedule, config.objective, {
-    count: f.count, sampler, seed: f.seed, classes, guidanceScale: nc > 0 && !f.unconditional ? f.guidance : undefined,
+    count: f.count, sampler, seed: f.seed, classes, clusters, guidanceScale: nc > 0 && !f.unconditional ? guidance : undefined,
     onStep: (_step, steps) => {
       if (done === 0) { started = performance.now(); bar.start(steps * batches, 0, { rate: '-' }); }
       done++;
@@ -488,7 +520,8 @@ async function evaluate(f: EvalFlags): Promise<void> {
   // How often the judge sees the class that was asked for (conditional sampling only).
   const agreement = classes ? classes.filter((c, i) => judge.predictions[i] === c).length / classes.length : undefined;
   const common = {
-    checkpoint: resolve(f.checkpoint), sampler, count: f.count, seed: f.seed, guidance: f.guidance, conditional: !!classes,
+    checkpoint: resolve(f.checkpoint), sampler, count: f.count, seed: f.seed, guidance, conditional: !!classes,
+    ...(clusters ? { clusters: clusters.sizes.length } : {}),
     samplingSeconds: +seconds.toFixed(1),
   };
   if (spec.bar) {
@@ -530,13 +563,17 @@ function info(f: { checkpoint: string }): void {
   console.log(JSON.stringify({
     checkpoint: join(dir, CHECKPOINT_JSON), step: json.state.step, trainingMinutes: +(json.state.elapsedSec / 60).toFixed(1),
     parameters: unetParameterCount(json.config.model.config), dataset: json.config.dataset, model: json.config.model, schedule: json.config.schedule,
-    objective: json.config.objective, trainer: json.config.trainer, ...(json.config.distilled ? { distilled: json.config.distilled } : {}), files: json.files,
+    objective: json.config.objective, trainer: json.config.trainer, ...(json.config.distilled ? { distilled: json.config.distilled } : {}),
+    ...(json.config.clusters ? { clusters: { count: json.config.clusters.sizes.length, guidance: json.config.clusters.guidance, seed: json.config.clusters.seed } } : {}),
+    files: json.files,
   }, null, 2));
 }
 
 // ---------------------------------------------------------------- program
 
 const DEFAULT_STEPS = 2000;
+/** Guidance of a cluster-conditioned model's samples (bench/quality.ts, docs/results.md). */
+const CLUSTER_GUIDANCE = 2.5;
 const DEFAULT_WARMUP = 200;
 
 export function program(): Command {
@@ -565,7 +602,9 @@ export function program(): Command {
     .option('--out <dir>', 'output folder', 'runs/mnist')
     .option('--sample-every <n>', 'sample grid every N steps (0: never)', int('--sample-every', 0), 1000)
     .option('--checkpoint-every <n>', 'checkpoint every N steps', int('--checkpoint-every', 0), 250)
-    .option('--no-class-cond', 'train unconditionally')
+    .option('--no-class-cond', 'train without labels (on k-means clusters unless --clusters 0)')
+    .option('--clusters <k>', 'condition on k k-means clusters of the images instead of labels; samples draw a cluster by its size ' +
+      `and are guided (default without labels: one per 50 images, at most 100; with labels 0; 0: a plain unconditional model)`, int('--clusters', 0, UNET_LIMITS.maxClasses))
     .option('--cond-dropout <p>', 'fraction of labels replaced by the null class (classifier-free guidance, unconditional sampling)', num('--cond-dropout', 0, 1), 0.1)
     .option('--limit <n>', 'use only the first N training images', int('--limit', 1, 1e9))
     .option('--resume', 'continue the run in --out', false)
@@ -596,7 +635,7 @@ export function program(): Command {
     .option('--count <n>', 'number of samples', int('--count', 1, CLI_LIMITS.count), 64)
     .option('--seed <n>', 'random seed', int('--seed', 0, 2 ** 32 - 1), 0)
     .option('--class <n>', 'class label (conditional models; default: cycle through classes)', int('--class', 0, 1e6))
-    .option('--guidance <scale>', 'classifier-free guidance scale (1: none)', num('--guidance', 0, 100), 1)
+    .option('--guidance <scale>', "classifier-free guidance scale (1: none; default 1, or a cluster-conditioned model's own)", num('--guidance', 0, 100))
     .option('--weights <which>', 'ema or model', 'ema')
     .option('--out <dir>', 'output folder', 'runs/samples')
     .option('--single', 'also write one PNG per sample', false)
@@ -618,7 +657,7 @@ export function program(): Command {
     .option('--steps <n>', 'sampler steps', int('--steps', 1, TRAIN_LIMITS.samplerSteps))
     .option('--count <n>', 'number of samples', int('--count', 1, CLI_LIMITS.count), 1000)
     .option('--seed <n>', 'random seed', int('--seed', 0, 2 ** 32 - 1), 0)
-    .option('--guidance <scale>', 'classifier-free guidance scale (1: none)', num('--guidance', 0, 100), 1)
+    .option('--guidance <scale>', "classifier-free guidance scale (1: none; default 1, or a cluster-conditioned model's own)", num('--guidance', 0, 100))
     .option('--unconditional', 'sample the null class of a conditional model', false)
     .option('--out <dir>', 'output folder', 'runs/eval')
     .addOption(new Option('--backend <name>', 'js, native, wasm or webgpu (webgpu samples; the judge runs on the CPU)'))

@@ -37,3 +37,4 @@ export function loadImageDataset(spec: string, opts: LoadDatasetOptions = {}): I
 export function loadTrainingSet(spec: string, { limit, size }: { limit?: number; size: number }): ImageDataset {
   return loadImageDataset(spec, isBuiltInDataset(spec) ? { split: 'train', limit } : { size, limit });
 }
+export * from './clusters.js';

@@ -78,7 +78,9 @@ export async function startApi(o: ApiOptions): Promise<RunningApi> {
   const limits = o.limits ?? DEFAULT_LIMITS, maxQueue = o.maxQueue ?? 1000, ttl = o.ttl ?? 3600, maxBody = o.maxBody ?? 16 * 1024;
   const dir = checkpointDir(o.checkpoint);
   const json = readCheckpointJson<RunConfig>(dir);
-  const model: ModelInfo = { numClasses: json.config.model.config.numClasses, T: makeSchedule(json.config.schedule).T };
+  const model: ModelInfo = {
+    numClasses: json.config.model.config.numClasses, T: makeSchedule(json.config.schedule).T, defaultGuidance: json.config.clusters?.guidance,
+  };
   const fingerprint = modelFingerprint(json, weights);
   const tokenDigest = o.token ? sha(o.token) : null;
 

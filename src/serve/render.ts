@@ -6,7 +6,7 @@ import type { NoiseSchedule } from '../diffusion/index.js';
 import { encodePng, imageGrid } from '../io/png.js';
 import type { UNet } from '../nn/unet.js';
 import { narrow } from '../tensor/index.js';
-import { sampleImages, type ObjectiveConfig } from '../train/index.js';
+import { sampleImages, type ClusterRecord, type ObjectiveConfig } from '../train/index.js';
 import { samplerConfig, type SampleRequest } from './request.js';
 
 export interface RenderedSamples {
@@ -18,6 +18,8 @@ export interface LoadedModel {
   model: UNet;
   schedule: NoiseSchedule;
   objective: ObjectiveConfig;
+  /** A cluster-conditioned model's record: requests without a class draw clusters by size. */
+  clusters?: ClusterRecord;
 }
 
 /** Samples a request; `onStep(done, total)` counts sampler steps over all batches. */
@@ -27,7 +29,8 @@ export async function renderSamples(m: LoadedModel, r: SampleRequest, onStep?: (
   let done = 0;
   const images = await sampleImages(m.model, m.schedule, m.objective, {
     count: r.count, sampler: samplerConfig(r.sampler, r.steps), seed: r.seed,
-    classes: nc > 0 ? Array.from({ length: r.count }, (_, i) => r.class ?? i % nc) : undefined,
+    classes: nc > 0 && (r.class !== null || !m.clusters) ? Array.from({ length: r.count }, (_, i) => r.class ?? i % nc) : undefined,
+    clusters: r.class === null ? m.clusters : undefined,
     guidanceScale: nc > 0 ? r.guidance : undefined,
     onStep: (_step, steps) => onStep?.(++done, steps * batches),
   });

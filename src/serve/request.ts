@@ -32,6 +32,8 @@ export const DEFAULT_LIMITS: RequestLimits = { maxCount: 64, maxSteps: 200, maxG
 export interface ModelInfo {
   numClasses: number;
   T: number;
+  /** The guidance of a request without one: 1, or a cluster-conditioned model's own (RunConfig.clusters). */
+  defaultGuidance?: number;
 }
 
 export class RequestError extends Error {
@@ -81,7 +83,7 @@ export function parseSampleRequest(body: unknown, model: ModelInfo, limits: Requ
     if (model.numClasses === 0) throw new RequestError('class: the model is unconditional');
     cls = integer('class', b.class, 0, model.numClasses - 1, ' (the model\'s classes)');
   }
-  let guidance = 1;
+  let guidance = model.defaultGuidance ?? 1;
   if (b.guidance !== undefined) {
     if (typeof b.guidance !== 'number' || !Number.isFinite(b.guidance)) throw new RequestError(`guidance: expected a number, got ${describe(b.guidance)}`);
     if (b.guidance < 0 || b.guidance > limits.maxGuidance) throw new RequestError(`guidance: must be in [0, ${limits.maxGuidance}], got ${b.guidance}`);

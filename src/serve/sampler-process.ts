@@ -26,7 +26,7 @@ function start(): void {
     setBackend(backend as BackendName);
   }
   const { model, schedule, config } = loadModelFromCheckpoint(checkpoint, weights);
-  const loaded: LoadedModel = { model, schedule, objective: config.objective };
+  const loaded: LoadedModel = { model, schedule, objective: config.objective, clusters: config.clusters };
   process.on('message', async (m: JobMessage) => {
     if (m?.type !== 'job') return;
     const t0 = performance.now();

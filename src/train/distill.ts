@@ -63,6 +63,8 @@ export function distillRunConfig(teacher: RunConfig, o: DistillRoundOptions): Ru
       previewSampler: { kind: 'ddim', steps: o.steps },
     },
     distilled: { method: 'progressive', steps: o.steps, teacherSteps: 2 * o.steps, guidance: teacher.distilled?.guidance ?? o.guidance, teacher: o.teacherPath },
+    // A student of a cluster-conditioned teacher draws clusters too; the guidance is folded into it.
+    ...(teacher.clusters ? { clusters: { ...teacher.clusters, guidance: 1 } } : {}),
   };
 }
 

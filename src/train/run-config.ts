@@ -6,7 +6,7 @@
  */
 import { normalizeSamplerConfig, normalizeScheduleConfig, SAMPLER_KINDS } from '../diffusion/index.js';
 import { unetConfigFromJSON } from '../nn/unet.js';
-import type { RunConfig, TrainerConfig, TrainerState } from './trainer.js';
+import type { ClusterRecord, RunConfig, TrainerConfig, TrainerState } from './trainer.js';
 import type { DistilledRecord } from './distill.js';
 
 /** Bounds on the trainer's sizes, shared by the CLI's options. */
@@ -106,7 +106,7 @@ function trainerConfig(raw: unknown): TrainerConfig {
 /** A checked, normalised copy of a run config. */
 export function validateRunConfig(raw: unknown): RunConfig {
   const c = objectAt(raw, 'config');
-  noExtra(c, 'config', ['dataset', 'datasetLimit', 'model', 'schedule', 'objective', 'trainer', 'distilled']);
+  noExtra(c, 'config', ['dataset', 'datasetLimit', 'model', 'schedule', 'objective', 'trainer', 'distilled', 'clusters']);
   if (typeof c.dataset !== 'string' || c.dataset.length === 0 || c.dataset.length > 4096 || c.dataset.includes('\0')) {
     throw new RunConfigError(`field config.dataset must be a dataset name or folder path, got ${JSON.stringify(c.dataset)?.slice(0, 60)}`);
   }
@@ -140,7 +140,21 @@ export function validateRunConfig(raw: unknown): RunConfig {
     objective: { prediction: oneOf(o.prediction, 'config.objective.prediction', ['epsilon', 'x0', 'v'] as const), variance, weighting },
     trainer: trainerConfig(c.trainer),
     ...(c.distilled !== undefined ? { distilled: distilledRecord(c.distilled) } : {}),
+    ...(c.clusters !== undefined ? { clusters: clusterRecord(c.clusters, model.numClasses) } : {}),
   };
+}
+
+/** A cluster-conditioned model's record: its classes are `sizes.length` k-means clusters (src/data/clusters.ts). */
+function clusterRecord(raw: unknown, numClasses: number): ClusterRecord {
+  const r = objectAt(raw, 'config.clusters');
+  noExtra(r, 'config.clusters', ['sizes', 'guidance', 'seed']);
+  if (!Array.isArray(r.sizes) || r.sizes.length !== numClasses || numClasses === 0) {
+    throw new RunConfigError(`field config.clusters.sizes must list one image count per class of the model (${numClasses}), ` +
+      `got ${Array.isArray(r.sizes) ? `${r.sizes.length} entries` : JSON.stringify(r.sizes)?.slice(0, 60)}`);
+  }
+  const sizes = r.sizes.map((v, i) => intAt(v, `config.clusters.sizes[${i}]`, 0, 1e9));
+  if (!sizes.some((v) => v > 0)) throw new RunConfigError('field config.clusters.sizes must have a cluster with images');
+  return { sizes, guidance: numAt(r.guidance, 'config.clusters.guidance', 0, 100), seed: intAt(r.seed, 'config.clusters.seed', 0, Number.MAX_SAFE_INTEGER) };
 }
 
 /** A distilled student's record (src/train/distill.ts). */

@@ -13,6 +13,7 @@ import {
 } from '../diffusion/index.js';
 import { classifierFreeGuidance } from '../diffusion/guidance.js';
 import type { ImageDataset } from '../data/dataset.js';
+import { drawClusters } from '../data/clusters.js';
 import { batchIterator, type BatchIteratorState } from '../data/transforms.js';
 import { joinPath as join, node } from '../io/files.js';
 import { UNet, unetConfigFromJSON, unetParameterCount, type UNetConfig } from '../nn/unet.js';
@@ -79,6 +80,21 @@ export interface RunConfig {
   trainer: TrainerConfig;
   /** Set on a distilled student (src/train/distill.ts): sample it with DDIM in `steps` steps. */
   distilled?: DistilledRecord;
+  /** Set when the model's classes are k-means clusters of the images, not labels (src/data/clusters.ts). */
+  clusters?: ClusterRecord;
+}
+
+/**
+ * A cluster-conditioned model: its classes are k-means clusters of the training images, found without labels.
+ * Unconditional samples draw a cluster by its size and apply classifier-free guidance at `guidance`.
+ */
+export interface ClusterRecord {
+  /** Training images per cluster (the model's class c is cluster c). */
+  sizes: number[];
+  /** The default guidance scale for sampling (1 in a distilled student: its teacher's is folded in). */
+  guidance: number;
+  /** The k-means seed: the labels are recomputed from the images, not stored. */
+  seed: number;
 }
 
 export interface TrainerState {
@@ -345,7 +361,8 @@ export class Trainer {
     // In batches no larger than the training batch: sampling reuses the step's memory instead of adding a peak.
     const out = await this.ema.withWeights(() => sampleImages(m, this.schedule, this.config.objective, {
       count, sampler, seed, batchSize: Math.min(100, this.config.trainer.batchSize),
-      classes: m.config.numClasses > 0 ? Array.from({ length: count }, (_, i) => i % m.config.numClasses) : undefined,
+      classes: m.config.numClasses > 0 && !this.config.clusters ? Array.from({ length: count }, (_, i) => i % m.config.numClasses) : undefined,
+      clusters: this.config.clusters,
     }));
     const { saveImageGrid } = await (import(/* @vite-ignore */ PNG_MODULE) as Promise<typeof import('../io/png.js')>);
     saveImageGrid(path, out, { nrow: Math.ceil(Math.sqrt(count)), scale: 2 });
@@ -432,8 +449,12 @@ export interface SampleImagesOptions {
   count: number;
   sampler: SamplerConfig;
   seed: number;
-  /** Class per sample (conditional models); omitted: the null class. */
+  /** Class per sample (conditional models); omitted: the null class, or for a cluster-conditioned model
+   *  (`clusters`) a cluster per sample drawn by its size. */
   classes?: number[];
+  /** The record of a cluster-conditioned model (RunConfig.clusters): samples without `classes` draw clusters
+   *  and use its guidance unless guidanceScale is given. */
+  clusters?: ClusterRecord;
   guidanceScale?: number;
   onStep?: (step: number, total: number) => void;
   /** Called with every sampler event's x0 prediction / x_t, for strips of intermediate steps. */
@@ -469,6 +490,10 @@ function batchRun(model: UNet, schedule: NoiseSchedule, objective: ObjectiveConf
  */
 export async function sampleImages(model: UNet, schedule: NoiseSchedule, objective: ObjectiveConfig, o: SampleImagesOptions): Promise<Tensor> {
   const gen = new Generator(o.seed);
+  if (o.clusters && !o.classes) {
+    // A stream of its own, so that the noise of sample i is the same as for a class-conditional model.
+    o = { ...o, classes: drawClusters(o.clusters.sizes, o.count, new Generator(o.seed * 7919 + 3)), guidanceScale: o.guidanceScale ?? o.clusters.guidance };
+  }
   const bs = o.batchSize ?? 100;
   const wasTraining = model.training;
   model.eval();
