@@ -97,6 +97,11 @@ describe('diffuse train', () => {
     const s = diffuse('sample', '--checkpoint', dir, '--count', '4', '--steps', '2', '--out', join(tmp(), 's'));
     assert.equal(s.code, 0, s.err);
     assert.match(s.out, /guidance 2\.5, clusters drawn by size/);
+    const sde = diffuse('sample', '--checkpoint', dir, '--count', '4', '--steps', '2', '--sde', '--out', join(tmp(), 'sde'));
+    assert.equal(sde.code, 0, sde.err);
+    const notSde = diffuse('sample', '--checkpoint', dir, '--count', '4', '--sampler', 'ddim', '--sde', '--out', join(tmp(), 'x'));
+    assert.notEqual(notSde.code, 0);
+    assert.match(notSde.err, /^diffuse: --sde: only dpmSolverPlusPlus has an SDE variant, not --sampler ddim$/m);
     // Recorded sizes that the images no longer give: one line naming the field, nothing written.
     const path = join(dir, 'checkpoint.json'), raw = JSON.parse(readFileSync(path, 'utf8'));
     raw.config.clusters.sizes = [1, 1, 1, 1, 1, 295];

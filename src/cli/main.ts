@@ -84,13 +84,14 @@ function announceBackend(): void {
 }
 
 /** --sampler and --steps; without them, the sampler a distilled checkpoint was made for (DDIM in its steps), else DPM-Solver++. */
-function samplerConfig(kindFlag: string | undefined, stepsFlag: number | undefined, T?: number, distilled?: DistilledRecord): SamplerConfig {
+function samplerConfig(kindFlag: string | undefined, stepsFlag: number | undefined, T?: number, distilled?: DistilledRecord, sde = false): SamplerConfig {
   const kind = kindFlag ?? (distilled ? 'ddim' : 'dpmSolverPlusPlus');
+  if (sde && kind !== 'dpmSolverPlusPlus') throw new UsageError(`--sde: only dpmSolverPlusPlus has an SDE variant, not --sampler ${kind}`);
   const steps = stepsFlag ?? (distilled && kind === 'ddim' ? distilled.steps : undefined);
   if (!SAMPLER_KINDS.includes(kind as SamplerKind)) throw new UsageError(`--sampler: unknown sampler '${kind}' (choose one of ${SAMPLER_KINDS.join(', ')})`);
   if (steps !== undefined && T !== undefined && steps > T) throw new UsageError(`--steps ${steps}: the model's schedule has ${T} timesteps; use at most ${T}`);
   // Without --steps the sampler runs its registry default (src/diffusion/samplers/defaults.ts), as in the library.
-  return normalizeSamplerConfig({ kind, ...(steps !== undefined ? { steps } : {}) }, '--sampler');
+  return normalizeSamplerConfig({ kind, ...(steps !== undefined ? { steps } : {}), ...(sde ? { sde: true } : {}) }, '--sampler');
 }
 
 /** What the commands need of a progress bar. */
@@ -380,7 +381,7 @@ async function distill(f: DistillFlags): Promise<void> {
 
 interface SampleFlags {
   checkpoint: string; sampler?: string; steps?: number; count: number; seed: number; class?: number; guidance?: number;
-  out: string; single: boolean; strip: boolean; weights: string; backend?: string;
+  out: string; single: boolean; strip: boolean; weights: string; backend?: string; sde: boolean;
 }
 
 async function sample(f: SampleFlags): Promise<void> {
@@ -392,7 +393,7 @@ async function sample(f: SampleFlags): Promise<void> {
   }
   if (isDiffusersFolder(f.checkpoint)) return sampleDiffusersFolder({ ...f, guidance: f.guidance ?? 1 }, out, (m) => new UsageError(m));
   const { model, config, schedule } = loadModelFromCheckpoint(f.checkpoint, f.weights);
-  const sampler = samplerConfig(f.sampler, f.steps, schedule.T, config.distilled);
+  const sampler = samplerConfig(f.sampler, f.steps, schedule.T, config.distilled, f.sde);
   checkOutputSize(f.count, model.config.inChannels, model.config.imageSize);
   const nc = model.config.numClasses;
   if (f.class !== undefined && (nc === 0 || f.class >= nc)) {
@@ -472,7 +473,7 @@ function forward(f: { image?: string; dataset: string; index: number; schedule: 
 
 // ---------------------------------------------------------------- eval
 
-interface EvalFlags { checkpoint: string; sampler?: string; steps?: number; count: number; seed: number; guidance?: number; out: string; backend?: string; unconditional: boolean }
+interface EvalFlags { checkpoint: string; sampler?: string; steps?: number; count: number; seed: number; guidance?: number; sde: boolean; out: string; backend?: string; unconditional: boolean }
 
 async function evaluate(f: EvalFlags): Promise<void> {
   await startBackend(f.backend);
@@ -487,7 +488,7 @@ async function evaluate(f: EvalFlags): Promise<void> {
     throw new UsageError(`eval: the ${spec.dataset} judge scores ${spec.inChannels}×${spec.imageSize}×${spec.imageSize} images; ` +
       `this checkpoint makes ${C}×${S}×${S}`);
   }
-  const sampler = samplerConfig(f.sampler, f.steps, schedule.T, config.distilled);
+  const sampler = samplerConfig(f.sampler, f.steps, schedule.T, config.distilled, f.sde);
   checkOutputSize(f.count, C, S);
   const out = outFolder(f.out);
   loadJudge(spec.dataset); // a missing or broken weights file fails before sampling
@@ -631,6 +632,7 @@ export function program(): Command {
   p.command('sample').description('Sample images from a checkpoint.')
     .requiredOption('--checkpoint <path>', 'run folder (or its checkpoint.json), or a diffusers pipeline or UNet2DModel folder')
     .option('--sampler <kind>', `${SAMPLER_KINDS.join(', ')} (default dpmSolverPlusPlus; ddim in its own steps for a distilled checkpoint)`)
+    .option('--sde', "DPM-Solver++'s stochastic (SDE) variant", false)
     .option('--steps <n>', 'sampler steps', int('--steps', 1, TRAIN_LIMITS.samplerSteps))
     .option('--count <n>', 'number of samples', int('--count', 1, CLI_LIMITS.count), 64)
     .option('--seed <n>', 'random seed', int('--seed', 0, 2 ** 32 - 1), 0)
@@ -654,6 +656,7 @@ export function program(): Command {
   p.command('eval').description("Judge samples with the dataset's classifier (mnist, emoji): confidence, classes, Fréchet distance.")
     .requiredOption('--checkpoint <path>', 'run folder (or its checkpoint.json)')
     .option('--sampler <kind>', `${SAMPLER_KINDS.join(', ')} (default dpmSolverPlusPlus; ddim in its own steps for a distilled checkpoint)`)
+    .option('--sde', "DPM-Solver++'s stochastic (SDE) variant", false)
     .option('--steps <n>', 'sampler steps', int('--steps', 1, TRAIN_LIMITS.samplerSteps))
     .option('--count <n>', 'number of samples', int('--count', 1, CLI_LIMITS.count), 1000)
     .option('--seed <n>', 'random seed', int('--seed', 0, 2 ** 32 - 1), 0)
