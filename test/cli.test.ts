@@ -91,6 +91,7 @@ describe('diffuse train', () => {
     assert.equal(json.config.model.config.numClasses, 6);
     assert.deepEqual([json.config.clusters!.sizes.length, json.config.clusters!.sizes.reduce((a, b) => a + b), json.config.clusters!.guidance,
       json.config.clusters!.seed], [6, 300, 2.5, 0]);
+    assert.equal(json.config.trainer.emaDecay, 0.995);
     // Resuming recomputes the same clusters.
     const resumed = diffuse('train', '--out', dir, '--resume');
     assert.equal(resumed.code, 0, resumed.err);

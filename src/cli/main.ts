@@ -145,7 +145,7 @@ function checkOutputSize(count: number, channels: number, size: number): void {
 interface TrainFlags {
   dataset: string; preset: string; imageSize?: number; schedule: string; prediction: string; variance: string;
   minSnr?: number; steps: number; time?: number; batchSize: number; accumulate: number; lr: number; warmup?: number;
-  ema: number; gradClip: number; seed: number; out: string; sampleEvery: number; checkpointEvery: number;
+  ema?: number; gradClip: number; seed: number; out: string; sampleEvery: number; checkpointEvery: number;
   classCond: boolean; condDropout: number; resume: boolean; force: boolean; backend?: string; limit?: number;
   normGroups?: number; clusters?: number;
 }
@@ -212,7 +212,7 @@ async function train(f: TrainFlags): Promise<void> {
       },
       trainer: {
         steps: f.steps, batchSize: f.batchSize, accumulate: f.accumulate, lr: f.lr, minLr: f.lr * 0.05,
-        warmupSteps: warmup, weightDecay: 0, gradClip: f.gradClip, emaDecay: f.ema, condDropout: f.condDropout, seed: f.seed,
+        warmupSteps: warmup, weightDecay: 0, gradClip: f.gradClip, emaDecay: f.ema ?? 0.999, condDropout: f.condDropout, seed: f.seed,
         sampleEvery: f.sampleEvery, checkpointEvery: f.checkpointEvery,
         previewSampler: { kind: 'dpmSolverPlusPlus', steps: 20 }, previewCount: 100,
       } satisfies TrainerConfig,
@@ -234,6 +234,7 @@ async function train(f: TrainFlags): Promise<void> {
       const relabelled = relabelByClusters(dataset, clusters, config.trainer.seed);
       dataset = relabelled.dataset;
       config.clusters = { sizes: relabelled.sizes, guidance: CLUSTER_GUIDANCE, seed: config.trainer.seed };
+      if (f.ema === undefined) config.trainer.emaDecay = CLUSTER_EMA;
       clusterLine = `, classes: ${clusters} k-means clusters of the images, no labels (${((performance.now() - t0) / 1000).toFixed(1)} s)`;
     }
     config.model.config = trainModelConfig(f, {
@@ -575,6 +576,8 @@ function info(f: { checkpoint: string }): void {
 const DEFAULT_STEPS = 2000;
 /** Guidance of a cluster-conditioned model's samples (bench/quality.ts, docs/results.md). */
 const CLUSTER_GUIDANCE = 2.5;
+/** EMA decay of a cluster-conditioned run (bench/quality.ts: 91.1% confident against 88.5% at 0.999, SDE sampler). */
+const CLUSTER_EMA = 0.995;
 const DEFAULT_WARMUP = 200;
 
 export function program(): Command {
@@ -597,7 +600,7 @@ export function program(): Command {
     .option('--accumulate <n>', 'micro-batches per step (gradient accumulation)', int('--accumulate', 1, TRAIN_LIMITS.accumulate), 1)
     .option('--lr <lr>', 'peak learning rate', num('--lr', 0, 1), 2e-3)
     .option('--warmup <n>', `warmup steps (default ${DEFAULT_WARMUP}, or a tenth of a shorter run)`, int('--warmup', 0, TRAIN_LIMITS.steps))
-    .option('--ema <decay>', 'EMA decay', num('--ema', 0, 1), 0.999)
+    .option('--ema <decay>', 'EMA decay (default 0.999; 0.995 on k-means clusters, the shorter runs it is measured on)', num('--ema', 0, 1))
     .option('--grad-clip <norm>', 'clip the gradient norm (0: off)', num('--grad-clip', 0), 1)
     .option('--seed <n>', 'random seed', int('--seed', 0, 2 ** 32 - 1), 0)
     .option('--out <dir>', 'output folder', 'runs/mnist')
