@@ -76,7 +76,7 @@ const hist: number[] = report.classHistogram;
 const row = {
   label: o.label, date: new Date().toISOString(), trainFlags, budgetSec, plannedSteps: steps || undefined, steps: last.step,
   trainSec: +last.elapsedSec.toFixed(1), wallSec: +wallSec.toFixed(1), finalLoss: +last.loss.toFixed(4),
-  sampler: `${o.sampler}${o.sde ? ' SDE' : ''} ${o['sampler-steps']}`, ...(o['eval-only'] ? { evalOnly: true } : {}), guidance: report.guidance, clusters: report.clusters,
+  sampler: `${report.sampler.kind}${report.sampler.sde ? ' SDE' : ''} ${report.sampler.steps}`, ...(o['eval-only'] ? { evalOnly: true } : {}), guidance: report.guidance, clusters: report.clusters,
   unconditional: o.unconditional || trainFlags.includes('--no-class-cond'),
   confident: report.confidentFraction, classMin: Math.min(...hist), classMax: Math.max(...hist), perClassOk: report.perClassOk,
   fd: +report.frechetToHeldOut.toFixed(2),

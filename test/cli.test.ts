@@ -97,9 +97,15 @@ describe('diffuse train', () => {
     assert.equal(resumed.code, 0, resumed.err);
     const s = diffuse('sample', '--checkpoint', dir, '--count', '4', '--steps', '2', '--out', join(tmp(), 's'));
     assert.equal(s.code, 0, s.err);
-    assert.match(s.out, /guidance 2\.5, clusters drawn by size/);
-    const sde = diffuse('sample', '--checkpoint', dir, '--count', '4', '--steps', '2', '--sde', '--out', join(tmp(), 'sde'));
-    assert.equal(sde.code, 0, sde.err);
+    // Drawn clusters sample with the SDE variant by default; --no-sde or a named sampler gives the ODE one.
+    assert.match(s.out, /\(dpmSolverPlusPlus SDE, 2 steps, guidance 2\.5, clusters drawn by size\)/);
+    const ode = diffuse('sample', '--checkpoint', dir, '--count', '4', '--steps', '2', '--no-sde', '--out', join(tmp(), 'ode'));
+    assert.equal(ode.code, 0, ode.err);
+    assert.match(ode.out, /\(dpmSolverPlusPlus, 2 steps, guidance 2\.5, clusters drawn by size\)/);
+    const named = diffuse('sample', '--checkpoint', dir, '--count', '4', '--steps', '2', '--sampler', 'dpmSolverPlusPlus', '--out', join(tmp(), 'named'));
+    assert.match(named.out, /\(dpmSolverPlusPlus, 2 steps/);
+    const picked = diffuse('sample', '--checkpoint', dir, '--count', '4', '--steps', '2', '--class', '1', '--out', join(tmp(), 'picked'));
+    assert.match(picked.out, /\(dpmSolverPlusPlus, 2 steps, guidance 2\.5\)/);
     const notSde = diffuse('sample', '--checkpoint', dir, '--count', '4', '--sampler', 'ddim', '--sde', '--out', join(tmp(), 'x'));
     assert.notEqual(notSde.code, 0);
     assert.match(notSde.err, /^diffuse: --sde: only dpmSolverPlusPlus has an SDE variant, not --sampler ddim$/m);
@@ -119,6 +125,57 @@ describe('diffuse train', () => {
     assert.equal(diffuse('train', '--out', plain, ...tiny, '--limit', '300', '--no-class-cond', '--clusters', '0', '--time', '0s').code, 0);
     const pj = readCheckpointJson<RunConfig, unknown>(plain).config;
     assert.deepEqual([pj.model.config.numClasses, pj.clusters], [0, undefined]);
+  });
+
+  test('with labels the clusters follow them: a share trains on its cluster, sampling without a class draws clusters', () => {
+    const dir = join(tmp(), 'hybrid'), other = join(tmp(), 'hybrid2');
+    const r = diffuse('train', '--out', dir, ...tiny, '--limit', '300');
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /classes: 10 labels and 3 k-means clusters \(20% of the images train on their cluster/);
+    const json = readCheckpointJson<RunConfig, unknown>(dir).config;
+    assert.equal(json.model.config.numClasses, 13);
+    assert.deepEqual([json.clusters!.firstClass, json.clusters!.share, json.clusters!.sizes.length, json.clusters!.sizes.reduce((a, b) => a + b), json.trainer.emaDecay],
+      [10, 0.2, 3, 300, 0.999]);
+    // Interrupted and resumed: the same weights as the uninterrupted run (the clusters are recomputed).
+    assert.equal(diffuse('train', '--out', other, ...tiny, '--limit', '300', '--time', '0s').code, 0);
+    const resumed = diffuse('train', '--out', other, '--resume');
+    assert.equal(resumed.code, 0, resumed.err);
+    const weights = (d: string) => readFileSync(join(d, readdirSync(d).find((f) => f.startsWith('model-'))!));
+    assert.ok(weights(dir).equals(weights(other)), 'weights differ after resuming');
+    // The share changes training: another share, other weights.
+    const shared = join(tmp(), 'hybrid3');
+    assert.equal(diffuse('train', '--out', shared, ...tiny, '--limit', '300', '--cluster-share', '0.6').code, 0);
+    assert.ok(!weights(dir).equals(weights(shared)), 'the share changed nothing');
+    // Without --class: the labels in turn, unguided; --unconditional draws clusters at their guidance.
+    const s = diffuse('sample', '--checkpoint', dir, '--count', '4', '--steps', '2', '--out', join(tmp(), 's'));
+    assert.equal(s.code, 0, s.err);
+    assert.match(s.out, /\(dpmSolverPlusPlus, 2 steps, guidance 1\)/);
+    const u = diffuse('sample', '--checkpoint', dir, '--count', '4', '--steps', '2', '--unconditional', '--out', join(tmp(), 'u'));
+    assert.equal(u.code, 0, u.err);
+    assert.match(u.out, /\(dpmSolverPlusPlus SDE, 2 steps, guidance 2\.5, clusters drawn by size\)/);
+    const evalDir = join(tmp(), 'e');
+    const e = diffuse('eval', '--checkpoint', dir, '--count', '8', '--steps', '2', '--null-class', '--out', evalDir);
+    assert.equal(e.code, 0, e.err);
+    const report = JSON.parse(readFileSync(join(evalDir, 'eval.json'), 'utf8'));
+    assert.deepEqual([report.nullClass, report.conditional, report.guidance, report.clusters], [true, false, 1, undefined]);
+    // Bad combinations: one line each.
+    for (const [args, pattern] of [
+      [['sample', '--checkpoint', dir, '--unconditional', '--class', '3', '--out', join(tmp(), 'x')], /^diffuse: --unconditional: --class 3 names a class$/m],
+      [['train', '--out', join(tmp(), 'y'), ...tiny, '--limit', '300', '--cluster-share', '0.95'], /--cluster-share 0\.95: with --cond-dropout 0\.1 that is over all of the images/],
+      [['train', '--out', join(tmp(), 'z'), ...tiny, '--limit', '300', '--no-class-cond', '--cluster-share', '0.3'], /--cluster-share: the run has no labels and clusters to share between/],
+    ] as [string[], RegExp][]) {
+      const bad = diffuse(...args);
+      assert.notEqual(bad.code, 0, args.join(' '));
+      assert.match(bad.err, pattern);
+      assert.equal(bad.err.trim().split('\n').length, 1, bad.err);
+    }
+    // A share over what the null class leaves is a one-line error naming the field.
+    const path = join(dir, 'checkpoint.json'), raw = JSON.parse(readFileSync(path, 'utf8'));
+    raw.config.clusters.share = 0.95;
+    writeFileSync(path, JSON.stringify(raw));
+    const info = diffuse('info', '--checkpoint', dir);
+    assert.notEqual(info.code, 0);
+    assert.match(info.err, /field config\.clusters\.share must be a number in \[0, 0\.9\], got 0\.95/);
   });
 
   test('a used output folder is neither overwritten nor resumed without asking', () => {

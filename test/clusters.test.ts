@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
-  clusterFeatures, clusterImages, defaultClusterCount, drawClusters, kmeans, relabelByClusters, type ImageDataset,
+  clusterFeatures, clusterImages, defaultClusterCount, drawClusters, kmeans, relabelByClusters, withBytes, withClusters, type ImageDataset,
 } from '../src/data/index.js';
 import { Generator } from '../src/tensor/random.js';
 
@@ -101,6 +101,19 @@ test('relabelByClusters replaces labels and classes; defaultClusterCount; bad co
   assert.equal(dataset.classNames[4], 'cluster 4');
   assert.equal(sizes.reduce((a, b) => a + b, 0), 250);
   assert.equal(dataset.images, ds.images);
+  // withClusters keeps the labels and puts the same clusters beside them.
+  const kept = withClusters(ds, 5, 1);
+  assert.deepEqual([kept.dataset.labels, kept.dataset.numClasses, kept.sizes], [ds.labels, ds.numClasses, sizes]);
+  assert.deepEqual(kept.dataset.clusterOf, dataset.labels);
+  // A bytes-backed dataset keeps its float images unbuilt, and shares them once built.
+  const bytes = withBytes({ ...ds, images: undefined as never }, Uint8Array.from(ds.images, (v) => Math.round((v + 1) * 127.5)));
+  let built = 0;
+  const lazy = Object.getOwnPropertyDescriptor(bytes, 'images')!.get!;
+  Object.defineProperty(bytes, 'images', { enumerable: true, get: () => { built++; return lazy(); } });
+  const both = [relabelByClusters(bytes, 5, 1).dataset, withClusters(bytes, 5, 1).dataset];
+  assert.equal(built, 0, 'the float images were built');
+  assert.equal(both[0].images, bytes.images);
+  assert.equal(both[1].images, bytes.images);
   assert.deepEqual([defaultClusterCount(60000), defaultClusterCount(1000), defaultClusterCount(250), defaultClusterCount(99)], [100, 20, 5, 0]);
   assert.throws(() => clusterImages(ds, 251), /251 clusters need at least 251 images, got 250/);
   assert.throws(() => clusterImages(ds, 0), /positive integer, got 0/);
@@ -114,4 +127,25 @@ test('serve: a request to a cluster-conditioned model without guidance gets the 
   assert.deepEqual(sampleArgs(clustered).slice(6, 8), ['--guidance', '2.5']);
   assert.equal(parseSampleRequest({ count: 2, seed: 1, guidance: 1 }, { numClasses: 100, T: 1000, defaultGuidance: 2.5 }).guidance, 1);
   assert.equal(parseSampleRequest({ count: 2, seed: 1 }, { numClasses: 10, T: 1000 }).guidance, 1);
+});
+
+test('with labels and clusters, training classes: the null class at p, the image\'s cluster at the share, its label otherwise', async () => {
+  const { trainingClasses } = await import('../src/train/trainer.js');
+  const { tensor } = await import('../src/tensor/index.js');
+  const n = 20000, labels = Int32Array.from({ length: n }, (_, i) => i % 10), of = Int32Array.from({ length: n }, (_, i) => (i * 7) % 5);
+  const batch = { x: tensor(new Float32Array(n), [n]), y: tensor(labels, [n], { dtype: 'int32' }), indices: Int32Array.from({ length: n }, (_, i) => n - 1 - i) };
+  const classes = trainingClasses(batch, 15, 0.1, new Generator(3), { of, firstClass: 10, share: 0.2 }).data as Int32Array;
+  let nulls = 0, clustered = 0;
+  classes.forEach((c, i) => {
+    const j = n - 1 - i; // the batch's dataset index
+    if (c === 15) nulls++;
+    else if (c >= 10) { clustered++; assert.equal(c, 10 + of[j]); }
+    else assert.equal(c, labels[i]);
+  });
+  // Binomial: 4 standard deviations are about 0.9 and 1.1 points here.
+  assert.ok(Math.abs(nulls / n - 0.1) < 0.009 && Math.abs(clustered / n - 0.2) < 0.012, `${nulls} null, ${clustered} clustered of ${n}`);
+  // Without clusters the same draws give the null class where they did, and labels elsewhere.
+  const plain = trainingClasses(batch, 15, 0.1, new Generator(3)).data as Int32Array;
+  plain.forEach((c, i) => assert.equal(c, classes[i] === 15 ? 15 : labels[i]));
+  assert.deepEqual([defaultClusterCount(8000, true), defaultClusterCount(300, true), defaultClusterCount(150, true)], [50, 3, 0]);
 });

@@ -9,7 +9,7 @@
  * seed give the same clusters on every backend, so a resumed run recomputes its labels exactly.
  */
 import { Generator } from '../tensor/random.js';
-import type { ImageDataset } from './dataset.js';
+import { withFields, type ImageDataset } from './dataset.js';
 
 export interface ClusterLabels {
   /** Cluster index of every image, 0…k−1. */
@@ -185,14 +185,24 @@ export function drawClusters(counts: readonly number[], count: number, gen: Gene
 export function relabelByClusters(ds: ImageDataset, k: number, seed = 0): { dataset: ImageDataset; sizes: number[] } {
   const { labels, counts } = clusterImages(ds, k, { seed });
   return {
-    dataset: { ...ds, labels, numClasses: k, classNames: Array.from({ length: k }, (_, i) => `cluster ${i}`) },
+    dataset: withFields(ds, { labels, numClasses: k, classNames: Array.from({ length: k }, (_, i) => `cluster ${i}`) }),
     sizes: counts,
   };
 }
 
-/** The default cluster count for a data set trained without labels: 100 (the best on MNIST's 8,000 training
- *  digits in bench/quality.ts), or one per 50 images of a smaller set (0, a plain unconditional model, below 100). */
-export function defaultClusterCount(n: number): number {
-  const k = Math.min(100, Math.floor(n / 50));
+/** The data set with its labels kept and every image's cluster of `k` in `clusterOf`, and the cluster sizes. */
+export function withClusters(ds: ImageDataset, k: number, seed = 0): { dataset: ImageDataset; sizes: number[] } {
+  const { labels, counts } = clusterImages(ds, k, { seed });
+  return { dataset: withFields(ds, { clusterOf: labels }), sizes: counts };
+}
+
+/**
+ * The default cluster count. Without labels: 100 (the best on MNIST's 8,000 training digits in
+ * bench/quality.ts), or one per 50 images of a smaller set (0, a plain unconditional model, below 100). With
+ * labels the clusters train on a share of the images only, so half as many, each seen as often: at most 50,
+ * one per 100 images.
+ */
+export function defaultClusterCount(n: number, labelled = false): number {
+  const k = labelled ? Math.min(50, Math.floor(n / 100)) : Math.min(100, Math.floor(n / 50));
   return k >= 2 ? k : 0;
 }

@@ -30,6 +30,8 @@ export interface ImageDataset {
    * shows). `batchIterator` uses it as the default of its `flip` option.
    */
   flipSafe: boolean;
+  /** The k-means cluster of every image, for a model conditioned on labels and clusters (src/data/clusters.ts). */
+  clusterOf?: Int32Array;
 }
 
 /** Number of values in one image. */
@@ -70,6 +72,12 @@ export function withBytes(fields: Omit<ImageDataset, 'images' | 'bytes'>, bytes:
     },
   });
   return ds;
+}
+
+/** The dataset with some fields replaced; its images are shared as they are (a spread would read a
+ *  bytes-backed dataset's `images` and build the float copy). */
+export function withFields(ds: ImageDataset, fields: Partial<Omit<ImageDataset, 'images' | 'bytes'>>): ImageDataset {
+  return Object.defineProperties({}, { ...Object.getOwnPropertyDescriptors(ds), ...Object.getOwnPropertyDescriptors(fields) }) as ImageDataset;
 }
 
 /** Image j's values (float32, copied into dst at `at`), from the bytes where the dataset keeps them. */

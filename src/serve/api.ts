@@ -19,7 +19,7 @@ import type { AddressInfo } from 'node:net';
 // bullmq and ioredis (~25 MB resident) load when the API starts, not with every `diffuse` command.
 import type { Job } from 'bullmq';
 import { makeSchedule } from '../diffusion/index.js';
-import { checkpointDir, readCheckpointJson, type RunConfig } from '../train/index.js';
+import { checkpointDir, labelledClassCount, readCheckpointJson, type RunConfig } from '../train/index.js';
 import { DEFAULT_LIMITS, RequestError, parseSampleRequest, type ModelInfo, type RequestLimits } from './request.js';
 import {
   DEFAULT_QUEUE, modelFingerprint, redisConnection, resultKey, type SampleJobData, type SampleJobResult, type SampleProgress,
@@ -79,7 +79,9 @@ export async function startApi(o: ApiOptions): Promise<RunningApi> {
   const dir = checkpointDir(o.checkpoint);
   const json = readCheckpointJson<RunConfig>(dir);
   const model: ModelInfo = {
-    numClasses: json.config.model.config.numClasses, T: makeSchedule(json.config.schedule).T, defaultGuidance: json.config.clusters?.guidance,
+    numClasses: json.config.model.config.numClasses, T: makeSchedule(json.config.schedule).T,
+    // A model without labels draws its clusters for a request without a class, at their guidance.
+    defaultGuidance: labelledClassCount(json.config) === 0 ? json.config.clusters?.guidance : undefined,
   };
   const fingerprint = modelFingerprint(json, weights);
   const tokenDigest = o.token ? sha(o.token) : null;

@@ -24,13 +24,14 @@ export interface LoadedModel {
 
 /** Samples a request; `onStep(done, total)` counts sampler steps over all batches. */
 export async function renderSamples(m: LoadedModel, r: SampleRequest, onStep?: (done: number, total: number) => void): Promise<RenderedSamples> {
-  const nc = m.model.config.numClasses;
+  const nc = m.model.config.numClasses, labelled = m.clusters ? m.clusters.firstClass ?? 0 : nc;
   const batches = Math.ceil(r.count / 100);
   let done = 0;
   const images = await sampleImages(m.model, m.schedule, m.objective, {
     count: r.count, sampler: samplerConfig(r.sampler, r.steps), seed: r.seed,
-    classes: nc > 0 && (r.class !== null || !m.clusters) ? Array.from({ length: r.count }, (_, i) => r.class ?? i % nc) : undefined,
-    clusters: r.class === null ? m.clusters : undefined,
+    // Labelled classes in turn without a class; a model without labels draws its clusters.
+    classes: nc > 0 && (r.class !== null || labelled > 0) ? Array.from({ length: r.count }, (_, i) => r.class ?? i % labelled) : undefined,
+    clusters: r.class === null && labelled === 0 ? m.clusters : undefined,
     guidanceScale: nc > 0 ? r.guidance : undefined,
     onStep: (_step, steps) => onStep?.(++done, steps * batches),
   });

@@ -10,7 +10,7 @@ import { SAMPLERS, SAMPLER_KINDS, normalizeSamplerConfig, type SamplerConfig, ty
 /** A request after validation: every field filled. */
 export interface SampleRequest {
   count: number;
-  /** null: classes cycle 0…numClasses−1 (conditional models), as `diffuse sample` without --class. */
+  /** null: the labelled classes in turn (a model without labels: its clusters, or the null class), as `diffuse sample` without --class. */
   class: number | null;
   guidance: number;
   sampler: SamplerKind;

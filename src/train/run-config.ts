@@ -132,29 +132,37 @@ export function validateRunConfig(raw: unknown): RunConfig {
   if ((variance === 'learnedRange') !== model.learnSigma) {
     throw new RunConfigError(`field config.objective.variance is ${variance} but config.model.config.learnSigma is ${model.learnSigma}`);
   }
+  const trainer = trainerConfig(c.trainer);
   return {
     dataset: c.dataset,
     ...(datasetLimit !== undefined ? { datasetLimit } : {}),
     model: { kind: 'unet', ...(m.preset !== undefined ? { preset: m.preset as string } : {}), config: model },
     schedule,
     objective: { prediction: oneOf(o.prediction, 'config.objective.prediction', ['epsilon', 'x0', 'v'] as const), variance, weighting },
-    trainer: trainerConfig(c.trainer),
+    trainer,
     ...(c.distilled !== undefined ? { distilled: distilledRecord(c.distilled) } : {}),
-    ...(c.clusters !== undefined ? { clusters: clusterRecord(c.clusters, model.numClasses) } : {}),
+    ...(c.clusters !== undefined ? { clusters: clusterRecord(c.clusters, model.numClasses, trainer.condDropout) } : {}),
   };
 }
 
-/** A cluster-conditioned model's record: its classes are `sizes.length` k-means clusters (src/data/clusters.ts). */
-function clusterRecord(raw: unknown, numClasses: number): ClusterRecord {
+/** A cluster-conditioned model's record: `sizes.length` k-means clusters after `firstClass` labelled classes (src/data/clusters.ts). */
+function clusterRecord(raw: unknown, numClasses: number, condDropout: number): ClusterRecord {
   const r = objectAt(raw, 'config.clusters');
-  noExtra(r, 'config.clusters', ['sizes', 'guidance', 'seed']);
-  if (!Array.isArray(r.sizes) || r.sizes.length !== numClasses || numClasses === 0) {
-    throw new RunConfigError(`field config.clusters.sizes must list one image count per class of the model (${numClasses}), ` +
+  noExtra(r, 'config.clusters', ['sizes', 'guidance', 'seed', 'firstClass', 'share']);
+  const firstClass = r.firstClass === undefined ? 0 : intAt(r.firstClass, 'config.clusters.firstClass', 1, Math.max(1, numClasses - 1));
+  if (!Array.isArray(r.sizes) || r.sizes.length !== numClasses - firstClass || numClasses - firstClass === 0) {
+    throw new RunConfigError(`field config.clusters.sizes must list one image count per cluster class of the model (${numClasses - firstClass}), ` +
       `got ${Array.isArray(r.sizes) ? `${r.sizes.length} entries` : JSON.stringify(r.sizes)?.slice(0, 60)}`);
   }
   const sizes = r.sizes.map((v, i) => intAt(v, `config.clusters.sizes[${i}]`, 0, 1e9));
   if (!sizes.some((v) => v > 0)) throw new RunConfigError('field config.clusters.sizes must have a cluster with images');
-  return { sizes, guidance: numAt(r.guidance, 'config.clusters.guidance', 0, 100), seed: intAt(r.seed, 'config.clusters.seed', 0, Number.MAX_SAFE_INTEGER) };
+  const record: ClusterRecord = { sizes, guidance: numAt(r.guidance, 'config.clusters.guidance', 0, 100), seed: intAt(r.seed, 'config.clusters.seed', 0, Number.MAX_SAFE_INTEGER) };
+  if (firstClass === 0) {
+    if (r.share !== undefined) throw new RunConfigError('field config.clusters.share needs config.clusters.firstClass (labels to share the images with)');
+    return record;
+  }
+  if (r.share === undefined) throw new RunConfigError('field config.clusters.share is required with config.clusters.firstClass');
+  return { ...record, firstClass, share: numAt(r.share, 'config.clusters.share', 0, 1 - condDropout) };
 }
 
 /** A distilled student's record (src/train/distill.ts). */

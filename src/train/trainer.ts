@@ -14,7 +14,7 @@ import {
 import { classifierFreeGuidance } from '../diffusion/guidance.js';
 import type { ImageDataset } from '../data/dataset.js';
 import { drawClusters } from '../data/clusters.js';
-import { batchIterator, type BatchIteratorState } from '../data/transforms.js';
+import { batchIterator, type Batch, type BatchIteratorState } from '../data/transforms.js';
 import { joinPath as join, node } from '../io/files.js';
 import { UNet, unetConfigFromJSON, unetParameterCount, type UNetConfig } from '../nn/unet.js';
 import {
@@ -85,16 +85,28 @@ export interface RunConfig {
 }
 
 /**
- * A cluster-conditioned model: its classes are k-means clusters of the training images, found without labels.
- * Unconditional samples draw a cluster by its size and apply classifier-free guidance at `guidance`.
+ * A cluster-conditioned model: (some of) its classes are k-means clusters of the training images, found
+ * without labels. Unconditional samples draw a cluster by its size and apply classifier-free guidance at
+ * `guidance`. Without labels the clusters are all of the model's classes; with labels they follow them
+ * (classes firstClass…firstClass+k−1), and training gives a fraction `share` of the images their cluster's
+ * class instead of their label, so that the model samples well without a label too.
  */
 export interface ClusterRecord {
-  /** Training images per cluster (the model's class c is cluster c). */
+  /** Training images per cluster (the model's class firstClass + c is cluster c). */
   sizes: number[];
-  /** The default guidance scale for sampling (1 in a distilled student: its teacher's is folded in). */
+  /** The default guidance scale for sampling without a class (1 in a distilled student: its teacher's is folded in). */
   guidance: number;
-  /** The k-means seed: the labels are recomputed from the images, not stored. */
+  /** The k-means seed: the clusters are recomputed from the images, not stored. */
   seed: number;
+  /** The class of cluster 0: the number of labelled classes before the clusters (0 or absent: no labels). */
+  firstClass?: number;
+  /** With labels: the fraction of training images given their cluster's class instead of their label. */
+  share?: number;
+}
+
+/** The classes of a run that are labels, asked for in turn by conditional sampling (0 for a model without labels). */
+export function labelledClassCount(config: RunConfig): number {
+  return config.clusters ? config.clusters.firstClass ?? 0 : config.model.config.numClasses;
 }
 
 export interface TrainerState {
@@ -155,10 +167,17 @@ export function modelFunction(model: UNet): Model {
   return (xt, t, cond) => model.forward(xt, t, cond);
 }
 
-/** Labels with a fraction replaced by the null class (index numClasses). */
-function dropLabels(y: Tensor, numClasses: number, p: number, gen: Generator): Tensor {
-  const src = y.data as Int32Array, out = new Int32Array(src.length);
-  for (let i = 0; i < src.length; i++) out[i] = gen.uniform() < p ? numClasses : src[i];
+/**
+ * A batch's classes: a fraction `p` replaced by the null class (index numClasses) and, for a model with labels
+ * and clusters, a further fraction `share` by the image's cluster class (firstClass + its cluster). One uniform
+ * per image either way, so a run without clusters draws the same stream as before they existed.
+ */
+export function trainingClasses(batch: Batch, numClasses: number, p: number, gen: Generator, clusters?: { of: Int32Array; firstClass: number; share: number }): Tensor {
+  const src = batch.y.data as Int32Array, out = new Int32Array(src.length);
+  for (let i = 0; i < src.length; i++) {
+    const u = gen.uniform();
+    out[i] = u < p ? numClasses : clusters && u < p + clusters.share ? clusters.firstClass + clusters.of[batch.indices[i]] : src[i];
+  }
   return tensor(out, [src.length], { dtype: 'int32' });
 }
 
@@ -191,6 +210,7 @@ export class Trainer {
   readonly trainGen: Generator;
   private readonly data: ReturnType<typeof batchIterator>;
   private readonly lrAt: (step: number) => number;
+  private readonly clusterClasses?: { of: Int32Array; firstClass: number; share: number };
   step = 0;
   private elapsedBefore = 0;
   private lastLoss: number | null = null;
@@ -207,6 +227,11 @@ export class Trainer {
     this.ema = new EMA(this.model, { decay: t.emaDecay, warmup: true });
     this.trainGen = new Generator(t.seed * 7919 + 1);
     this.data = batchIterator(dataset, t.batchSize, new Generator(t.seed * 7919 + 2));
+    const c = config.clusters;
+    if (c?.firstClass) {
+      if (dataset.clusterOf?.length !== dataset.n) throw new Error('Trainer: a model with labels and clusters needs the dataset\'s clusterOf (src/data/clusters.ts withClusters)');
+      this.clusterClasses = { of: dataset.clusterOf, firstClass: c.firstClass, share: c.share ?? 0 };
+    }
     this.lrAt = warmupCosine({ baseLr: t.lr, warmupSteps: t.warmupSteps, totalSteps: t.steps, minLr: t.minLr });
     if (resumeFrom) this.restore(resumeFrom.dir, resumeFrom.json);
   }
@@ -300,7 +325,7 @@ export class Trainer {
   private microBatchLoss(): Tensor {
     const t = this.config.trainer, numClasses = this.model.config.numClasses;
     const batch = this.data.nextBatch();
-    const cond = numClasses > 0 ? dropLabels(batch.y, numClasses, t.condDropout, this.trainGen) : undefined;
+    const cond = numClasses > 0 ? trainingClasses(batch, numClasses, t.condDropout, this.trainGen, this.clusterClasses) : undefined;
     return this.objectiveLoss(batch.x, cond);
   }
 
@@ -355,13 +380,13 @@ export class Trainer {
     return { loss: this.lastLoss, gradNorm, lr };
   }
 
-  /** Samples a preview grid with the EMA weights (classes cycle 0…9 when the model is conditional). */
+  /** Samples a preview grid with the EMA weights (labelled classes in turn; clusters drawn without labels). */
   async sampleGrid(path: string, count = this.config.trainer.previewCount, sampler = this.config.trainer.previewSampler, seed = 1234): Promise<Tensor> {
-    const m = this.model;
+    const m = this.model, labelled = labelledClassCount(this.config);
     // In batches no larger than the training batch: sampling reuses the step's memory instead of adding a peak.
     const out = await this.ema.withWeights(() => sampleImages(m, this.schedule, this.config.objective, {
       count, sampler, seed, batchSize: Math.min(100, this.config.trainer.batchSize),
-      classes: m.config.numClasses > 0 && !this.config.clusters ? Array.from({ length: count }, (_, i) => i % m.config.numClasses) : undefined,
+      classes: labelled > 0 ? Array.from({ length: count }, (_, i) => i % labelled) : undefined,
       clusters: this.config.clusters,
     }));
     const { saveImageGrid } = await (import(/* @vite-ignore */ PNG_MODULE) as Promise<typeof import('../io/png.js')>);
@@ -492,7 +517,8 @@ export async function sampleImages(model: UNet, schedule: NoiseSchedule, objecti
   const gen = new Generator(o.seed);
   if (o.clusters && !o.classes) {
     // A stream of its own, so that the noise of sample i is the same as for a class-conditional model.
-    o = { ...o, classes: drawClusters(o.clusters.sizes, o.count, new Generator(o.seed * 7919 + 3)), guidanceScale: o.guidanceScale ?? o.clusters.guidance };
+    const first = o.clusters.firstClass ?? 0;
+    o = { ...o, classes: drawClusters(o.clusters.sizes, o.count, new Generator(o.seed * 7919 + 3)).map((c) => first + c), guidanceScale: o.guidanceScale ?? o.clusters.guidance };
   }
   const bs = o.batchSize ?? 100;
   const wasTraining = model.training;
