@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { loadMnist } from '../src/data/index.js';
-import { NonFiniteLossError, Trainer, readCheckpointJson, type RunConfig } from '../src/train/index.js';
+import { NonFiniteLossError, Trainer, loadModelFromCheckpoint, readCheckpointJson, type RunConfig } from '../src/train/index.js';
+import { parseSampleRequest, renderSamples, sampleArgs } from '../src/serve/index.js';
 import { Tensor } from '../src/index.js';
 
 const tiny = ['--steps', '4', '--batch-size', '4', '--limit', '40', '--sample-every', '0', '--warmup', '1', '--checkpoint-every', '2'];
@@ -127,7 +128,7 @@ describe('diffuse train', () => {
     assert.deepEqual([pj.model.config.numClasses, pj.clusters], [0, undefined]);
   });
 
-  test('with labels the clusters follow them: a share trains on its cluster, sampling without a class draws clusters', () => {
+  test('with labels the clusters follow them: a share trains on its cluster, sampling without a class draws clusters', async () => {
     const dir = join(tmp(), 'hybrid'), other = join(tmp(), 'hybrid2');
     const r = diffuse('train', '--out', dir, ...tiny, '--limit', '300');
     assert.equal(r.code, 0, r.err);
@@ -158,6 +159,19 @@ describe('diffuse train', () => {
     assert.equal(e.code, 0, e.err);
     const report = JSON.parse(readFileSync(join(evalDir, 'eval.json'), 'utf8'));
     assert.deepEqual([report.nullClass, report.conditional, report.guidance, report.clusters], [true, false, 1, undefined]);
+    // A service request without a class draws the same images as `diffuse sample` with the request's arguments.
+    const modelInfo = { numClasses: 13, T: 1000, unconditionalGuidance: 2.5 };
+    const request = parseSampleRequest({ count: 3, steps: 2, seed: 5, unconditional: true }, modelInfo);
+    assert.deepEqual([request.guidance, sampleArgs(request).includes('--unconditional')], [2.5, true]);
+    const { model, schedule, config } = loadModelFromCheckpoint(dir);
+    const rendered = await renderSamples({ model, schedule, objective: config.objective, clusters: config.clusters }, request);
+    const served = join(tmp(), 'served');
+    const viaCli = diffuse('sample', '--checkpoint', dir, '--out', served, ...sampleArgs(request));
+    assert.equal(viaCli.code, 0, viaCli.err);
+    assert.ok(Buffer.from(rendered.grid).equals(readFileSync(join(served, 'samples.png'))), 'the service and diffuse sample differ');
+    assert.equal(parseSampleRequest({ count: 3 }, modelInfo).guidance, 1);
+    assert.throws(() => parseSampleRequest({ count: 3, class: 2, unconditional: true }, modelInfo), /^RequestError: unconditional: the request names class 2$/);
+    assert.throws(() => parseSampleRequest({ count: 3, unconditional: 'yes' }, modelInfo), /unconditional: expected true or false, got the string "yes"/);
     // Bad combinations: one line each.
     for (const [args, pattern] of [
       [['sample', '--checkpoint', dir, '--unconditional', '--class', '3', '--out', join(tmp(), 'x')], /^diffuse: --unconditional: --class 3 names a class$/m],

@@ -155,7 +155,7 @@ describe('diffuse serve: bad input', { skip }, () => {
     assert.ok(Number(full.headers.get('retry-after')) >= 1);
     const st = await (await fetch(`${base}/v1/samples/${ids[0]}`, { headers: auth })).json() as { status: string; request: SampleRequest };
     assert.equal(st.status, 'queued');
-    assert.deepEqual(st.request, { count: 2, class: null, guidance: 1, sampler: 'dpmSolverPlusPlus', steps: null, seed: 0 });
+    assert.deepEqual(st.request, { count: 2, class: null, unconditional: false, guidance: 1, sampler: 'dpmSolverPlusPlus', steps: null, seed: 0 });
     const early = await fetch(`${base}/v1/samples/${ids[0]}/0.png`, { headers: auth });
     assert.equal(early.status, 409);
     const outOfRange = await fetch(`${base}/v1/samples/${ids[0]}/2.png`, { headers: auth });

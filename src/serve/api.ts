@@ -82,6 +82,7 @@ export async function startApi(o: ApiOptions): Promise<RunningApi> {
     numClasses: json.config.model.config.numClasses, T: makeSchedule(json.config.schedule).T,
     // A model without labels draws its clusters for a request without a class, at their guidance.
     defaultGuidance: labelledClassCount(json.config) === 0 ? json.config.clusters?.guidance : undefined,
+    unconditionalGuidance: json.config.clusters?.guidance,
   };
   const fingerprint = modelFingerprint(json, weights);
   const tokenDigest = o.token ? sha(o.token) : null;

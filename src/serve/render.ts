@@ -29,9 +29,10 @@ export async function renderSamples(m: LoadedModel, r: SampleRequest, onStep?: (
   let done = 0;
   const images = await sampleImages(m.model, m.schedule, m.objective, {
     count: r.count, sampler: samplerConfig(r.sampler, r.steps), seed: r.seed,
-    // Labelled classes in turn without a class; a model without labels draws its clusters.
-    classes: nc > 0 && (r.class !== null || labelled > 0) ? Array.from({ length: r.count }, (_, i) => r.class ?? i % labelled) : undefined,
-    clusters: r.class === null && labelled === 0 ? m.clusters : undefined,
+    // Labelled classes in turn without a class; a model without labels, or an unconditional request, draws its
+    // clusters (or the null class).
+    classes: nc > 0 && !r.unconditional && (r.class !== null || labelled > 0) ? Array.from({ length: r.count }, (_, i) => r.class ?? i % labelled) : undefined,
+    clusters: r.class === null && (labelled === 0 || r.unconditional) ? m.clusters : undefined,
     guidanceScale: nc > 0 ? r.guidance : undefined,
     onStep: (_step, steps) => onStep?.(++done, steps * batches),
   });

@@ -12,6 +12,8 @@ export interface SampleRequest {
   count: number;
   /** null: the labelled classes in turn (a model without labels: its clusters, or the null class), as `diffuse sample` without --class. */
   class: number | null;
+  /** Without a class: clusters drawn by size where the model has them, else the null class (`sample --unconditional`). */
+  unconditional: boolean;
   guidance: number;
   sampler: SamplerKind;
   /** null: the sampler's default (ddpm: every timestep of the schedule). */
@@ -34,6 +36,8 @@ export interface ModelInfo {
   T: number;
   /** The guidance of a request without one: 1, or a cluster-conditioned model's own (RunConfig.clusters). */
   defaultGuidance?: number;
+  /** The guidance of an unconditional request without one: the clusters' own where the model has them, else 1. */
+  unconditionalGuidance?: number;
 }
 
 export class RequestError extends Error {
@@ -50,7 +54,7 @@ export function effectiveSteps(kind: SamplerKind, steps: number | null, T: numbe
   return steps ?? SAMPLERS[kind].defaultSteps(T);
 }
 
-const FIELDS = ['count', 'class', 'guidance', 'sampler', 'steps', 'seed'] as const;
+const FIELDS = ['count', 'class', 'unconditional', 'guidance', 'sampler', 'steps', 'seed'] as const;
 const MAX_SEED = Number.MAX_SAFE_INTEGER;
 
 const describe = (v: unknown): string => {
@@ -83,7 +87,13 @@ export function parseSampleRequest(body: unknown, model: ModelInfo, limits: Requ
     if (model.numClasses === 0) throw new RequestError('class: the model is unconditional');
     cls = integer('class', b.class, 0, model.numClasses - 1, ' (the model\'s classes)');
   }
-  let guidance = model.defaultGuidance ?? 1;
+  let unconditional = false;
+  if (b.unconditional !== undefined && b.unconditional !== null) {
+    if (typeof b.unconditional !== 'boolean') throw new RequestError(`unconditional: expected true or false, got ${describe(b.unconditional)}`);
+    if (b.unconditional && cls !== null) throw new RequestError(`unconditional: the request names class ${cls}`);
+    unconditional = b.unconditional;
+  }
+  let guidance = (unconditional ? model.unconditionalGuidance : model.defaultGuidance) ?? 1;
   if (b.guidance !== undefined) {
     if (typeof b.guidance !== 'number' || !Number.isFinite(b.guidance)) throw new RequestError(`guidance: expected a number, got ${describe(b.guidance)}`);
     if (b.guidance < 0 || b.guidance > limits.maxGuidance) throw new RequestError(`guidance: must be in [0, ${limits.maxGuidance}], got ${b.guidance}`);
@@ -102,7 +112,7 @@ export function parseSampleRequest(body: unknown, model: ModelInfo, limits: Requ
   const runs = effectiveSteps(sampler, steps, model.T);
   if (runs > limits.maxSteps) throw new RequestError(`steps: ${sampler} defaults to ${runs} steps, above the server's limit ${limits.maxSteps}; pass steps`);
   const seed = b.seed === undefined || b.seed === null ? randomInt(0, 2 ** 32) : integer('seed', b.seed, 0, MAX_SEED);
-  return { count, class: cls, guidance, sampler, steps, seed };
+  return { count, class: cls, unconditional, guidance, sampler, steps, seed };
 }
 
 /** The `diffuse sample` arguments that draw the same images as a request. */
@@ -110,5 +120,6 @@ export function sampleArgs(r: SampleRequest): string[] {
   return [
     '--count', String(r.count), '--seed', String(r.seed), '--sampler', r.sampler, '--guidance', String(r.guidance),
     ...(r.steps !== null ? ['--steps', String(r.steps)] : []), ...(r.class !== null ? ['--class', String(r.class)] : []),
+    ...(r.unconditional ? ['--unconditional'] : []),
   ];
 }
