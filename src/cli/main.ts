@@ -17,7 +17,7 @@ import {
   CHECKPOINT_JSON, JUDGED_DATASETS, NonFiniteLossError, TRAIN_LIMITS, Trainer, checkpointDir, formatJudgeResult, frechetToHeldOut,
   judgeSamples, judgeSpec, loadImageDataset, loadJudge, loadModelFromCheckpoint, readImage, readRunCheckpoint, realDataReference, realImagesReference,
   removeCheckpointDebris, sampleImages, saveImage, saveImageGrid, savePlot, skippedSummary, verifyCheckpoint,
-  watchInterrupts, loadTrainingSet, relabelByClusters, withClusters, defaultClusterCount, labelledClassCount, ProgressiveDistiller, distillRunConfig, distillTeacher, type DistilledRecord, type FolderDataset, type RunConfig, type ClusterRecord, type ImageDataset,
+  watchInterrupts, loadTrainingSet, relabelByClusters, withClusters, defaultClusterCount, labelledClassCount, sampledClasses, ProgressiveDistiller, distillRunConfig, distillTeacher, type DistilledRecord, type FolderDataset, type RunConfig, type ClusterRecord, type ImageDataset,
   type TrainerConfig,
 } from '../node.js';
 import { isDiffusersFolder, sampleDiffusersFolder } from './diffusers.js';
@@ -326,7 +326,7 @@ async function distill(f: DistillFlags): Promise<void> {
   if (!pow2(f.to) || f.to >= teacherSteps) throw new UsageError(`--to must be a power of two below --teacher-steps ${teacherSteps}, got ${f.to}`);
   if (first.config.objective.variance === 'learnedRange') throw new UsageError(`--checkpoint ${f.checkpoint}: a model with a learned variance cannot be distilled here`);
   // Folded-in guidance: a model without labels takes its clusters' own; one with labels 2.
-  const clusterGuidance = labelledClassCount(first.config) === 0 ? first.config.clusters?.guidance : undefined;
+  const clusterGuidance = labelledClassCount(first.model.config.numClasses, first.config.clusters) === 0 ? first.config.clusters?.guidance : undefined;
   const guidance = f.guidance ?? (first.config.distilled ? 1 : clusterGuidance ?? (first.model.config.numClasses > 0 ? 2 : 1));
   if (guidance !== 1 && first.model.config.numClasses === 0) throw new UsageError(`--guidance ${guidance}: the model in ${f.checkpoint} is unconditional`);
   if (guidance !== 1 && first.config.distilled) throw new UsageError(`--guidance: ${f.checkpoint} already has guidance ${first.config.distilled.guidance} folded in`);
@@ -402,24 +402,17 @@ interface SampleFlags {
 }
 
 /**
- * What `sample` and `eval` ask a model for: labelled classes in turn (or `cls`); without a class (a model
- * without labels, or `unconditional`), clusters drawn by size where the model has them, else the null class,
- * also with `nullClass`. Guidance defaults to the clusters' own for cluster classes, 1 otherwise; undefined
- * for an unconditional model and the null class.
+ * What `sample` and `eval` ask a model for (sampledClasses), with their default guidance: the clusters' own
+ * where clusters are drawn or `cls` is a cluster class, 1 for labels; none for the null class or an
+ * unconditional model.
  */
 function requestedClasses(config: RunConfig, count: number, cls: number | undefined, unconditional: boolean, guidance?: number, nullClass = false):
   { clusters?: ClusterRecord; classes?: number[]; guidance?: number } {
-  const nc = config.model.config.numClasses, labelled = labelledClassCount(config);
-  if (nc === 0) return {};
-  if (cls === undefined && (nullClass || unconditional || labelled === 0)) {
-    const clusters = nullClass ? undefined : config.clusters;
-    return clusters ? { clusters, guidance: guidance ?? clusters.guidance } : {};
-  }
-  const clusterClass = config.clusters !== undefined && cls !== undefined && cls >= labelled;
-  return {
-    classes: Array.from({ length: count }, (_, i) => cls ?? i % labelled),
-    guidance: guidance ?? (clusterClass ? config.clusters!.guidance : 1),
-  };
+  const nc = config.model.config.numClasses, picked = sampledClasses(nc, config.clusters, count, { cls, unconditional, nullClass });
+  if (picked.clusters) return { ...picked, guidance: guidance ?? picked.clusters.guidance };
+  if (!picked.classes) return picked;
+  const clusterClass = config.clusters !== undefined && cls !== undefined && cls >= labelledClassCount(nc, config.clusters);
+  return { ...picked, guidance: guidance ?? (clusterClass ? config.clusters!.guidance : 1) };
 }
 
 /** Drawn clusters sample with DPM-Solver++'s SDE variant unless a sampler is named (bench/quality.ts: +3 to +4

@@ -81,7 +81,7 @@ export async function startApi(o: ApiOptions): Promise<RunningApi> {
   const model: ModelInfo = {
     numClasses: json.config.model.config.numClasses, T: makeSchedule(json.config.schedule).T,
     // A model without labels draws its clusters for a request without a class, at their guidance.
-    defaultGuidance: labelledClassCount(json.config) === 0 ? json.config.clusters?.guidance : undefined,
+    defaultGuidance: labelledClassCount(json.config.model.config.numClasses, json.config.clusters) === 0 ? json.config.clusters?.guidance : undefined,
     unconditionalGuidance: json.config.clusters?.guidance,
   };
   const fingerprint = modelFingerprint(json, weights);

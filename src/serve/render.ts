@@ -6,7 +6,7 @@ import type { NoiseSchedule } from '../diffusion/index.js';
 import { encodePng, imageGrid } from '../io/png.js';
 import type { UNet } from '../nn/unet.js';
 import { narrow } from '../tensor/index.js';
-import { sampleImages, type ClusterRecord, type ObjectiveConfig } from '../train/index.js';
+import { sampleImages, sampledClasses, type ClusterRecord, type ObjectiveConfig } from '../train/index.js';
 import { samplerConfig, type SampleRequest } from './request.js';
 
 export interface RenderedSamples {
@@ -24,15 +24,12 @@ export interface LoadedModel {
 
 /** Samples a request; `onStep(done, total)` counts sampler steps over all batches. */
 export async function renderSamples(m: LoadedModel, r: SampleRequest, onStep?: (done: number, total: number) => void): Promise<RenderedSamples> {
-  const nc = m.model.config.numClasses, labelled = m.clusters ? m.clusters.firstClass ?? 0 : nc;
+  const nc = m.model.config.numClasses;
   const batches = Math.ceil(r.count / 100);
   let done = 0;
   const images = await sampleImages(m.model, m.schedule, m.objective, {
     count: r.count, sampler: samplerConfig(r.sampler, r.steps), seed: r.seed,
-    // Labelled classes in turn without a class; a model without labels, or an unconditional request, draws its
-    // clusters (or the null class).
-    classes: nc > 0 && !r.unconditional && (r.class !== null || labelled > 0) ? Array.from({ length: r.count }, (_, i) => r.class ?? i % labelled) : undefined,
-    clusters: r.class === null && (labelled === 0 || r.unconditional) ? m.clusters : undefined,
+    ...sampledClasses(nc, m.clusters, r.count, { cls: r.class ?? undefined, unconditional: r.unconditional }),
     guidanceScale: nc > 0 ? r.guidance : undefined,
     onStep: (_step, steps) => onStep?.(++done, steps * batches),
   });

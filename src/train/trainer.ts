@@ -104,9 +104,23 @@ export interface ClusterRecord {
   share?: number;
 }
 
-/** The classes of a run that are labels, asked for in turn by conditional sampling (0 for a model without labels). */
-export function labelledClassCount(config: RunConfig): number {
-  return config.clusters ? config.clusters.firstClass ?? 0 : config.model.config.numClasses;
+/** The classes of a model that are labels, asked for in turn by conditional sampling (0 for a model without labels). */
+export function labelledClassCount(numClasses: number, clusters?: ClusterRecord): number {
+  return clusters ? clusters.firstClass ?? 0 : numClasses;
+}
+
+/**
+ * What to sample from a model with `numClasses` classes (and its cluster record): class `cls`, or the labelled
+ * classes in turn; without a class (a model without labels, `unconditional`), its clusters drawn by size
+ * (sampleImages' `clusters`) where it has them, else the null class, also with `nullClass`. `sample`, `eval`,
+ * the service and the preview grids all ask this.
+ */
+export function sampledClasses(numClasses: number, clusters: ClusterRecord | undefined, count: number,
+  o: { cls?: number; unconditional?: boolean; nullClass?: boolean } = {}): { classes?: number[]; clusters?: ClusterRecord } {
+  const labelled = labelledClassCount(numClasses, clusters);
+  if (numClasses === 0) return {};
+  if (o.cls === undefined && (o.nullClass || o.unconditional || labelled === 0)) return clusters && !o.nullClass ? { clusters } : {};
+  return { classes: Array.from({ length: count }, (_, i) => o.cls ?? i % labelled) };
 }
 
 export interface TrainerState {
@@ -382,12 +396,11 @@ export class Trainer {
 
   /** Samples a preview grid with the EMA weights (labelled classes in turn; clusters drawn without labels). */
   async sampleGrid(path: string, count = this.config.trainer.previewCount, sampler = this.config.trainer.previewSampler, seed = 1234): Promise<Tensor> {
-    const m = this.model, labelled = labelledClassCount(this.config);
+    const m = this.model;
     // In batches no larger than the training batch: sampling reuses the step's memory instead of adding a peak.
     const out = await this.ema.withWeights(() => sampleImages(m, this.schedule, this.config.objective, {
       count, sampler, seed, batchSize: Math.min(100, this.config.trainer.batchSize),
-      classes: labelled > 0 ? Array.from({ length: count }, (_, i) => i % labelled) : undefined,
-      clusters: this.config.clusters,
+      ...sampledClasses(m.config.numClasses, this.config.clusters, count),
     }));
     const { saveImageGrid } = await (import(/* @vite-ignore */ PNG_MODULE) as Promise<typeof import('../io/png.js')>);
     saveImageGrid(path, out, { nrow: Math.ceil(Math.sqrt(count)), scale: 2 });
