@@ -10,13 +10,14 @@ import type { Engine } from '../src/index.js';
 
 /** Kernel → kind. A kernel not listed here counts as 'other'. */
 const KIND: Record<string, string> = {
-  conv2d: 'conv', conv2dBackwardInput: 'conv', conv2dBackwardWeight: 'conv',
+  conv2d: 'conv', conv2dBackwardInput: 'conv', conv2dBackwardWeight: 'conv', conv2dNormed: 'conv',
+  conv2dBackwardWeightNormed: 'conv',
   matmul: 'GEMM',
   unary: 'elementwise', binary: 'elementwise', where: 'elementwise', affine: 'elementwise', powScalar: 'elementwise',
   clamp: 'elementwise', activation: 'elementwise', activationBackward: 'elementwise', upsampleNearest2x: 'elementwise',
   avgPool2x2: 'elementwise', gatherRows: 'elementwise', scatterAddRows: 'elementwise',
   stridedCopy: 'copies', reduce: 'reductions',
-  groupNorm: 'norms + softmax', groupNormBackward: 'norms + softmax', layerNorm: 'norms + softmax',
+  groupNorm: 'norms + softmax', groupNormBackward: 'norms + softmax', groupNormStats: 'norms + softmax', layerNorm: 'norms + softmax',
   layerNormBackward: 'norms + softmax', softmax: 'norms + softmax', softmaxBackward: 'norms + softmax',
   logSoftmax: 'norms + softmax', logSoftmaxBackward: 'norms + softmax',
   adamW: 'optimizer + EMA kernels', lerpInPlace: 'optimizer + EMA kernels',
@@ -41,7 +42,7 @@ export function profiler(engine: Engine) {
   for (const name of Object.keys(be)) {
     const f = be[name];
     if (typeof f !== 'function') continue;
-    const kind = KIND[name] ?? 'other';
+    const kind = process.env.PROFILE_BY_KERNEL ? name : KIND[name] ?? 'other';
     be[name] = (...args: unknown[]) => {
       if (!on) return (f as (...a: unknown[]) => unknown).apply(engine, args);
       const t0 = performance.now();

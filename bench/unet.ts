@@ -5,7 +5,8 @@
  * PyTorch gets its fair setting: OPENBLAS_NUM_THREADS=1 and torch.set_num_threads(threads).
  *
  * Usage: npx tsx bench/unet.ts [--preset tiny] [--batch 64] [--threads 2] [--reps 5] [--rounds 3]
- *        npx tsx bench/unet.ts --profile   (ours only: where each step's time goes, by kernel kind; bench/profile.ts)
+ *        npx tsx bench/unet.ts --profile   (ours only: where each step's time goes, by kernel kind; bench/profile.ts;
+ *                                           PROFILE_BY_KERNEL=1: by kernel)
  */
 import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';

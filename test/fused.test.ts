@@ -35,6 +35,9 @@ const gen = (seed: number) => new D.Generator(seed);
 const leaf = (shape: number[], seed: number, scale = 1) => D.randn(shape, gen(seed)).mul(scale).detach();
 const param = (shape: number[], seed: number, scale = 1) => { const t = leaf(shape, seed, scale); t.requiresGrad = true; return t; };
 
+// one op over the norm kernels; native also applies the norm inside the convolution (conv2dNormed)
+const NORM_CONV = ['groupNorm', 'groupNormBackward'];
+
 /** Fused kernel(s) exercised, inputs, and the op. */
 const CASES: [string, string[], () => D.Tensor[], (xs: D.Tensor[]) => D.Tensor][] = [
   ['sigmoid', ['activation'], () => [param([3, 257], 1, 4)], ([x]) => D.sigmoid(x)],
@@ -53,6 +56,16 @@ const CASES: [string, string[], () => D.Tensor[], (xs: D.Tensor[]) => D.Tensor][
   ['layerNorm without affine', ['layerNorm'], () => [param([5, 17], 17)], ([x]) => D.layerNorm(x)],
   ['upsampleNearest2x', ['upsampleNearest2x'], () => [param([2, 3, 5, 7], 18)], ([x]) => D.upsampleNearest2x(x)],
   ['avgPool2x2', ['avgPool2x2'], () => [param([2, 3, 6, 8], 19)], ([x]) => D.avgPool2x2(x)],
+  // the norm applied inside the convolution: Winograd's input copy at 12×12 (both passes) and at 7×7 (the weight
+  // gradient's direct kernel: stored first), a strided convolution (stored first), a norm without affine
+  ['groupNorm + SiLU → conv2d 3×3', NORM_CONV, () => [param([2, 16, 12, 12], 20), param([16], 21), param([16], 22),
+    param([8, 16, 3, 3], 23, 0.2), param([8], 24)],
+  ([x, g, b, w, bias]) => D.groupNormConv2d(x, 4, g, b, { silu: true }, w, bias, { padding: 1 })],
+  ['groupNorm + SiLU → conv2d 3×3 at 7×7', NORM_CONV, () => [param([3, 8, 7, 7], 25), param([8], 26), param([8], 27),
+    param([16, 8, 3, 3], 28, 0.2), param([16], 29)],
+  ([x, g, b, w, bias]) => D.groupNormConv2d(x, 2, g, b, { silu: true }, w, bias, { padding: 1 })],
+  ['groupNorm → conv2d 3×3 stride 2, no affine', NORM_CONV, () => [param([2, 8, 9, 9], 30), param([8, 8, 3, 3], 31, 0.2)],
+    ([x, w]) => D.groupNormConv2d(x, 4, null, null, {}, w, null, { stride: 2, padding: 1 })],
 ];
 
 for (const name of backends) {

@@ -193,5 +193,7 @@ test('native: a UNet training step frees as it goes, with the same loss and grad
   freed.grads.forEach((g, i) => assert.deepEqual(g, collected.grads[i], `parameter ${i}`));
   const mib = (b: number) => (b / 2 ** 20).toFixed(1);
   ctx.diagnostic(`held after forward (batch 16): ${mib(freed.live)} MiB freeing, ${mib(collected.live)} MiB without`);
-  assert.ok(freed.live < 0.7 * collected.live, `what the graph holds after forward: ${mib(freed.live)} MiB freeing, ${mib(collected.live)} MiB without`);
+  // (the norms' outputs are never stored at all on native, freeing or not: what freeing still saves is the
+  // convolutions' outputs that feed only additions, and the block inputs they own)
+  assert.ok(freed.live < 0.93 * collected.live, `what the graph holds after forward: ${mib(freed.live)} MiB freeing, ${mib(collected.live)} MiB without`);
 });

@@ -461,6 +461,33 @@ test('groupNorm (+SiLU) forward and backward, with and without affine', { skip }
   }
 });
 
+test('conv2dNormed / conv2dBackwardWeightNormed: the same bits as the convolutions of groupNorm\'s output', { skip }, () => {
+  // Winograd F(4×4) at 28×28 and 14×14, F(2×2)'s weight gradient at 12×12, the direct weight gradient at 7×7
+  // (the norm stored first), a strided and a 1×1 convolution (stored first), channels not a multiple of 8
+  const cases: [number, number, number, number, number, number, number][] = [
+    // n, c, h, o, k, stride, groups
+    [3, 32, 28, 32, 3, 1, 8], [2, 64, 14, 40, 3, 1, 8], [2, 24, 12, 16, 3, 1, 4], [4, 16, 7, 16, 3, 1, 4],
+    [2, 12, 9, 8, 3, 2, 3], [2, 16, 6, 24, 1, 1, 4], [2, 20, 10, 12, 3, 1, 5],
+  ];
+  for (const [n, c, h, o, k, s, groups] of cases) {
+    for (const silu of [false, true]) for (const aff of [true, false]) {
+      const p = (k - 1) / 2, oh = Math.floor((h + 2 * p - k) / s) + 1;
+      const g = geom(n, c, h, h, o, k, k, s, s, p, p);
+      const x = randn(n * c * h * h, 2, 0.5), w = randn(o * c * k * k, 0.2), bias = randn(o, 0.1);
+      const gamma = aff ? randn(c, 0.5, 1) : null, beta = aff ? randn(c, 0.3) : null;
+      const name = `${n}×${c}×${h}×${h} → ${o}, ${k}×${k} /${s}, groups ${groups}, silu=${silu}, affine=${aff}`;
+      const st = nat.groupNormStats(x, n, c, h * h, groups, 1e-5), ref = nat.groupNorm(x, gamma, beta, n, c, h * h, groups, 1e-5, silu);
+      assert.deepEqual(st.mean, ref.mean, `${name}: mean`);
+      assert.deepEqual(st.rstd, ref.rstd, `${name}: rstd`);
+      const y = nat.conv2dNormed(x, gamma, beta, st.mean, st.rstd, groups, silu, w, bias, g);
+      assert.deepEqual(y, nat.conv2d(ref.y, w, bias, g), `${name}: forward`);
+      const dy = randn(n * o * oh * oh);
+      const dw = nat.conv2dBackwardWeightNormed(x, gamma, beta, st.mean, st.rstd, groups, silu, dy, g);
+      assert.deepEqual(dw, nat.conv2dBackwardWeight(ref.y, dy, g), `${name}: weight gradient`);
+    }
+  }
+});
+
 test('layerNorm forward and backward', { skip }, () => {
   for (const [rows, d] of [[5, 7], [300, 256], [1, 1], [64, 1000]]) {
     for (const [hasG, hasB] of [[true, true], [true, false], [false, true], [false, false]]) {
@@ -542,6 +569,16 @@ test('malformed arguments throw an Error naming the kernel (no crash)', { skip }
     ['binary', ['add', f(4), [1], f(4), [1], 'x'], /binary: .*array/],
     ['binary', ['add', f(4), [1e300], f(4), [1], [4]], /binary/],
     ['where', [f(2), [1], f(4), [1], f(4), [1], [4]], /where: cond: strided view/],
+    ['groupNormStats', [f(10), 1, 4, 3, 2, 1e-5], /groupNormStats: x has 10 elements/],
+    ['groupNormStats', [f(12), 1, 4, 3, 3, 1e-5], /groupNormStats: c = 4 is not a multiple of groups = 3/],
+    ['conv2dNormed', [f(50), null, null, f(1), f(1), 1, true, f(54), null], /conv2dNormed: expected 10 arguments/],
+    ['conv2dNormed', [f(50), null, null, f(2), f(1), 1, true, f(54), null, g], /conv2dNormed: mean and rstd must have n·groups = 1/],
+    ['conv2dNormed', [f(50), f(3), null, f(1), f(1), 1, true, f(54), null, g], /conv2dNormed: gamma has 3 elements/],
+    ['conv2dNormed', [f(50), null, null, f(1), f(1), 3, true, f(54), null, g], /conv2dNormed: c = 2 is not a multiple/],
+    ['conv2dNormed', [f(49), null, null, f(1), f(1), 1, true, f(54), null, g], /conv2dNormed: x has 49 elements/],
+    ['conv2dNormed', [f(50), null, null, f(1), f(1), 1, 'yes', f(54), null, g], /conv2dNormed: .*boolean/],
+    ['conv2dBackwardWeightNormed', [f(50), null, f(1), f(1), f(1), 1, false, f(75), g], /conv2dBackwardWeightNormed: beta has 1 elements/],
+    ['conv2dBackwardWeightNormed', [f(50), null, null, f(1), f(1), 1, false, f(74), g], /conv2dBackwardWeightNormed: dy has 74 elements/],
     ['affine', [f(3), 'a', 1], /affine: .*number/],
     ['reduce', ['sum', f(10), 2, 3, 2], /reduce: x has 10/],
     ['reduce', ['mean', f(12), 2, 3, 2], /reduce: unknown op/],

@@ -577,6 +577,62 @@ DN_FN(Conv2dBackwardWeight) {
   return out;
 }
 
+/** Arguments i … i + 5 of the *Normed convolutions: gamma, beta (nullable), mean, rstd, groups, silu, for an input
+ *  of n images of c channels. */
+bool read_norm_pre(Call& c, size_t i, int64_t n, int64_t ch, NormPre* p) {
+  float *gamma, *beta, *mean, *rstd;
+  int64_t ng, nb, nm, nr, groups, t;
+  bool silu;
+  if (!c.f32(i, "gamma", &gamma, &ng, true) || !c.f32(i + 1, "beta", &beta, &nb, true) ||
+      !c.f32(i + 2, "mean", &mean, &nm) || !c.f32(i + 3, "rstd", &rstd, &nr) ||
+      !c.integer(i + 4, "groups", &groups, 1) || !c.boolean(i + 5, "silu", &silu))
+    return false;
+  if (ch % groups) return c.fail("c = %lld is not a multiple of groups = %lld", (long long)ch, (long long)groups);
+  if (gamma && ng != ch) return c.fail("gamma has %lld elements, c = %lld", (long long)ng, (long long)ch);
+  if (beta && nb != ch) return c.fail("beta has %lld elements, c = %lld", (long long)nb, (long long)ch);
+  if (!mul(n, groups, &t)) return c.fail("shape is too large");
+  if (nm != t || nr != t) return c.fail("mean and rstd must have n·groups = %lld elements", (long long)t);
+  *p = NormPre{mean, rstd, gamma, beta, groups, silu};
+  return true;
+}
+
+DN_FN(Conv2dNormed) {
+  Call c(env, info, "conv2dNormed");
+  float *x, *w, *bias;
+  int64_t nx, nw, nbias;
+  ConvGeom g;
+  NormPre pre;
+  if (!c.expect_args(10) || !c.f32(0, "x", &x, &nx) || !c.f32(7, "w", &w, &nw) ||
+      !c.f32(8, "bias", &bias, &nbias, true) || !read_geom(c, 9, &g) || !read_norm_pre(c, 1, g.n, g.c, &pre))
+    return nullptr;
+  if (!expect_len(c, "x", nx, g.n * g.c * g.h * g.w) || !expect_len(c, "w", nw, g.o * g.c * g.kh * g.kw) ||
+      (bias && !expect_len(c, "bias", nbias, g.o)))
+    return nullptr;
+  float* y;
+  napi_value out = c.alloc(g.n * g.o * g.oh * g.ow, &y);
+  if (!out) return nullptr;
+  if (!conv2d(x, w, bias, g, y, &pre)) { c.fail("out of memory for scratch buffers"); return nullptr; }
+  return out;
+}
+
+DN_FN(Conv2dBackwardWeightNormed) {
+  Call c(env, info, "conv2dBackwardWeightNormed");
+  float *x, *dy;
+  int64_t nx, ndy;
+  ConvGeom g;
+  NormPre pre;
+  if (!c.expect_args(9) || !c.f32(0, "x", &x, &nx) || !c.f32(7, "dy", &dy, &ndy) || !read_geom(c, 8, &g) ||
+      !read_norm_pre(c, 1, g.n, g.c, &pre))
+    return nullptr;
+  if (!expect_len(c, "x", nx, g.n * g.c * g.h * g.w) || !expect_len(c, "dy", ndy, g.n * g.o * g.oh * g.ow))
+    return nullptr;
+  float* dw;
+  napi_value out = c.alloc(g.o * g.c * g.kh * g.kw, &dw);
+  if (!out) return nullptr;
+  if (!conv2d_backward_weight(x, dy, g, dw, &pre)) { c.fail("out of memory for scratch buffers"); return nullptr; }
+  return out;
+}
+
 // ---------------------------------------------------------------- spatial
 
 bool planes_hw(Call& c, size_t i, int64_t* planes, int64_t* h, int64_t* w, int64_t* total) {
@@ -614,7 +670,7 @@ napi_value make_result(Call& c, const char* k1, napi_value v1, const char* k2, n
   if (napi_create_object(c.env, &o) != napi_ok) { c.fail("could not create the result"); return nullptr; }
   napi_set_named_property(c.env, o, k1, v1);
   napi_set_named_property(c.env, o, k2, v2);
-  napi_set_named_property(c.env, o, k3, v3);
+  if (k3) napi_set_named_property(c.env, o, k3, v3);
   return o;
 }
 
@@ -642,6 +698,25 @@ DN_FN(GroupNorm) {
   if (!vr) return nullptr;
   group_norm(x, gamma, beta, n, ch, hw, groups, eps, silu, y, mean, rstd);
   return make_result(c, "y", vy, "mean", vm, "rstd", vr);
+}
+
+DN_FN(GroupNormStats) {
+  Call c(env, info, "groupNormStats");
+  float* x;
+  int64_t nx, n, ch, hw, groups, t, ngr;
+  double eps;
+  if (!c.expect_args(6) || !c.f32(0, "x", &x, &nx) || !c.integer(1, "n", &n) || !c.integer(2, "c", &ch) ||
+      !c.integer(3, "hw", &hw) || !c.integer(4, "groups", &groups, 1) || !c.number(5, "eps", &eps))
+    return nullptr;
+  if (!mul(n, ch, &t) || !mul(t, hw, &t) || !mul(n, groups, &ngr)) { c.fail("shape is too large"); return nullptr; }
+  if (ch % groups) { c.fail("c = %lld is not a multiple of groups = %lld", (long long)ch, (long long)groups); return nullptr; }
+  if (nx != t) { c.fail("x has %lld elements, n·c·hw = %lld", (long long)nx, (long long)t); return nullptr; }
+  float *mean, *rstd;
+  napi_value vm = c.alloc(ngr, &mean);
+  napi_value vr = vm ? c.alloc(ngr, &rstd) : nullptr;
+  if (!vr) return nullptr;
+  group_norm_stats(x, n, ch, hw, groups, eps, mean, rstd);
+  return make_result(c, "mean", vm, "rstd", vr, nullptr, nullptr);
 }
 
 DN_FN(GroupNormBackward) {
@@ -979,6 +1054,9 @@ napi_value Init(napi_env env, napi_value exports) {
       {"avgPool2x2", AvgPool2x2},
       {"groupNorm", GroupNorm},
       {"groupNormBackward", GroupNormBackward},
+      {"groupNormStats", GroupNormStats},
+      {"conv2dNormed", Conv2dNormed},
+      {"conv2dBackwardWeightNormed", Conv2dBackwardWeightNormed},
       {"layerNorm", LayerNorm},
       {"layerNormBackward", LayerNormBackward},
       {"softmax", Softmax},

@@ -51,6 +51,13 @@ DN_INLINE float vexp(float x) {
   return p * s1 * s2;
 }
 
+/** A group norm's output element, (x − mu)·s + b, then SiLU if set: one definition for group_norm and for the
+ *  convolutions that apply the norm as they read their input (NormPre), so both give the same bits. */
+DN_INLINE float norm_act(float x, float mu, float s, float b, bool silu) {
+  const float z = (x - mu) * s + b;
+  return silu ? z / (1.0f + vexp(-z)) : z;
+}
+
 DN_INLINE float vsigmoid(float x) { return 1.0f / (1.0f + vexp(-x)); }
 
 /** erfc(z) for z ≥ 0, branch-free: Numerical Recipes' Chebyshev fit (relative error < 1.2e-7 in exact

@@ -201,7 +201,20 @@ const char* conv_impl() {
 
 void set_conv_im2col(bool force) { g_force_im2col = force ? 1 : 0; }
 
-bool conv2d(const float* x, const float* w, const float* bias, const ConvGeom& g, float* y) {
+/** run(input) on the normalized x of `pre`, stored first: for the paths that cannot apply it as they read. */
+template <class Run>
+bool with_normalized_input(const float* x, const ConvGeom& g, const NormPre& pre, Run run) {
+  const size_t count = size_t(g.n * g.c * g.h * g.w);
+  if (count == 0) return run(x);
+  float* t = static_cast<float*>(std::malloc(count * sizeof(float)));
+  if (!t) return false;
+  group_norm_apply(x, pre, g.n, g.c, g.h * g.w, t);
+  const bool ok = run(t);
+  std::free(t);
+  return ok;
+}
+
+bool conv2d(const float* x, const float* w, const float* bias, const ConvGeom& g, float* y, const NormPre* pre) {
   if (g.n * g.o * g.oh * g.ow == 0) return true;
   if (g.c * g.kh * g.kw == 0) {  // empty reduction: bias only
     const int64_t P = g.oh * g.ow;
@@ -210,9 +223,10 @@ bool conv2d(const float* x, const float* w, const float* bias, const ConvGeom& g
   }
   if (direct_enabled() && !is_pointwise(g)) {  // 1×1: a plain GEMM, the packed kernels do better
     bool oom = false;
-    if (direct_conv2d(x, w, bias, g, y, &oom)) return true;
+    if (direct_conv2d(x, w, bias, g, y, &oom, pre)) return true;
     if (oom) return false;
   }
+  if (pre) return with_normalized_input(x, g, *pre, [&](const float* t) { return conv2d(t, w, bias, g, y); });
   return gemm_conv2d(x, w, bias, g, y);
 }
 
@@ -230,7 +244,7 @@ bool conv2d_backward_input(const float* dy, const float* w, const ConvGeom& g, f
   return gemm_conv2d_backward_input(dy, w, g, dx);
 }
 
-bool conv2d_backward_weight(const float* x, const float* dy, const ConvGeom& g, float* dw) {
+bool conv2d_backward_weight(const float* x, const float* dy, const ConvGeom& g, float* dw, const NormPre* pre) {
   const int64_t wsize = g.o * g.c * g.kh * g.kw;
   if (wsize == 0) return true;
   if (g.n * g.oh * g.ow == 0) {
@@ -239,9 +253,10 @@ bool conv2d_backward_weight(const float* x, const float* dy, const ConvGeom& g, 
   }
   if (direct_enabled()) {
     bool oom = false;
-    if (direct_conv2d_backward_weight(x, dy, g, dw, &oom)) return true;
+    if (direct_conv2d_backward_weight(x, dy, g, dw, &oom, pre)) return true;
     if (oom) return false;
   }
+  if (pre) return with_normalized_input(x, g, *pre, [&](const float* t) { return conv2d_backward_weight(t, dy, g, dw); });
   return gemm_conv2d_backward_weight(x, dy, g, dw);
 }
 

@@ -34,9 +34,9 @@ namespace dn {
 const char* direct_isa() { return nullptr; }
 bool direct_prefer_avx2(int) { return false; }
 int winograd_tile_setting(int) { return 0; }
-bool direct_conv2d(const float*, const float*, const float*, const ConvGeom&, float*, bool*) { return false; }
+bool direct_conv2d(const float*, const float*, const float*, const ConvGeom&, float*, bool*, const NormPre*) { return false; }
 bool direct_conv2d_backward_input(const float*, const float*, const ConvGeom&, float*, bool*) { return false; }
-bool direct_conv2d_backward_weight(const float*, const float*, const ConvGeom&, float*, bool*) { return false; }
+bool direct_conv2d_backward_weight(const float*, const float*, const ConvGeom&, float*, bool*, const NormPre*) { return false; }
 
 #else
 
@@ -51,6 +51,7 @@ using WinoOutFn = void (*)(const float*, int64_t, int64_t, float*);
 using TransposeFn = void (*)(const float*, int64_t, int64_t, int64_t, float*, int64_t);
 using WinoDyFn = void (*)(const float* const*, int64_t, float*, int64_t);
 using RedFn = void (*)(const float*, int64_t, int64_t, const float*, float*);
+using NormRowsFn = void (*)(float*, int64_t, int64_t, const float*);
 
 struct KernelSet {
   int W = 0;       // lanes per vector
@@ -64,6 +65,7 @@ struct KernelSet {
   WinoDyFn wino_dy[2][2] = {};
   TransposeFn transpose = nullptr;
   RedFn red[2][kMaxNPAll] = {};     // [nv − 1][np − 1]
+  NormRowsFn norm_rows[2] = {};     // [silu]
 };
 
 }  // namespace
@@ -451,9 +453,11 @@ int winograd_tile_backward_weight(int64_t h, int64_t w) {
 }
 
 /** Channel-last, zero-padded copy of rows [r0, r0 + rows) of the padded image (padding 1 on every side) of
- *  x[C][H][W]: xcl[i][j][c] = x[c][r0 + i − 1][j − 1], zero outside the image and for c ≥ C (Cp ≥ C). */
+ *  x[C][H][W]: xcl[i][j][c] = x[c][r0 + i − 1][j − 1], zero outside the image and for c ≥ C (Cp ≥ C). With
+ *  `lanes` (a NormPre's constants for this image, NormPre::lanes), the image's pixels are normalized in the
+ *  copy: the padding stays zero, as it is in the normalized tensor. */
 void pad_channel_last(const KernelSet& ks, const float* x, int64_t C, int64_t H, int64_t W, int64_t r0, int64_t rows,
-                      int64_t Wp, int64_t Cp, float* xcl) {
+                      int64_t Wp, int64_t Cp, float* xcl, const float* lanes = nullptr, bool silu = false) {
   const int64_t w = std::min<int64_t>(W, Wp - 1);  // image columns copied
   for (int64_t i = 0; i < rows; i++) {  // the padding
     float* d = xcl + i * Wp * Cp;
@@ -474,6 +478,17 @@ void pad_channel_last(const KernelSet& ks, const float* x, int64_t C, int64_t H,
     for (int64_t i = i0; i < i1; i++)
       ks.transpose(x + c0 * H * W + (r0 + i - 1) * W, H * W, nc, w, xcl + i * Wp * Cp + Cp + c0, Cp);
   }
+  if (lanes)
+    for (int64_t i = i0; i < i1; i++) ks.norm_rows[silu](xcl + i * Wp * Cp + Cp, w, Cp, lanes);
+}
+
+/** Image img's NormPre constants in a task's scratch ([mu | s | b], Cp each); nullptr without `pre` or memory. */
+float* norm_lanes(const NormPre* pre, int64_t img, int64_t C, int64_t Cp, int tid, bool* ok) {
+  if (!pre) return nullptr;
+  float* l = scratch(6, tid, size_t(3 * Cp));
+  if (!l) { *ok = false; return nullptr; }
+  pre->lanes(img, C, Cp, l, l + Cp, l + 2 * Cp);
+  return l;
 }
 
 /** G[i][j] of F(m×m, 3×3): [[1,0,0],[½,½,½],[½,−½,½],[0,0,1]] for m = 2;
@@ -527,10 +542,11 @@ void pack_winograd(int m, KernelAt kernel_at, int64_t Cout, int64_t Cin, const T
   else pack_winograd_m<4>(kernel_at, Cout, Cin, tiles, pk);
 }
 
-/** y[n][Cout][H][W] (+ bias) = 3×3 convolution, stride 1, padding 1, of x[n][Cin][H][W] with U packed for
- *  F(m×m, 3×3) (m = 2 or 4). */
+/** y[n][Cout][H][W] (+ bias) = 3×3 convolution, stride 1, padding 1, of x[n][Cin][H][W] (normalized by `pre`
+ *  as it is read, if given) with U packed for F(m×m, 3×3) (m = 2 or 4). */
 bool run_winograd(const KernelSet& ks, int m, const float* x, int64_t n, int64_t Cin, int64_t H, int64_t W,
-                  int64_t Cout, const Tiles& tiles, const float* upk, const float* bias, float* y) {
+                  int64_t Cout, const Tiles& tiles, const float* upk, const float* bias, float* y,
+                  const NormPre* pre = nullptr) {
   const int XI = (m + 2) * (m + 2), ws = wino_set(m);
   const int64_t TH = (H + m - 1) / m, TW = (W + m - 1) / m, Wp = m * TW + 2, HW = H * W;
   const int64_t Cp = (Cin + ks.W - 1) / ks.W * ks.W;  // channels padded to whole vectors
@@ -547,9 +563,10 @@ bool run_winograd(const KernelSet& ks, int m, const float* x, int64_t n, int64_t
     float* xcl = scratch(0, tid, size_t(Hp * Wp * Cp));
     float* v = scratch(4, tid, size_t(XI * NTb * Cs));
     float* prod = scratch(5, tid, size_t(XI * NTb * Lmax + m * m * TW * Lmax));
-    if (!xcl || !v || !prod) { ok = false; return; }
+    const float* lanes = norm_lanes(pre, img, Cin, Cp, tid, &ok);
+    if (!xcl || !v || !prod || (pre && !lanes)) { ok = false; return; }
     float* ob = prod + XI * NTb * Lmax;  // [m rows][m·TW columns][L]
-    pad_channel_last(ks, x + img * Cin * HW, Cin, H, W, m * ty0, Hp, Wp, Cp, xcl);
+    pad_channel_last(ks, x + img * Cin * HW, Cin, H, W, m * ty0, Hp, Wp, Cp, xcl, lanes, pre && pre->silu);
     for (int64_t ty = ty0; ty < ty1; ty++)
       ks.wino_in[ws](xcl + m * (ty - ty0) * Wp * Cp, Wp, Cp, TW, v + (ty - ty0) * TW * Cs, Cs, NTb * Cs);
     const int64_t nchunk = (NTb + ks.max_np - 1) / ks.max_np;
@@ -591,7 +608,8 @@ bool run_winograd(const KernelSet& ks, int m, const float* x, int64_t n, int64_t
  *  of 9·m², reduced over all tiles of all images as (m + 2)² GEMM-like passes on the direct kernel (output
  *  channels as lanes, input channels as pixels, tiles as the reduction). */
 bool run_winograd_backward_weight(const KernelSet& ks, int m, const float* x, const float* dy, int64_t n, int64_t C,
-                                  int64_t H, int64_t W, int64_t O, const Tiles& tiles, float* dw) {
+                                  int64_t H, int64_t W, int64_t O, const Tiles& tiles, float* dw,
+                                  const NormPre* pre = nullptr) {
   const int a = m + 2, XI = a * a, ws = wino_set(m);
   const int64_t TH = (H + m - 1) / m, TW = (W + m - 1) / m, NT = TH * TW, Wp = m * TW + 2, Hp = m * TH + 2, HW = H * W;
   const int64_t lanes_total = tiles.lanes_total, Lmax = 2 * ks.W;
@@ -630,7 +648,9 @@ bool run_winograd_backward_weight(const KernelSet& ks, int m, const float* x, co
       const int64_t ns = std::min(sub, i1 - s0), R = ns * NT;  // R: the reduction length of this pass
       // V of these images as [ξ][image·tile][c]
       for (int64_t k = 0; k < ns; k++) {
-        pad_channel_last(ks, x + (s0 + k) * C * HW, C, H, W, 0, Hp, Wp, Cp, xcl);
+        const float* lanes = norm_lanes(pre, s0 + k, C, Cp, tid, &ok);
+        if (pre && !lanes) return;
+        pad_channel_last(ks, x + (s0 + k) * C * HW, C, H, W, 0, Hp, Wp, Cp, xcl, lanes, pre && pre->silu);
         for (int64_t ty = 0; ty < TH; ty++)
           ks.wino_in[ws](xcl + m * ty * Wp * Cp, Wp, Cp, TW, v + (k * NT + ty * TW) * Cs, Cs, R * Cs);
       }
@@ -734,11 +754,14 @@ const char* direct_isa() {
   return ks ? (ks->W == 16 ? "avx512" : ks->W == 8 ? "avx2" : "simd128") : nullptr;
 }
 
-bool direct_conv2d(const float* x, const float* w, const float* bias, const ConvGeom& g, float* y, bool* oom) {
+bool direct_conv2d(const float* x, const float* w, const float* bias, const ConvGeom& g, float* y, bool* oom,
+                   const NormPre* pre) {
   const KernelSet* ks = kernels();
   if (!ks || g.sh > 2 || g.sw > 2 || g.o > kMaxChannels) return false;
+  const bool wino = winograd_fits(g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.c, g.o);
+  if (pre && !wino) return false;  // only Winograd's input copy applies a norm
   Tiles tiles(g.o, ks->W, 2);
-  if (winograd_fits(g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.c, g.o)) {
+  if (wino) {
     const int m = winograd_tile(g.h, g.w);
     const size_t nu = size_t((m + 2) * (m + 2) * g.c * tiles.lanes_total);
     auto pack = [&](float* dst) {
@@ -753,7 +776,7 @@ bool direct_conv2d(const float* x, const float* w, const float* bias, const Conv
       pack(buf);
       upk = buf;
     }
-    if (!run_winograd(*ks, m, x, g.n, g.c, g.h, g.w, g.o, tiles, upk, bias, y)) { *oom = true; return false; }
+    if (!run_winograd(*ks, m, x, g.n, g.c, g.h, g.w, g.o, tiles, upk, bias, y, pre)) { *oom = true; return false; }
     return true;
   }
   const size_t npk = size_t(g.c * g.kh * g.kw * tiles.lanes_total);
@@ -824,13 +847,16 @@ bool direct_conv2d_backward_input(const float* dy, const float* w, const ConvGeo
   return true;
 }
 
-bool direct_conv2d_backward_weight(const float* x, const float* dy, const ConvGeom& g, float* dw, bool* oom) {
+bool direct_conv2d_backward_weight(const float* x, const float* dy, const ConvGeom& g, float* dw, bool* oom,
+                                   const NormPre* pre) {
   const KernelSet* ks = kernels();
   if (!ks || g.kh != 3 || g.kw != 3 || g.sh > 2 || g.sw > 2 || g.sh != g.sw || g.o > kMaxChannels) return false;
   const int m = winograd_tile_backward_weight(g.h, g.w);
-  if (m && winograd_fits(g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.c, g.o)) {
+  const bool wino = m && winograd_fits(g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.c, g.o);
+  if (pre && !wino) return false;  // only Winograd's input copy applies a norm
+  if (wino) {
     Tiles wt(g.o, ks->W, 2);
-    if (!run_winograd_backward_weight(*ks, m, x, dy, g.n, g.c, g.h, g.w, g.o, wt, dw)) {
+    if (!run_winograd_backward_weight(*ks, m, x, dy, g.n, g.c, g.h, g.w, g.o, wt, dw, pre)) {
       *oom = true;
       return false;
     }

@@ -15,8 +15,11 @@ int winograd_tile_setting(int m);
 
 /** Direct convolutions. Each returns false when it does not handle the geometry (the caller then falls
  *  back to im2col + GEMM) or when scratch memory could not be allocated (*oom set). */
-bool direct_conv2d(const float* x, const float* w, const float* bias, const ConvGeom& g, float* y, bool* oom);
+/** With `pre`, they also return false where they cannot apply it as they read the input (all but Winograd). */
+bool direct_conv2d(const float* x, const float* w, const float* bias, const ConvGeom& g, float* y, bool* oom,
+                   const NormPre* pre = nullptr);
 bool direct_conv2d_backward_input(const float* dy, const float* w, const ConvGeom& g, float* dx, bool* oom);
-bool direct_conv2d_backward_weight(const float* x, const float* dy, const ConvGeom& g, float* dw, bool* oom);
+bool direct_conv2d_backward_weight(const float* x, const float* dy, const ConvGeom& g, float* dw, bool* oom,
+                                   const NormPre* pre = nullptr);
 
 }  // namespace dn

@@ -39,6 +39,35 @@ void adamw(float* p, const float* g, float* m, float* v, int64_t n, double lr, d
            double wd, double step);
 
 // norm.cc
+/**
+ * A group norm with its statistics already computed (mean, rstd [n, groups]), then optionally SiLU, as a
+ * convolution applies it to its input while reading it (conv2d / conv2d_backward_weight with `pre`): the
+ * normalized tensor silu?((x − mean_g)·rstd_g·gamma_c + beta_c) is never stored. gamma / beta may be null.
+ */
+struct NormPre {
+  const float* mean;
+  const float* rstd;
+  const float* gamma;
+  const float* beta;
+  int64_t groups;
+  bool silu;
+  /** Image img's per-channel constants of norm_act (common.h) for its C channels: mu, s, b [Cp], zero past C. */
+  void lanes(int64_t img, int64_t C, int64_t Cp, float* mu, float* s, float* b) const {
+    const int64_t cg = C / groups;
+    for (int64_t ch = 0; ch < Cp; ch++) {
+      if (ch >= C) { mu[ch] = s[ch] = b[ch] = 0.0f; continue; }
+      const int64_t u = img * groups + ch / cg;
+      mu[ch] = mean[u];
+      s[ch] = gamma ? rstd[u] * gamma[ch] : rstd[u];
+      b[ch] = beta ? beta[ch] : 0.0f;
+    }
+  }
+};
+/** group_norm's statistics alone (mean, rstd [n, groups]). */
+void group_norm_stats(const float* x, int64_t n, int64_t c, int64_t hw, int64_t groups, double eps, float* mean,
+                      float* rstd);
+/** y = the normalized x of `p` (the same bits as group_norm's output). */
+void group_norm_apply(const float* x, const NormPre& p, int64_t n, int64_t c, int64_t hw, float* y);
 void group_norm(const float* x, const float* gamma, const float* beta, int64_t n, int64_t c, int64_t hw,
                 int64_t groups, double eps, bool silu, float* y, float* mean, float* rstd);
 /** dgamma / dbeta may be null (not wanted). Returns false when scratch memory could not be allocated. */
@@ -68,10 +97,11 @@ void sgemm1(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, cons
 struct ConvGeom {
   int64_t n, c, h, w, o, kh, kw, sh, sw, ph, pw, oh, ow;
 };
-/** Return false when scratch memory could not be allocated. */
-bool conv2d(const float* x, const float* w, const float* bias, const ConvGeom& g, float* y);
+/** Return false when scratch memory could not be allocated. With `pre`, the convolution's input is the
+ *  normalized x (NormPre): applied as the input is read where the kernels can (Winograd), else stored first. */
+bool conv2d(const float* x, const float* w, const float* bias, const ConvGeom& g, float* y, const NormPre* pre = nullptr);
 bool conv2d_backward_input(const float* dy, const float* w, const ConvGeom& g, float* dx);
-bool conv2d_backward_weight(const float* x, const float* dy, const ConvGeom& g, float* dw);
+bool conv2d_backward_weight(const float* x, const float* dy, const ConvGeom& g, float* dw, const NormPre* pre = nullptr);
 /** Which conv implementation runs here ("direct-avx512", "direct-avx2" or "im2col+gemm"). */
 const char* conv_impl();
 /** Forces the portable im2col + GEMM path (true) or restores automatic selection (false). */

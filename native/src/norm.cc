@@ -63,16 +63,13 @@ DN_INLINE void stats(const float* x, int64_t n, double eps, float& mean_out, flo
   rstd_out = float(rs);
 }
 
-/** y = (x − mu)·s + b, optionally followed by SiLU. */
+/** y = norm_act(x) over one channel: (x − mu)·s + b, optionally followed by SiLU. */
 DN_CLONES void norm_affine(const float* DN_RESTRICT x, float* DN_RESTRICT y, int64_t n, float mu, float s, float b,
                            bool silu) {
   if (silu) {
-    for (int64_t i = 0; i < n; i++) {
-      float z = (x[i] - mu) * s + b;
-      y[i] = z / (1.0f + vexp(-z));
-    }
+    for (int64_t i = 0; i < n; i++) y[i] = norm_act(x[i], mu, s, b, true);
   } else {
-    for (int64_t i = 0; i < n; i++) y[i] = (x[i] - mu) * s + b;
+    for (int64_t i = 0; i < n; i++) y[i] = norm_act(x[i], mu, s, b, false);
   }
 }
 
@@ -206,22 +203,46 @@ DN_CLONES void log_softmax_bwd_rows(const float* DN_RESTRICT y, const float* DN_
 
 }  // namespace
 
+void group_norm_stats(const float* x, int64_t n, int64_t c, int64_t hw, int64_t groups, double eps, float* mean,
+                      float* rstd) {
+  const int64_t m = (c / groups) * hw;
+  parallel_for(n * groups, std::max<int64_t>(1, kGrain / (m + 1)), [&](int64_t u0, int64_t u1) {
+    for (int64_t u = u0; u < u1; u++) {
+      double md, rd;
+      stats(x + u * m, m, eps, mean[u], rstd[u], md, rd);
+    }
+  });
+}
+
+/** Units [u0, u1) (image · group) of the normalized x: the channels' constants as NormPre::lanes makes them. */
+static void apply_units(const float* x, const NormPre& p, int64_t c, int64_t hw, int64_t u0, int64_t u1, float* y) {
+  const int64_t cg = c / p.groups;
+  for (int64_t u = u0; u < u1; u++) {
+    const int64_t gi = u % p.groups, base = u * cg * hw;
+    for (int64_t ci = 0; ci < cg; ci++) {
+      const int64_t ch = gi * cg + ci;
+      const float s = p.gamma ? p.rstd[u] * p.gamma[ch] : p.rstd[u];
+      norm_affine(x + base + ci * hw, y + base + ci * hw, hw, p.mean[u], s, p.beta ? p.beta[ch] : 0.0f, p.silu);
+    }
+  }
+}
+
+void group_norm_apply(const float* x, const NormPre& p, int64_t n, int64_t c, int64_t hw, float* y) {
+  const int64_t m = (c / p.groups) * hw;
+  parallel_for(n * p.groups, std::max<int64_t>(1, kGrain / (m + 1)),
+               [&](int64_t u0, int64_t u1) { apply_units(x, p, c, hw, u0, u1, y); });
+}
+
 void group_norm(const float* x, const float* gamma, const float* beta, int64_t n, int64_t c, int64_t hw,
                 int64_t groups, double eps, bool silu, float* y, float* mean, float* rstd) {
-  const int64_t cg = c / groups, m = cg * hw, units = n * groups;
-  parallel_for(units, std::max<int64_t>(1, kGrain / (m + 1)), [&](int64_t u0, int64_t u1) {
+  const int64_t m = (c / groups) * hw;
+  const NormPre p{mean, rstd, gamma, beta, groups, silu};
+  // statistics, then the group's output while it is still in cache
+  parallel_for(n * groups, std::max<int64_t>(1, kGrain / (m + 1)), [&](int64_t u0, int64_t u1) {
     for (int64_t u = u0; u < u1; u++) {
-      const int64_t b = u / groups, gi = u % groups;
-      const int64_t base = (b * c + gi * cg) * hw;
       double md, rd;
-      stats(x + base, m, eps, mean[u], rstd[u], md, rd);
-      const float mu = float(md);
-      for (int64_t ci = 0; ci < cg; ci++) {
-        const int64_t ch = gi * cg + ci;
-        const float s = float(rd * (gamma ? double(gamma[ch]) : 1.0));
-        const float be = beta ? beta[ch] : 0.0f;
-        norm_affine(x + base + ci * hw, y + base + ci * hw, hw, mu, s, be, silu);
-      }
+      stats(x + u * m, m, eps, mean[u], rstd[u], md, rd);
+      apply_units(x, p, c, hw, u, u + 1, y);
     }
   });
 }

@@ -102,7 +102,7 @@ inline void parallel_dynamic(int64_t n, F&& f, bool parallel = true) {
  *  slot at id kShared. Returns nullptr when the allocation fails. Valid until the next call with the same
  *  (slot, id); a task id is used by one thread at a time. */
 float* scratch(int slot, int tid, size_t floats);
-constexpr int kScratchSlots = 6;
+constexpr int kScratchSlots = 7;
 constexpr int kShared = kMaxTasks;
 
 }  // namespace dn

@@ -152,6 +152,18 @@ export interface KernelSignatures<F = F32> {
    */
   groupNorm(x: F, gamma: F | null, beta: F | null, n: number, c: number, hw: number,
     groups: number, eps: number, silu: boolean): NormResult<F>;
+  /** groupNorm's statistics alone: mean/rstd [n, groups]. */
+  groupNormStats(x: F, n: number, c: number, hw: number, groups: number, eps: number): { mean: F; rstd: F };
+  /**
+   * conv2d of the group norm of x (statistics mean/rstd from groupNormStats, then SiLU if set), applied as
+   * the convolution reads its input: the normalized tensor is not stored. The same values as conv2d of
+   * groupNorm's output.
+   */
+  conv2dNormed(x: F, gamma: F | null, beta: F | null, mean: F, rstd: F, groups: number, silu: boolean,
+    w: F, bias: F | null, g: Conv2dGeometry): F;
+  /** conv2dBackwardWeight of the group norm of x, as conv2dNormed reads it. */
+  conv2dBackwardWeightNormed(x: F, gamma: F | null, beta: F | null, mean: F, rstd: F, groups: number, silu: boolean,
+    dy: F, g: Conv2dGeometry): F;
   /** Gradients of groupNorm (with the same silu flag) given dy. */
   groupNormBackward(dy: F, x: F, gamma: F | null, beta: F | null, mean: F, rstd: F,
     n: number, c: number, hw: number, groups: number, silu: boolean): NormGrads<F>;
@@ -216,6 +228,9 @@ export const KERNELS = {
   activationBackward: 'fused',
   groupNorm: 'fused',
   groupNormBackward: 'fused',
+  groupNormStats: 'fused',
+  conv2dNormed: 'fused',
+  conv2dBackwardWeightNormed: 'fused',
   layerNorm: 'fused',
   layerNormBackward: 'fused',
   softmax: 'fused',

@@ -4,7 +4,7 @@
  * norms weight 1, bias 0; Embedding N(0, 1).
  */
 import {
-  Generator, Tensor, conv2d, defaultGenerator, dropout, embedding, groupNorm, layerNorm, linear, silu,
+  Generator, Tensor, conv2d, defaultGenerator, dropout, embedding, groupNorm, groupNormConv2d, layerNorm, linear, silu,
 } from '../tensor/index.js';
 import { Module, Parameter, init, type UnaryModule } from './module.js';
 
@@ -81,6 +81,13 @@ export class GroupNorm extends Module implements UnaryModule {
   forward(x: Tensor): Tensor {
     return groupNorm(x, this.numGroups, this.weight, this.bias, { eps: this.eps, silu: this.silu });
   }
+}
+
+/** conv.forward(norm.forward(x)) as one op (groupNormConv2d): the normalized tensor is not stored where the
+ *  backend can apply the norm as the convolution reads its input. */
+export function normThenConv(norm: GroupNorm, conv: Conv2d, x: Tensor): Tensor {
+  return groupNormConv2d(x, norm.numGroups, norm.weight, norm.bias, { eps: norm.eps, silu: norm.silu },
+    conv.weight, conv.bias, { stride: conv.stride, padding: conv.padding });
 }
 
 /** torch.nn.LayerNorm over the last axis. */

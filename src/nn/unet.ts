@@ -51,7 +51,7 @@ function rebuildable(make: () => Tensor): Tensor {
   const t = make();
   return t.node ? recomputable(t, () => noGrad(make).shareStorage()) : t;
 }
-import { Conv2d, Dropout, Embedding, GroupNorm, Linear, ModuleList, SiLU, Sequential } from './layers.js';
+import { Conv2d, Dropout, Embedding, GroupNorm, Linear, ModuleList, SiLU, Sequential, normThenConv } from './layers.js';
 import { Module } from './module.js';
 
 export interface UNetConfig {
@@ -331,20 +331,25 @@ export class ResBlock extends Module {
     // Each intermediate is freed once consumed (native: at once, not at the next collection). The norms'
     // outputs, which the convolutions' gradient rules read, are rebuilt from the norms' inputs in backward;
     // the convolutions' outputs feed only additions, whose rules read nothing.
-    const a1 = this.norm1.forward(x);
-    const c1 = this.conv1.forward(a1);
-    a1.freeData();
+    // (the norms run inside the convolutions that read them: normThenConv)
+    const c1 = normThenConv(this.norm1, this.conv1, x);
     const h = add(c1, reshape(this.tembProj.forward(embAct), [x.shape[0], this.outChannels, 1, 1]));
     c1.freeData();
-    const a2 = this.norm2.forward(h), d2 = this.dropout.forward(a2);
-    freeAfterUse(a2, h);
-    const c2 = this.conv2.forward(d2);
-    if (d2 === a2) a2.freeData();
+    let c2: Tensor;
+    if (this.dropout.p > 0 && this.dropout.training) {
+      const a2 = this.norm2.forward(h), d2 = this.dropout.forward(a2);
+      freeAfterUse(a2, h);
+      c2 = this.conv2.forward(d2);
+      a2.freeData();
+    } else {
+      c2 = normThenConv(this.norm2, this.conv2, h);
+      freeAfterUse(c2, h);
+    }
     const s = this.skip ? this.skip.forward(x) : x;
     const out = add(s, c2);
     c2.freeData();
     if (s !== x) s.freeData();
-    if (ownsInput) freeAfterUse(s === x ? a1 : [a1, s], x);
+    if (ownsInput) freeAfterUse(s === x ? c1 : [c1, s], x);
     return out;
   }
 }
@@ -594,9 +599,8 @@ export class UNet extends Module {
     }
     const hout = h;
     return block(() => {
-      const a = this.normOut.forward(hout), y = this.convOut.forward(a);
-      a.freeData();
-      freeAfterUse(a, hout);
+      const y = normThenConv(this.normOut, this.convOut, hout);
+      freeAfterUse(y, hout);
       return y;
     });
   }

@@ -31,7 +31,7 @@ const SIGNATURES: Record<OpName, readonly Kind[]> = {
   reshape: ['T', 'shape'], flatten: ['T', 'n?'], permute: ['T', 'shape'], transpose: ['T', 'n?', 'n?'], expand: ['T', 'shape'],
   slice: ['T', 'shape', 'shape'], narrow: ['T', 'n', 'n', 'n'], concat: ['Ts', 'n?'], split: ['T', 'ns', 'n?'], stack: ['Ts', 'n?'],
   pad: ['T', 'shape', 'n?'], matmul: ['T', 'T', 'o?'], linear: ['T', 'T', 'T?'], conv2d: ['T', 'T', 'T?', 'o?'],
-  upsampleNearest2x: ['T'], avgPool2x2: ['T'], groupNorm: ['T', 'n', 'T?', 'T?', 'o?'], layerNorm: ['T', 'T?', 'T?', 'n?'],
+  upsampleNearest2x: ['T'], avgPool2x2: ['T'], groupNorm: ['T', 'n', 'T?', 'T?', 'o?'], groupNormConv2d: ['T', 'n', 'T?', 'T?', 'o?', 'T', 'T?', 'o?'], layerNorm: ['T', 'T?', 'T?', 'n?'],
   softmax: ['T', 'n?'], logSoftmax: ['T', 'n?'], scaledDotProductAttention: ['T', 'T', 'T', 'n?'], embedding: ['T', 'T'],
   dropout: ['T', 'n', 'b?', 'G?'], mseLoss: ['T', 'T'],
 };
@@ -126,6 +126,7 @@ export const conv2d = guard('conv2d', raw.conv2d);
 export const upsampleNearest2x = guard('upsampleNearest2x', raw.upsampleNearest2x);
 export const avgPool2x2 = guard('avgPool2x2', raw.avgPool2x2);
 export const groupNorm = guard('groupNorm', raw.groupNorm);
+export const groupNormConv2d = guard('groupNormConv2d', raw.groupNormConv2d);
 export const layerNorm = guard('layerNorm', raw.layerNorm);
 export const softmax = guard('softmax', raw.softmax);
 export const logSoftmax = guard('logSoftmax', raw.logSoftmax);

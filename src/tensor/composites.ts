@@ -5,11 +5,12 @@
  * the two to the same results.
  */
 import type { ActivationOp, FStore } from '../backends/backend.js';
+import { conv2dBiasGrad } from './gradients.js';
 import {
-  add, affine, assign, div, erf, exp, expand, log, matmul, max, mean, mul, permute, reshape, rsqrt, sqrt, square, sub,
-  sum, tanh,
+  type Conv2dOptions, add, affine, assign, conv2d, div, erf, exp, expand, log, matmul, max, mean, mul,
+  permute, reshape, rsqrt, sqrt, square, sub, sum, tanh,
 } from './ops.js';
-import { ShapeError, checkNonEmpty, fmt, normalizeAxis, sizeOf } from './shape.js';
+import { ShapeError, checkNonEmpty, conv2dGeometry, fmt, normalizeAxis, sizeOf } from './shape.js';
 import { Tensor, backend, noGrad, recomputable, recordOp, scope } from './tensor.js';
 
 // ---------------------------------------------------------------- activations
@@ -89,15 +90,7 @@ function standardize(x: Tensor, eps: number): Tensor {
  */
 export function groupNorm(x: Tensor, groups: number, gamma?: Tensor | null, beta?: Tensor | null,
   { eps = 1e-5, silu: fuseSilu = false }: GroupNormOptions = {}): Tensor {
-  if (x.ndim < 2) throw new ShapeError(`groupNorm: expected [N, C, ...], got ${fmt(x.shape)}`);
-  const [n, c] = x.shape, hw = sizeOf(x.shape.slice(2));
-  if (!Number.isInteger(groups) || groups < 1 || c % groups !== 0) {
-    throw new ShapeError(`groupNorm: ${c} channels of ${fmt(x.shape)} cannot be split into ${groups} groups`);
-  }
-  for (const [name, p] of [['gamma', gamma], ['beta', beta]] as const) {
-    if (p && (p.ndim !== 1 || p.shape[0] !== c)) throw new ShapeError(`groupNorm: ${name} ${fmt(p.shape)} does not match ${c} channels`);
-  }
-  checkNonEmpty('groupNorm', x);
+  const { n, c, hw } = groupNormShape('groupNorm', x, groups, gamma, beta);
   const be = backend();
   if (be.groupNorm && be.groupNormBackward) {
     const bwd = be.groupNormBackward, fwd = be.groupNorm;
@@ -123,6 +116,81 @@ export function groupNorm(x: Tensor, groups: number, gamma?: Tensor | null, beta
   if (beta) y = add(y, reshape(beta, [c, 1]));
   y = reshape(y, x.shape);
   return fuseSilu ? silu(y) : y;
+}
+
+/** x's [n, c, hw] as a group norm of `groups` groups sees it, checked (errors name `op`). */
+function groupNormShape(op: string, x: Tensor, groups: number, gamma?: Tensor | null, beta?: Tensor | null) {
+  if (x.ndim < 2) throw new ShapeError(`${op}: expected [N, C, ...], got ${fmt(x.shape)}`);
+  const [n, c] = x.shape, hw = sizeOf(x.shape.slice(2));
+  if (!Number.isInteger(groups) || groups < 1 || c % groups !== 0) {
+    throw new ShapeError(`${op}: ${c} channels of ${fmt(x.shape)} cannot be split into ${groups} groups`);
+  }
+  for (const [name, p] of [['gamma', gamma], ['beta', beta]] as const) {
+    if (p && (p.ndim !== 1 || p.shape[0] !== c)) throw new ShapeError(`${op}: ${name} ${fmt(p.shape)} does not match ${c} channels`);
+  }
+  checkNonEmpty(op, x);
+  return { n, c, hw };
+}
+
+/**
+ * conv2d(groupNorm(x, groups, gamma, beta, normOpts), w, bias, convOpts): the UNet's norm → SiLU → convolution,
+ * recorded as one op whose gradient rule reads x (so `freeAfterUse(out, x)` holds for the pair). Where the backend
+ * applies the norm as the convolution reads its input (conv2dNormed: native Winograd), the normalized tensor is
+ * never stored, neither in forward nor for the weight gradient; elsewhere it is made, consumed and given back, and
+ * rebuilt from x for the weight gradient. The same values and gradients as the two ops.
+ */
+export function groupNormConv2d(x: Tensor, groups: number, gamma: Tensor | null | undefined, beta: Tensor | null | undefined,
+  normOpts: GroupNormOptions | undefined, w: Tensor, bias?: Tensor | null, convOpts: Conv2dOptions = {}): Tensor {
+  const be = backend();
+  if (!be.groupNorm || !be.groupNormBackward) {
+    // the composites (host backends: nothing to give back early)
+    return conv2d(groupNorm(x, groups, gamma, beta, normOpts), w, bias, convOpts);
+  }
+  const { eps = 1e-5, silu = false } = normOpts ?? {};
+  const { n, c, hw } = groupNormShape('groupNormConv2d', x, groups, gamma, beta);
+  const g = conv2dGeometry('groupNormConv2d', x, w, bias, convOpts);
+  const gnFwd = be.groupNorm, gnBwd = be.groupNormBackward, convIn = be.conv2dBackwardInput, convW = be.conv2dBackwardWeight;
+  const normed = be.groupNormStats && be.conv2dNormed && be.conv2dBackwardWeightNormed
+    ? { stats: be.groupNormStats, fwd: be.conv2dNormed, bwdW: be.conv2dBackwardWeightNormed } : null;
+  const xd = x.storage('groupNormConv2d'), wd = w.storage('groupNormConv2d');
+  const gd = gamma ? gamma.storage('groupNormConv2d') : null, bd = beta ? beta.storage('groupNormConv2d') : null;
+  const biasd = bias ? bias.storage('groupNormConv2d') : null;
+  const temp = (d: FStore) => new Tensor(d, [n, c, g.h, g.w]);  // a storage this op made and gives back at once
+  let y: FStore, mu: FStore, rstd: FStore;
+  if (normed) {
+    ({ mean: mu, rstd } = normed.stats(xd, n, c, hw, groups, eps));
+    y = normed.fwd(xd, gd, bd, mu, rstd, groups, silu, wd, biasd, g);
+  } else {
+    const r = gnFwd(xd, gd, bd, n, c, hw, groups, eps, silu);
+    ({ mean: mu, rstd } = r);
+    y = be.conv2d(r.y, wd, biasd, g);
+    temp(r.y).freeData();
+  }
+  const inputs = [x, ...(gamma ? [gamma] : []), ...(beta ? [beta] : []), w, ...(bias ? [bias] : [])];
+  return recordOp('groupNormConv2d', y, [g.n, g.o, g.oh, g.ow], inputs, (gy) => {
+    const gyd = gy.storage('groupNormConv2d'), xs = x.storage('groupNormConv2d');
+    let dx: Tensor | null = null, dgamma: Tensor | null = null, dbeta: Tensor | null = null;
+    if (x.requiresGrad || gamma?.requiresGrad || beta?.requiresGrad) {
+      // the gradient of the normalized input, then through the norm (and SiLU)
+      const da = temp(convIn(gyd, w.storage('groupNormConv2d'), g));
+      const r = gnBwd(da.storage('groupNormConv2d'), xs, gd, bd, mu, rstd, n, c, hw, groups, silu);
+      da.freeData();
+      dx = new Tensor(r.dx, x.shape);
+      dgamma = r.dgamma && new Tensor(r.dgamma, [c]);
+      dbeta = r.dbeta && new Tensor(r.dbeta, [c]);
+    }
+    let dw: Tensor | null = null;
+    if (w.requiresGrad) {
+      if (normed) dw = new Tensor(normed.bwdW(xs, gd, bd, mu, rstd, groups, silu, gyd, g), w.shape);
+      else {
+        const a = temp(gnFwd(xs, gd, bd, n, c, hw, groups, eps, silu).y);
+        dw = new Tensor(convW(a.storage('groupNormConv2d'), gyd, g), w.shape);
+        a.freeData();
+      }
+    }
+    const db = bias?.requiresGrad ? conv2dBiasGrad(gy, g) : null;
+    return [dx, ...(gamma ? [dgamma] : []), ...(beta ? [dbeta] : []), dw, ...(bias ? [db] : [])];
+  });
 }
 
 /** Layer norm over the last axis with gamma/beta [D]. */

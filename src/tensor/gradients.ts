@@ -71,6 +71,12 @@ export const BINARY_GRADIENTS: Record<BinaryOp, BinaryRule | null> = {
 };
 
 /** The other primitives' rules. */
+/** A convolution's bias gradient: dy [n, o, oh, ow] summed over batch and pixels. */
+export function conv2dBiasGrad(gy: Tensor, geo: Conv2dGeometry): Tensor {
+  const be = backend(), ohw = geo.oh * geo.ow, perBatch = be.reduce('sum', gy.storage('conv2d'), 1, geo.n, geo.o * ohw);
+  return new Tensor(be.reduce('sum', perBatch, geo.o, ohw, 1), [geo.o]);
+}
+
 export const GRADIENTS = {
   affine: (g: Tensor, scale: number) => (scale === 1 ? g : affine(g, scale, 0)),
   powScalar: (g: Tensor, x: Tensor, p: number) =>
@@ -114,11 +120,7 @@ export const GRADIENTS = {
     const be = backend(), gd = gy.storage('conv2d');
     const dx = x.requiresGrad ? new Tensor(be.conv2dBackwardInput(gd, w.storage('conv2d'), geo), x.shape) : null;
     const dw = w.requiresGrad ? new Tensor(be.conv2dBackwardWeight(x.storage('conv2d'), gd, geo), w.shape) : null;
-    let db: Tensor | null = null;
-    if (bias?.requiresGrad) {
-      const ohw = geo.oh * geo.ow, perBatch = be.reduce('sum', gd, 1, geo.n, geo.o * ohw);
-      db = new Tensor(be.reduce('sum', perBatch, geo.o, ohw, 1), [geo.o]);
-    }
+    const db = bias?.requiresGrad ? conv2dBiasGrad(gy, geo) : null;
     return bias ? [dx, dw, db] : [dx, dw];
   },
   /** Rows gathered from a table: scattered back, summing repeats. */

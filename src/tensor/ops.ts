@@ -8,7 +8,8 @@ import { binaryKernel, copyKernel, whereKernel } from './dispatch.js';
 import { BINARY_GRADIENTS, BINARY_READS, GRADIENTS, UNARY_GRADIENTS, UNARY_READS } from './gradients.js';
 import { Generator, defaultGenerator } from './random.js';
 import {
-  ShapeError, broadcastShapes, broadcastStrides, checkNonEmpty, fmt, normalizeAxes, normalizeAxis, sameShape, sizeOf, stridesOf,
+  ShapeError, broadcastShapes, broadcastStrides, checkNonEmpty, conv2dGeometry, fmt, normalizeAxes, normalizeAxis, sameShape,
+  sizeOf, stridesOf,
 } from './shape.js';
 import { Tensor, backend, recordOp, scalar } from './tensor.js';
 
@@ -411,24 +412,11 @@ export interface Conv2dOptions { stride?: number | [number, number]; padding?: n
 
 /** torch.nn.functional.conv2d: x [N, C, H, W], w [O, C, kh, kw], bias [O]. */
 export function conv2d(x: Tensor, w: Tensor, bias?: Tensor | null, opts: Conv2dOptions = {}): Tensor {
-  const [sh, sw] = typeof opts.stride === 'number' || opts.stride === undefined ? [opts.stride ?? 1, opts.stride ?? 1] : opts.stride;
-  const [ph, pw] = typeof opts.padding === 'number' || opts.padding === undefined ? [opts.padding ?? 0, opts.padding ?? 0] : opts.padding;
-  const desc = `input ${fmt(x.shape)}, weight ${fmt(w.shape)}`;
-  if (x.ndim !== 4 || w.ndim !== 4) throw new ShapeError(`conv2d: expected 4-D input and weight, got ${desc}`);
-  const [n, c, h, W] = x.shape, [o, wc, kh, kw] = w.shape;
-  if (wc !== c) throw new ShapeError(`conv2d: weight expects ${wc} input channels, input has ${c} (${desc})`);
-  if (![sh, sw, ph, pw].every((v) => Number.isInteger(v)) || sh < 1 || sw < 1 || ph < 0 || pw < 0) {
-    throw new ShapeError(`conv2d: invalid stride (${sh}, ${sw}) or padding (${ph}, ${pw})`);
-  }
-  if (bias && (bias.ndim !== 1 || bias.shape[0] !== o)) throw new ShapeError(`conv2d: bias ${fmt(bias.shape)} does not match ${o} output channels`);
-  const oh = Math.floor((h + 2 * ph - kh) / sh) + 1, ow = Math.floor((W + 2 * pw - kw) / sw) + 1;
-  if (oh < 1 || ow < 1) throw new ShapeError(`conv2d: kernel ${kh}×${kw} is larger than the padded input (${desc})`);
-  checkNonEmpty('conv2d', x, w);
-  const g = { n, c, h, w: W, o, kh, kw, sh, sw, ph, pw, oh, ow };
+  const g = conv2dGeometry('conv2d', x, w, bias, opts);
   const xd = x.storage('conv2d'), wd = w.storage('conv2d');
   const data = backend().conv2d(xd, wd, bias ? bias.storage('conv2d') : null, g);
   const inputs = bias ? [x, w, bias] : [x, w];
-  return recordOp('conv2d', data, [n, o, oh, ow], inputs, (gy) => GRADIENTS.conv2d(gy, x, w, bias ?? null, g));
+  return recordOp('conv2d', data, [g.n, g.o, g.oh, g.ow], inputs, (gy) => GRADIENTS.conv2d(gy, x, w, bias ?? null, g));
 }
 
 // ---------------------------------------------------------------- lookup, dropout, losses

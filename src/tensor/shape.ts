@@ -1,4 +1,5 @@
 /** Shape arithmetic shared by every op. Errors name the operation and the shapes involved. */
+import type { Conv2dGeometry } from '../backends/backend.js';
 
 export class ShapeError extends Error {
   override name = 'ShapeError';
@@ -111,4 +112,26 @@ export function mergeDims(shape: readonly number[], strides: readonly (readonly 
   }
   if (s.length === 0) return { shape: [1], strides: strides.map(() => [0]) };
   return { shape: s, strides: st };
+}
+
+/** What shape checks read of a tensor. */
+type Dims = { readonly shape: readonly number[]; readonly ndim: number; readonly size: number };
+
+/** The geometry of conv2d(x, w, bias, opts), checked (shape errors name `op`). */
+export function conv2dGeometry(op: string, x: Dims, w: Dims, bias: Dims | null | undefined,
+  opts: { stride?: number | [number, number]; padding?: number | [number, number] }): Conv2dGeometry {
+  const [sh, sw] = typeof opts.stride === 'number' || opts.stride === undefined ? [opts.stride ?? 1, opts.stride ?? 1] : opts.stride;
+  const [ph, pw] = typeof opts.padding === 'number' || opts.padding === undefined ? [opts.padding ?? 0, opts.padding ?? 0] : opts.padding;
+  const desc = `input ${fmt(x.shape)}, weight ${fmt(w.shape)}`;
+  if (x.ndim !== 4 || w.ndim !== 4) throw new ShapeError(`${op}: expected 4-D input and weight, got ${desc}`);
+  const [n, c, h, W] = x.shape, [o, wc, kh, kw] = w.shape;
+  if (wc !== c) throw new ShapeError(`${op}: weight expects ${wc} input channels, input has ${c} (${desc})`);
+  if (![sh, sw, ph, pw].every((v) => Number.isInteger(v)) || sh < 1 || sw < 1 || ph < 0 || pw < 0) {
+    throw new ShapeError(`${op}: invalid stride (${sh}, ${sw}) or padding (${ph}, ${pw})`);
+  }
+  if (bias && (bias.ndim !== 1 || bias.shape[0] !== o)) throw new ShapeError(`${op}: bias ${fmt(bias.shape)} does not match ${o} output channels`);
+  const oh = Math.floor((h + 2 * ph - kh) / sh) + 1, ow = Math.floor((W + 2 * pw - kw) / sw) + 1;
+  if (oh < 1 || ow < 1) throw new ShapeError(`${op}: kernel ${kh}×${kw} is larger than the padded input (${desc})`);
+  checkNonEmpty(op, x, w);
+  return { n, c, h, w: W, o, kh, kw, sh, sw, ph, pw, oh, ow };
 }

@@ -25,7 +25,8 @@ import { jsBackend } from '../js/index.js';
 
 /** The fused kernels the addon implements (the EMA update stays on the host: it is one loop either way). */
 const NATIVE_FUSED = [
-  'activation', 'activationBackward', 'groupNorm', 'groupNormBackward', 'layerNorm', 'layerNormBackward', 'softmax',
+  'activation', 'activationBackward', 'groupNorm', 'groupNormBackward', 'groupNormStats', 'conv2dNormed',
+  'conv2dBackwardWeightNormed', 'layerNorm', 'layerNormBackward', 'softmax',
   'softmaxBackward', 'logSoftmax', 'logSoftmaxBackward', 'upsampleNearest2x', 'avgPool2x2', 'adamW', 'free',
 ] as const satisfies readonly FusedName[];
 type NativeKernelName = PrimitiveName | 'empty' | 'full' | (typeof NATIVE_FUSED)[number];
