@@ -64,6 +64,9 @@ const CASES: [string, string[], () => D.Tensor[], (xs: D.Tensor[]) => D.Tensor][
   ['groupNorm + SiLU → conv2d 3×3 at 7×7', NORM_CONV, () => [param([3, 8, 7, 7], 25), param([8], 26), param([8], 27),
     param([16, 8, 3, 3], 28, 0.2), param([16], 29)],
   ([x, g, b, w, bias]) => D.groupNormConv2d(x, 2, g, b, { silu: true }, w, bias, { padding: 1 })],
+  ['groupNorm + SiLU → conv2d 3×3 + image bias + residual', NORM_CONV, () => [param([2, 16, 12, 12], 32), param([16], 33),
+    param([16], 34), param([8, 16, 3, 3], 35, 0.2), param([8], 36), param([2, 8], 37), param([2, 8, 12, 12], 38)],
+  ([x, g, b, w, bias, temb, res]) => D.groupNormConv2d(x, 4, g, b, { silu: true }, w, bias, { padding: 1, imageBias: temb, residual: res })],
   ['groupNorm → conv2d 3×3 stride 2, no affine', NORM_CONV, () => [param([2, 8, 9, 9], 30), param([8, 8, 3, 3], 31, 0.2)],
     ([x, w]) => D.groupNormConv2d(x, 4, null, null, {}, w, null, { stride: 2, padding: 1 })],
 ];

@@ -461,7 +461,7 @@ test('groupNorm (+SiLU) forward and backward, with and without affine', { skip }
   }
 });
 
-test('conv2dNormed / conv2dBackwardWeightNormed: the same bits as the convolutions of groupNorm\'s output', { skip }, () => {
+test('conv2dNormed (with its epilogue) / conv2dBackwardWeightNormed: the same bits as the separate ops', { skip }, () => {
   // Winograd F(4×4) at 28×28 and 14×14, F(2×2)'s weight gradient at 12×12, the direct weight gradient at 7×7
   // (the norm stored first), a strided and a 1×1 convolution (stored first), channels not a multiple of 8
   const cases: [number, number, number, number, number, number, number][] = [
@@ -479,8 +479,13 @@ test('conv2dNormed / conv2dBackwardWeightNormed: the same bits as the convolutio
       const st = nat.groupNormStats(x, n, c, h * h, groups, 1e-5), ref = nat.groupNorm(x, gamma, beta, n, c, h * h, groups, 1e-5, silu);
       assert.deepEqual(st.mean, ref.mean, `${name}: mean`);
       assert.deepEqual(st.rstd, ref.rstd, `${name}: rstd`);
-      const y = nat.conv2dNormed(x, gamma, beta, st.mean, st.rstd, groups, silu, w, bias, g);
-      assert.deepEqual(y, nat.conv2d(ref.y, w, bias, g), `${name}: forward`);
+      const y = nat.conv2dNormed(x, gamma, beta, st.mean, st.rstd, groups, silu, w, bias, null, null, g);
+      const conv = nat.conv2d(ref.y, w, bias, g);
+      assert.deepEqual(y, conv, `${name}: forward`);
+      // with a per-image bias and a residual: the bits of the separate additions, in their order
+      const temb = randn(n * o), res = randn(n * o * oh * oh);
+      const sep = conv.map((v, i) => Math.fround(Math.fround(v + temb[Math.floor(i / (oh * oh))]) + res[i]));
+      assert.deepEqual(nat.conv2dNormed(x, gamma, beta, st.mean, st.rstd, groups, silu, w, bias, temb, res, g), sep, `${name}: epilogue`);
       const dy = randn(n * o * oh * oh);
       const dw = nat.conv2dBackwardWeightNormed(x, gamma, beta, st.mean, st.rstd, groups, silu, dy, g);
       assert.deepEqual(dw, nat.conv2dBackwardWeight(ref.y, dy, g), `${name}: weight gradient`);
@@ -571,12 +576,14 @@ test('malformed arguments throw an Error naming the kernel (no crash)', { skip }
     ['where', [f(2), [1], f(4), [1], f(4), [1], [4]], /where: cond: strided view/],
     ['groupNormStats', [f(10), 1, 4, 3, 2, 1e-5], /groupNormStats: x has 10 elements/],
     ['groupNormStats', [f(12), 1, 4, 3, 3, 1e-5], /groupNormStats: c = 4 is not a multiple of groups = 3/],
-    ['conv2dNormed', [f(50), null, null, f(1), f(1), 1, true, f(54), null], /conv2dNormed: expected 10 arguments/],
-    ['conv2dNormed', [f(50), null, null, f(2), f(1), 1, true, f(54), null, g], /conv2dNormed: mean and rstd must have n·groups = 1/],
-    ['conv2dNormed', [f(50), f(3), null, f(1), f(1), 1, true, f(54), null, g], /conv2dNormed: gamma has 3 elements/],
-    ['conv2dNormed', [f(50), null, null, f(1), f(1), 3, true, f(54), null, g], /conv2dNormed: c = 2 is not a multiple/],
-    ['conv2dNormed', [f(49), null, null, f(1), f(1), 1, true, f(54), null, g], /conv2dNormed: x has 49 elements/],
-    ['conv2dNormed', [f(50), null, null, f(1), f(1), 1, 'yes', f(54), null, g], /conv2dNormed: .*boolean/],
+    ['conv2dNormed', [f(50), null, null, f(1), f(1), 1, true, f(54), null, null, null], /conv2dNormed: expected 12 arguments/],
+    ['conv2dNormed', [f(50), null, null, f(2), f(1), 1, true, f(54), null, null, null, g], /conv2dNormed: mean and rstd must have n·groups = 1/],
+    ['conv2dNormed', [f(50), f(3), null, f(1), f(1), 1, true, f(54), null, null, null, g], /conv2dNormed: gamma has 3 elements/],
+    ['conv2dNormed', [f(50), null, null, f(1), f(1), 3, true, f(54), null, null, null, g], /conv2dNormed: c = 2 is not a multiple/],
+    ['conv2dNormed', [f(49), null, null, f(1), f(1), 1, true, f(54), null, null, null, g], /conv2dNormed: x has 49 elements/],
+    ['conv2dNormed', [f(50), null, null, f(1), f(1), 1, 'yes', f(54), null, null, null, g], /conv2dNormed: .*boolean/],
+    ['conv2dNormed', [f(50), null, null, f(1), f(1), 1, true, f(54), null, f(4), null, g], /conv2dNormed: imageBias has 4 elements, the geometry needs 3/],
+    ['conv2dNormed', [f(50), null, null, f(1), f(1), 1, true, f(54), null, null, f(74), g], /conv2dNormed: residual has 74 elements, the geometry needs 75/],
     ['conv2dBackwardWeightNormed', [f(50), null, f(1), f(1), f(1), 1, false, f(75), g], /conv2dBackwardWeightNormed: beta has 1 elements/],
     ['conv2dBackwardWeightNormed', [f(50), null, null, f(1), f(1), 1, false, f(74), g], /conv2dBackwardWeightNormed: dy has 74 elements/],
     ['affine', [f(3), 'a', 1], /affine: .*number/],

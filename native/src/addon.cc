@@ -598,20 +598,23 @@ bool read_norm_pre(Call& c, size_t i, int64_t n, int64_t ch, NormPre* p) {
 
 DN_FN(Conv2dNormed) {
   Call c(env, info, "conv2dNormed");
-  float *x, *w, *bias;
-  int64_t nx, nw, nbias;
+  float *x, *w, *bias, *ibias, *resid;
+  int64_t nx, nw, nbias, nib, nres;
   ConvGeom g;
   NormPre pre;
-  if (!c.expect_args(10) || !c.f32(0, "x", &x, &nx) || !c.f32(7, "w", &w, &nw) ||
-      !c.f32(8, "bias", &bias, &nbias, true) || !read_geom(c, 9, &g) || !read_norm_pre(c, 1, g.n, g.c, &pre))
+  if (!c.expect_args(12) || !c.f32(0, "x", &x, &nx) || !c.f32(7, "w", &w, &nw) ||
+      !c.f32(8, "bias", &bias, &nbias, true) || !c.f32(9, "imageBias", &ibias, &nib, true) ||
+      !c.f32(10, "residual", &resid, &nres, true) || !read_geom(c, 11, &g) || !read_norm_pre(c, 1, g.n, g.c, &pre))
     return nullptr;
   if (!expect_len(c, "x", nx, g.n * g.c * g.h * g.w) || !expect_len(c, "w", nw, g.o * g.c * g.kh * g.kw) ||
-      (bias && !expect_len(c, "bias", nbias, g.o)))
+      (bias && !expect_len(c, "bias", nbias, g.o)) || (ibias && !expect_len(c, "imageBias", nib, g.n * g.o)) ||
+      (resid && !expect_len(c, "residual", nres, g.n * g.o * g.oh * g.ow)))
     return nullptr;
   float* y;
   napi_value out = c.alloc(g.n * g.o * g.oh * g.ow, &y);
   if (!out) return nullptr;
-  if (!conv2d(x, w, bias, g, y, &pre)) { c.fail("out of memory for scratch buffers"); return nullptr; }
+  const ConvEpilogue epi{ibias, resid};
+  if (!conv2d(x, w, bias, g, y, &pre, &epi)) { c.fail("out of memory for scratch buffers"); return nullptr; }
   return out;
 }
 

@@ -214,20 +214,42 @@ bool with_normalized_input(const float* x, const ConvGeom& g, const NormPre& pre
   return ok;
 }
 
-bool conv2d(const float* x, const float* w, const float* bias, const ConvGeom& g, float* y, const NormPre* pre) {
+void apply_epilogue(float* y, const ConvGeom& g, const ConvEpilogue& e) {
+  const int64_t P = g.oh * g.ow;
+  if (!e.image_bias && !e.residual) return;
+  parallel_for(g.n * g.o, std::max<int64_t>(1, 16384 / (P + 1)), [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; p++) {
+      float* r = y + p * P;
+      if (e.image_bias) {
+        const float t = e.image_bias[p];
+        for (int64_t j = 0; j < P; j++) r[j] += t;
+      }
+      if (e.residual) {
+        const float* s = e.residual + p * P;
+        for (int64_t j = 0; j < P; j++) r[j] += s[j];
+      }
+    }
+  });
+}
+
+bool conv2d(const float* x, const float* w, const float* bias, const ConvGeom& g, float* y, const NormPre* pre,
+            const ConvEpilogue* epi) {
   if (g.n * g.o * g.oh * g.ow == 0) return true;
   if (g.c * g.kh * g.kw == 0) {  // empty reduction: bias only
     const int64_t P = g.oh * g.ow;
     for (int64_t i = 0; i < g.n * g.o; i++) std::fill(y + i * P, y + (i + 1) * P, bias ? bias[i % g.o] : 0.0f);
+    if (epi) apply_epilogue(y, g, *epi);
     return true;
   }
   if (direct_enabled() && !is_pointwise(g)) {  // 1×1: a plain GEMM, the packed kernels do better
     bool oom = false;
-    if (direct_conv2d(x, w, bias, g, y, &oom, pre)) return true;
+    if (direct_conv2d(x, w, bias, g, y, &oom, pre, epi)) return true;
     if (oom) return false;
   }
-  if (pre) return with_normalized_input(x, g, *pre, [&](const float* t) { return conv2d(t, w, bias, g, y); });
-  return gemm_conv2d(x, w, bias, g, y);
+  if (pre) return with_normalized_input(x, g, *pre, [&](const float* t) { return conv2d(t, w, bias, g, y, nullptr, epi); });
+  if (!gemm_conv2d(x, w, bias, g, y)) return false;
+  if (epi) apply_epilogue(y, g, *epi);
+  return true;
 }
 
 bool conv2d_backward_input(const float* dy, const float* w, const ConvGeom& g, float* dx) {

@@ -34,7 +34,8 @@ namespace dn {
 const char* direct_isa() { return nullptr; }
 bool direct_prefer_avx2(int) { return false; }
 int winograd_tile_setting(int) { return 0; }
-bool direct_conv2d(const float*, const float*, const float*, const ConvGeom&, float*, bool*, const NormPre*) { return false; }
+bool direct_conv2d(const float*, const float*, const float*, const ConvGeom&, float*, bool*, const NormPre*,
+                   const ConvEpilogue*) { return false; }
 bool direct_conv2d_backward_input(const float*, const float*, const ConvGeom&, float*, bool*) { return false; }
 bool direct_conv2d_backward_weight(const float*, const float*, const ConvGeom&, float*, bool*, const NormPre*) { return false; }
 
@@ -443,13 +444,14 @@ int winograd_tile(int64_t h, int64_t w) {
   return p4 <= 0.9 * p2 ? 4 : 2;
 }
 
-/** The weight gradient's tile (0: the direct kernel). Measured here (AVX2, 32–96 channels): F(4×4) took 0.7–0.8×
- *  F(2×2)'s time at 28×28, but 1.2–1.3× at 14×14 and 2× the direct kernel's at 7×7 (few tiles per image: its
- *  passes reduce over too few tiles per kernel call). */
+/** The weight gradient's tile (0: the direct kernel): the forward pass's rule from 8×8 up. Measured here (AVX2,
+ *  2 threads, medians of 7 interleaved rounds, after the transposes of session 8): F(4×4) took 0.84–0.86× F(2×2)'s
+ *  time at 14×14 (64 and 128 channels) and 0.69–0.78× at 28×28; at 7×7 the direct kernel is faster (3.5 ms
+ *  against 3.7 for F(4×4) and 4.0 for F(2×2), 64 channels: few tiles per image, the last ones mostly padding). */
 int winograd_tile_backward_weight(int64_t h, int64_t w) {
   if (g_wino_tile) return g_wino_tile;
-  if (h < 8 || w < 8) return 0;  // the direct kernel: padding the last tiles costs more than Winograd saves
-  return h >= 16 && w >= 16 ? 4 : 2;
+  if (h < 8 || w < 8) return 0;
+  return winograd_tile(h, w);
 }
 
 /** Channel-last, zero-padded copy of rows [r0, r0 + rows) of the padded image (padding 1 on every side) of
@@ -546,7 +548,9 @@ void pack_winograd(int m, KernelAt kernel_at, int64_t Cout, int64_t Cin, const T
  *  as it is read, if given) with U packed for F(m×m, 3×3) (m = 2 or 4). */
 bool run_winograd(const KernelSet& ks, int m, const float* x, int64_t n, int64_t Cin, int64_t H, int64_t W,
                   int64_t Cout, const Tiles& tiles, const float* upk, const float* bias, float* y,
-                  const NormPre* pre = nullptr) {
+                  const NormPre* pre = nullptr, const ConvEpilogue* epi = nullptr) {
+  const float* ibias = epi ? epi->image_bias : nullptr;
+  const float* resid = epi ? epi->residual : nullptr;
   const int XI = (m + 2) * (m + 2), ws = wino_set(m);
   const int64_t TH = (H + m - 1) / m, TW = (W + m - 1) / m, Wp = m * TW + 2, HW = H * W;
   const int64_t Cp = (Cin + ks.W - 1) / ks.W * ks.W;  // channels padded to whole vectors
@@ -583,19 +587,29 @@ bool run_winograd(const KernelSet& ks, int m, const float* x, int64_t n, int64_t
           p0 = p1;
         }
       }
-      float bl[64] = {};  // the tile's bias lanes (L ≤ 32), zero past Cout
+      float bl[64] = {}, il[64] = {};  // the tile's bias and image-bias lanes (L ≤ 32), zero past Cout
       if (bias) std::memcpy(bl, bias + o0, size_t(on) * sizeof(float));
+      if (ibias) std::memcpy(il, ibias + img * Cout + o0, size_t(on) * sizeof(float));
       for (int64_t ty = ty0; ty < ty1; ty++) {
         ks.wino_out[ws][nvi](prod + (ty - ty0) * TW * L, NTb * L, TW, ob);
         const int64_t oy = m * ty, nrows = std::min<int64_t>(m, H - oy);
-        if (bias)  // channel-last here: contiguous lanes, added while the tile is in cache
+        if (bias || ibias)  // channel-last here: contiguous lanes, added while the tile is in cache
           for (int64_t i = 0; i < nrows; i++)
             for (int64_t p = 0; p < W; p++) {
               float* q = ob + (i * m * TW + p) * L;
-              for (int l = 0; l < L; l++) q[l] += bl[l];
+              if (bias) for (int l = 0; l < L; l++) q[l] += bl[l];
+              if (ibias) for (int l = 0; l < L; l++) q[l] += il[l];
             }
         for (int64_t i = 0; i < nrows; i++)
           ks.transpose(ob + i * m * TW * L, L, W, on, y + (img * Cout + o0) * HW + (oy + i) * W, HW);
+        if (resid)  // the rows just written, still in cache
+          for (int64_t l = 0; l < on; l++)
+            for (int64_t i = 0; i < nrows; i++) {
+              const int64_t off = (img * Cout + o0 + l) * HW + (oy + i) * W;
+              float* q = y + off;
+              const float* r = resid + off;
+              for (int64_t p = 0; p < W; p++) q[p] += r[p];
+            }
       }
     }
   }, double(n) * double(Cout) * double(Cin) * XI * double(TH * TW) > 1e6);
@@ -755,7 +769,7 @@ const char* direct_isa() {
 }
 
 bool direct_conv2d(const float* x, const float* w, const float* bias, const ConvGeom& g, float* y, bool* oom,
-                   const NormPre* pre) {
+                   const NormPre* pre, const ConvEpilogue* epi) {
   const KernelSet* ks = kernels();
   if (!ks || g.sh > 2 || g.sw > 2 || g.o > kMaxChannels) return false;
   const bool wino = winograd_fits(g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.c, g.o);
@@ -776,7 +790,7 @@ bool direct_conv2d(const float* x, const float* w, const float* bias, const Conv
       pack(buf);
       upk = buf;
     }
-    if (!run_winograd(*ks, m, x, g.n, g.c, g.h, g.w, g.o, tiles, upk, bias, y, pre)) { *oom = true; return false; }
+    if (!run_winograd(*ks, m, x, g.n, g.c, g.h, g.w, g.o, tiles, upk, bias, y, pre, epi)) { *oom = true; return false; }
     return true;
   }
   const size_t npk = size_t(g.c * g.kh * g.kw * tiles.lanes_total);
@@ -791,6 +805,7 @@ bool direct_conv2d(const float* x, const float* w, const float* bias, const Conv
   DirectFwd d{x, g.n, g.c, g.h, g.w, g.o, g.sh, g.sw, g.oh, g.ow, 1, 1, &tiles, bias, y, 1, {}};
   d.phase[0] = Phase{g.kh, g.kw, g.ph, g.pw, g.oh, g.ow, 0, 0, pk};
   if (!run_direct_fwd(*ks, d)) { *oom = true; return false; }
+  if (epi) apply_epilogue(y, g, *epi);
   return true;
 }
 

@@ -17,7 +17,7 @@ int winograd_tile_setting(int m);
  *  back to im2col + GEMM) or when scratch memory could not be allocated (*oom set). */
 /** With `pre`, they also return false where they cannot apply it as they read the input (all but Winograd). */
 bool direct_conv2d(const float* x, const float* w, const float* bias, const ConvGeom& g, float* y, bool* oom,
-                   const NormPre* pre = nullptr);
+                   const NormPre* pre = nullptr, const ConvEpilogue* epi = nullptr);
 bool direct_conv2d_backward_input(const float* dy, const float* w, const ConvGeom& g, float* dx, bool* oom);
 bool direct_conv2d_backward_weight(const float* x, const float* dy, const ConvGeom& g, float* dw, bool* oom,
                                    const NormPre* pre = nullptr);

@@ -97,9 +97,19 @@ void sgemm1(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, cons
 struct ConvGeom {
   int64_t n, c, h, w, o, kh, kw, sh, sw, ph, pw, oh, ow;
 };
+/** What a convolution adds to its output after its bias, in this order (that of separate additions, so the
+ *  same bits): a per-image bias [n, o] (a time embedding), then a residual [n, o, oh, ow]. Either may be null. */
+struct ConvEpilogue {
+  const float* image_bias;
+  const float* residual;
+};
+/** y += the epilogue, for paths that add it after the convolution (parallel over output planes). */
+void apply_epilogue(float* y, const ConvGeom& g, const ConvEpilogue& e);
 /** Return false when scratch memory could not be allocated. With `pre`, the convolution's input is the
- *  normalized x (NormPre): applied as the input is read where the kernels can (Winograd), else stored first. */
-bool conv2d(const float* x, const float* w, const float* bias, const ConvGeom& g, float* y, const NormPre* pre = nullptr);
+ *  normalized x (NormPre): applied as the input is read where the kernels can (Winograd), else stored first.
+ *  With `epi`, its additions are made while the output is in cache (Winograd), else after. */
+bool conv2d(const float* x, const float* w, const float* bias, const ConvGeom& g, float* y, const NormPre* pre = nullptr,
+            const ConvEpilogue* epi = nullptr);
 bool conv2d_backward_input(const float* dy, const float* w, const ConvGeom& g, float* dx);
 bool conv2d_backward_weight(const float* x, const float* dy, const ConvGeom& g, float* dw, const NormPre* pre = nullptr);
 /** Which conv implementation runs here ("direct-avx512", "direct-avx2" or "im2col+gemm"). */

@@ -156,11 +156,12 @@ export interface KernelSignatures<F = F32> {
   groupNormStats(x: F, n: number, c: number, hw: number, groups: number, eps: number): { mean: F; rstd: F };
   /**
    * conv2d of the group norm of x (statistics mean/rstd from groupNormStats, then SiLU if set), applied as
-   * the convolution reads its input: the normalized tensor is not stored. The same values as conv2d of
-   * groupNorm's output.
+   * the convolution reads its input: the normalized tensor is not stored. Then + imageBias [n, o] (per image
+   * and channel: a time embedding) and + residual [n, o, oh, ow], each optional. The same values as conv2d of
+   * groupNorm's output followed by those additions, in that order.
    */
   conv2dNormed(x: F, gamma: F | null, beta: F | null, mean: F, rstd: F, groups: number, silu: boolean,
-    w: F, bias: F | null, g: Conv2dGeometry): F;
+    w: F, bias: F | null, imageBias: F | null, residual: F | null, g: Conv2dGeometry): F;
   /** conv2dBackwardWeight of the group norm of x, as conv2dNormed reads it. */
   conv2dBackwardWeightNormed(x: F, gamma: F | null, beta: F | null, mean: F, rstd: F, groups: number, silu: boolean,
     dy: F, g: Conv2dGeometry): F;

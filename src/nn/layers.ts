@@ -4,7 +4,8 @@
  * norms weight 1, bias 0; Embedding N(0, 1).
  */
 import {
-  Generator, Tensor, conv2d, defaultGenerator, dropout, embedding, groupNorm, groupNormConv2d, layerNorm, linear, silu,
+  Generator, type GroupNormConv2dOptions, Tensor, conv2d, defaultGenerator, dropout, embedding, groupNorm, groupNormConv2d,
+  layerNorm, linear, silu,
 } from '../tensor/index.js';
 import { Module, Parameter, init, type UnaryModule } from './module.js';
 
@@ -83,11 +84,12 @@ export class GroupNorm extends Module implements UnaryModule {
   }
 }
 
-/** conv.forward(norm.forward(x)) as one op (groupNormConv2d): the normalized tensor is not stored where the
- *  backend can apply the norm as the convolution reads its input. */
-export function normThenConv(norm: GroupNorm, conv: Conv2d, x: Tensor): Tensor {
+/** conv.forward(norm.forward(x)) (+ imageBias [N, O], + residual) as one op (groupNormConv2d): the normalized
+ *  tensor is not stored where the backend can apply the norm as the convolution reads its input. */
+export function normThenConv(norm: GroupNorm, conv: Conv2d, x: Tensor,
+  { imageBias, residual }: Pick<GroupNormConv2dOptions, 'imageBias' | 'residual'> = {}): Tensor {
   return groupNormConv2d(x, norm.numGroups, norm.weight, norm.bias, { eps: norm.eps, silu: norm.silu },
-    conv.weight, conv.bias, { stride: conv.stride, padding: conv.padding });
+    conv.weight, conv.bias, { stride: conv.stride, padding: conv.padding, imageBias, residual });
 }
 
 /** torch.nn.LayerNorm over the last axis. */

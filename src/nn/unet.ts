@@ -331,25 +331,24 @@ export class ResBlock extends Module {
     // Each intermediate is freed once consumed (native: at once, not at the next collection). The norms'
     // outputs, which the convolutions' gradient rules read, are rebuilt from the norms' inputs in backward;
     // the convolutions' outputs feed only additions, whose rules read nothing.
-    // (the norms run inside the convolutions that read them: normThenConv)
-    const c1 = normThenConv(this.norm1, this.conv1, x);
-    const h = add(c1, reshape(this.tembProj.forward(embAct), [x.shape[0], this.outChannels, 1, 1]));
-    c1.freeData();
-    let c2: Tensor;
+    // The norms run inside the convolutions that read them, which also add the time embedding and the residual
+    // (normThenConv: one op each, nothing stored in between where the backend can).
+    const h = normThenConv(this.norm1, this.conv1, x, { imageBias: this.tembProj.forward(embAct) });
+    const s = this.skip ? this.skip.forward(x) : x;
+    let out: Tensor;
     if (this.dropout.p > 0 && this.dropout.training) {
       const a2 = this.norm2.forward(h), d2 = this.dropout.forward(a2);
       freeAfterUse(a2, h);
-      c2 = this.conv2.forward(d2);
+      const c2 = this.conv2.forward(d2);
       a2.freeData();
+      out = add(s, c2);
+      c2.freeData();
     } else {
-      c2 = normThenConv(this.norm2, this.conv2, h);
-      freeAfterUse(c2, h);
+      out = normThenConv(this.norm2, this.conv2, h, { residual: s });
+      freeAfterUse(out, h);
     }
-    const s = this.skip ? this.skip.forward(x) : x;
-    const out = add(s, c2);
-    c2.freeData();
     if (s !== x) s.freeData();
-    if (ownsInput) freeAfterUse(s === x ? c1 : [c1, s], x);
+    if (ownsInput) freeAfterUse(s === x ? h : [h, s], x);
     return out;
   }
 }

@@ -10,7 +10,7 @@ import {
   type Conv2dOptions, add, affine, assign, conv2d, div, erf, exp, expand, log, matmul, max, mean, mul,
   permute, reshape, rsqrt, sqrt, square, sub, sum, tanh,
 } from './ops.js';
-import { ShapeError, checkNonEmpty, conv2dGeometry, fmt, normalizeAxis, sizeOf } from './shape.js';
+import { ShapeError, checkNonEmpty, conv2dGeometry, fmt, normalizeAxis, sameShape, sizeOf } from './shape.js';
 import { Tensor, backend, noGrad, recomputable, recordOp, scope } from './tensor.js';
 
 // ---------------------------------------------------------------- activations
@@ -132,23 +132,42 @@ function groupNormShape(op: string, x: Tensor, groups: number, gamma?: Tensor | 
   return { n, c, hw };
 }
 
+export interface GroupNormConv2dOptions extends Conv2dOptions {
+  /** [N, O], added to each image's output channels after the bias (a UNet block's time embedding). */
+  imageBias?: Tensor | null;
+  /** [N, O, OH, OW], added to the output last (a residual connection). */
+  residual?: Tensor | null;
+}
+
 /**
- * conv2d(groupNorm(x, groups, gamma, beta, normOpts), w, bias, convOpts): the UNet's norm → SiLU → convolution,
- * recorded as one op whose gradient rule reads x (so `freeAfterUse(out, x)` holds for the pair). Where the backend
- * applies the norm as the convolution reads its input (conv2dNormed: native Winograd), the normalized tensor is
- * never stored, neither in forward nor for the weight gradient; elsewhere it is made, consumed and given back, and
- * rebuilt from x for the weight gradient. The same values and gradients as the two ops.
+ * conv2d(groupNorm(x, groups, gamma, beta, normOpts), w, bias, convOpts) (+ imageBias, + residual): the UNet's
+ * norm → SiLU → convolution, recorded as one op whose gradient rule reads x (so `freeAfterUse(out, x)` holds for
+ * the whole). Where the backend applies the norm as the convolution reads its input (conv2dNormed: native
+ * Winograd), the normalized tensor is never stored, neither in forward nor for the weight gradient, and the
+ * additions are made while the output is in cache; elsewhere the normalized tensor is made, consumed and given
+ * back, and rebuilt from x for the weight gradient. The same values and gradients as the separate ops.
  */
 export function groupNormConv2d(x: Tensor, groups: number, gamma: Tensor | null | undefined, beta: Tensor | null | undefined,
-  normOpts: GroupNormOptions | undefined, w: Tensor, bias?: Tensor | null, convOpts: Conv2dOptions = {}): Tensor {
+  normOpts: GroupNormOptions | undefined, w: Tensor, bias?: Tensor | null, convOpts: GroupNormConv2dOptions = {}): Tensor {
   const be = backend();
-  if (!be.groupNorm || !be.groupNormBackward) {
-    // the composites (host backends: nothing to give back early)
-    return conv2d(groupNorm(x, groups, gamma, beta, normOpts), w, bias, convOpts);
-  }
-  const { eps = 1e-5, silu = false } = normOpts ?? {};
   const { n, c, hw } = groupNormShape('groupNormConv2d', x, groups, gamma, beta);
   const g = conv2dGeometry('groupNormConv2d', x, w, bias, convOpts);
+  const { imageBias, residual } = convOpts;
+  if (imageBias && !sameShape(imageBias.shape, [n, g.o])) {
+    throw new ShapeError(`groupNormConv2d: imageBias ${fmt(imageBias.shape)} must be [${n}, ${g.o}] (images, output channels)`);
+  }
+  if (residual && !sameShape(residual.shape, [n, g.o, g.oh, g.ow])) {
+    throw new ShapeError(`groupNormConv2d: residual ${fmt(residual.shape)} must be the output's shape ${fmt([n, g.o, g.oh, g.ow])}`);
+  }
+  const epilogue = (y: Tensor) => {
+    if (imageBias) y = add(y, reshape(imageBias, [n, g.o, 1, 1]));
+    return residual ? add(y, residual) : y;
+  };
+  if (!be.groupNorm || !be.groupNormBackward) {
+    // the composites (host backends: nothing to give back early)
+    return epilogue(conv2d(groupNorm(x, groups, gamma, beta, normOpts), w, bias, convOpts));
+  }
+  const { eps = 1e-5, silu = false } = normOpts ?? {};
   const gnFwd = be.groupNorm, gnBwd = be.groupNormBackward, convIn = be.conv2dBackwardInput, convW = be.conv2dBackwardWeight;
   const normed = be.groupNormStats && be.conv2dNormed && be.conv2dBackwardWeightNormed
     ? { stats: be.groupNormStats, fwd: be.conv2dNormed, bwdW: be.conv2dBackwardWeightNormed } : null;
@@ -157,16 +176,24 @@ export function groupNormConv2d(x: Tensor, groups: number, gamma: Tensor | null 
   const biasd = bias ? bias.storage('groupNormConv2d') : null;
   const temp = (d: FStore) => new Tensor(d, [n, c, g.h, g.w]);  // a storage this op made and gives back at once
   let y: FStore, mu: FStore, rstd: FStore;
+  // (the additions: inside the kernel where there is one, else after it, within this op)
+  const extras = [...(imageBias ? [imageBias] : []), ...(residual ? [residual] : [])];
   if (normed) {
     ({ mean: mu, rstd } = normed.stats(xd, n, c, hw, groups, eps));
-    y = normed.fwd(xd, gd, bd, mu, rstd, groups, silu, wd, biasd, g);
+    y = normed.fwd(xd, gd, bd, mu, rstd, groups, silu, wd, biasd, imageBias ? imageBias.storage('groupNormConv2d') : null,
+      residual ? residual.storage('groupNormConv2d') : null, g);
   } else {
     const r = gnFwd(xd, gd, bd, n, c, hw, groups, eps, silu);
     ({ mean: mu, rstd } = r);
     y = be.conv2d(r.y, wd, biasd, g);
     temp(r.y).freeData();
+    if (extras.length) {
+      const conv = new Tensor(y, [n, g.o, g.oh, g.ow]), sum = noGrad(() => epilogue(conv));
+      conv.freeData();
+      y = sum.shareStorage() as FStore;
+    }
   }
-  const inputs = [x, ...(gamma ? [gamma] : []), ...(beta ? [beta] : []), w, ...(bias ? [bias] : [])];
+  const inputs = [x, ...(gamma ? [gamma] : []), ...(beta ? [beta] : []), w, ...(bias ? [bias] : []), ...extras];
   return recordOp('groupNormConv2d', y, [g.n, g.o, g.oh, g.ow], inputs, (gy) => {
     const gyd = gy.storage('groupNormConv2d'), xs = x.storage('groupNormConv2d');
     let dx: Tensor | null = null, dgamma: Tensor | null = null, dbeta: Tensor | null = null;
@@ -189,7 +216,12 @@ export function groupNormConv2d(x: Tensor, groups: number, gamma: Tensor | null 
       }
     }
     const db = bias?.requiresGrad ? conv2dBiasGrad(gy, g) : null;
-    return [dx, ...(gamma ? [dgamma] : []), ...(beta ? [dbeta] : []), dw, ...(bias ? [db] : [])];
+    const grads = [dx, ...(gamma ? [dgamma] : []), ...(beta ? [dbeta] : []), dw, ...(bias ? [db] : [])];
+    if (imageBias) {
+      grads.push(imageBias.requiresGrad ? new Tensor(backend().reduce('sum', gy.storage('groupNormConv2d'), n * g.o, g.oh * g.ow, 1), [n, g.o]) : null);
+    }
+    if (residual) grads.push(residual.requiresGrad ? gy : null);
+    return grads;
   });
 }
 

@@ -4,7 +4,7 @@ export { Tensor, noGrad, isGradEnabled, tensor, scalar, zeros, ones, full, arang
 export type { DType, Storage, TensorData, TensorOptions } from './tensor.js';
 export * from './api.js';
 export type { TensorLike, MatmulOptions, Conv2dOptions } from './ops.js';
-export type { AdamWStep, GroupNormOptions } from './composites.js';
+export type { AdamWStep, GroupNormConv2dOptions, GroupNormOptions } from './composites.js';
 export { Generator, defaultGenerator } from './random.js';
 export { CancelledError, cancellable, requestCancel, setCancelFlag } from './cancel.js';
 export { ShapeError, broadcastShapes, fmt, mergeDims, sameShape, sizeOf, stridesOf } from './shape.js';
