@@ -6,8 +6,9 @@ load_state_dict(strict=True) unchanged, and back.
 As a library:   from unet_torch import UNet, unet_preset, config_from_json
                 model = UNet(config_from_json(open('config.json').read()))
 As a benchmark: OPENBLAS_NUM_THREADS=1 /usr/bin/python3 bench/unet_torch.py [--preset tiny] [--batch 64]
-                [--size 28] [--threads 2] [--reps 5]
-                times one training step (forward + MSE backward + AdamW) and prints JSON.
+                [--size 28] [--threads 2] [--reps 5] [--serve]
+                times one training step (forward + MSE backward + AdamW) and prints JSON (--serve: one step per
+                line of stdin, for bench/unet.ts --paired).
 
 Config fields (camelCase, as the TypeScript UNetConfig / its JSON form):
   imageSize, inChannels, modelChannels, channelMult, numResBlocks, attentionLevels, numHeads, dropout,
@@ -17,6 +18,7 @@ Config fields (camelCase, as the TypeScript UNetConfig / its JSON form):
 import argparse
 import json
 import math
+import sys
 import time
 
 import torch
@@ -346,6 +348,8 @@ def main():
     ap.add_argument('--classes', type=int, default=10)
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--reps', type=int, default=5)
+    ap.add_argument('--serve', action='store_true',
+                    help='warm up, print "ready", then time one step per line read ("train" / "sample"): bench/unet.ts --paired')
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -358,6 +362,17 @@ def main():
 
     train_step, sample_step = bench_steps(model, x, t, y, noise)
     timed = lambda fn: timed_runs(fn, args.reps, warmup_s=0.5)  # noqa: E731
+    if args.serve:
+        steps = {'train': train_step, 'sample': sample_step}
+        for fn in steps.values():
+            timed_runs(fn, 0, warmup_s=0.5)
+        print('ready', flush=True)
+        for line in sys.stdin:
+            fn = steps[line.strip()]
+            t0 = time.perf_counter()
+            fn()
+            print(time.perf_counter() - t0, flush=True)
+        return
 
     print(json.dumps({'preset': args.preset, 'params': num_parameters(model), 'batch': args.batch, 'size': args.size,
                       'threads': args.threads, 'train_s': timed(train_step), 'sample_s': timed(sample_step),

@@ -10,6 +10,7 @@ import { loadMnist } from '../src/data/index.js';
 import { NonFiniteLossError, Trainer, loadModelFromCheckpoint, readCheckpointJson, type RunConfig } from '../src/train/index.js';
 import { parseSampleRequest, renderSamples, sampleArgs } from '../src/serve/index.js';
 import { Tensor } from '../src/index.js';
+import { normalizedMaxError } from './helpers/compare.js';
 
 const tiny = ['--steps', '4', '--batch-size', '4', '--limit', '40', '--sample-every', '0', '--warmup', '1', '--checkpoint-every', '2'];
 
@@ -40,6 +41,23 @@ describe('diffuse train', () => {
     const model = readCheckpointJson<RunConfig, unknown>(a).config.model.config;
     assert.deepEqual([model.normGroups, model.normGroupRule], [8, 'fixed']);
     assert.equal(readFileSync(join(a, 'metrics.jsonl'), 'utf8').trim().split('\n').length, 4);
+  });
+
+  test('--gradient-checkpointing trains the same weights, up to the order of a few sums', () => {
+    const a = join(tmp(), 'a'), b = join(tmp(), 'b');
+    assert.equal(diffuse('train', '--out', a, ...tiny).code, 0);
+    const r = diffuse('train', '--out', b, ...tiny, '--gradient-checkpointing');
+    assert.equal(r.code, 0, r.err);
+    // the same losses; the weights within float rounding (the time embedding's gradient is summed per block)
+    const losses = (dir: string) => readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).loss);
+    assert.deepEqual(losses(b), losses(a));
+    const ma = loadModelFromCheckpoint(a), mb = loadModelFromCheckpoint(b);
+    const pa = ma.model.parameters(), pb = mb.model.parameters();
+    pa.forEach((p, i) => {
+      const err = normalizedMaxError(pb[i].data as Float32Array, p.data as Float32Array);
+      // (1e-4: AdamW's first steps divide by √v, so gradients equal to ~1e-7 give weights equal to ~1e-5)
+      assert.ok(err <= 1e-4, `parameter ${i} differs by ${err.toExponential(2)} with --gradient-checkpointing`);
+    });
   });
 
   test('Ctrl-C saves a checkpoint before exiting, and the run resumes from it', async () => {

@@ -76,6 +76,25 @@ DN_EXPORT(dn_conv2d_backward_weight) int dn_conv2d_backward_weight(const float* 
   return conv2d_backward_weight(x, dy, geom(g), dw);
 }
 
+// The norm inside the convolution (kernels.h NormPre, ConvEpilogue); image_bias / residual may be 0.
+DN_EXPORT(dn_group_norm_stats) void dn_group_norm_stats(const float* x, int n, int c, int hw, int groups, double eps,
+                                                        float* mean, float* rstd) {
+  group_norm_stats(x, n, c, hw, groups, eps, mean, rstd);
+}
+DN_EXPORT(dn_conv2d_normed) int dn_conv2d_normed(const float* x, const float* gamma, const float* beta, const float* mean,
+                                                 const float* rstd, int groups, int silu, const float* w, const float* bias,
+                                                 const float* image_bias, const float* residual, const int32_t* g, float* y) {
+  const NormPre pre{mean, rstd, gamma, beta, groups, silu != 0};
+  const ConvEpilogue epi{image_bias, residual};
+  return conv2d(x, w, bias, geom(g), y, &pre, &epi);
+}
+DN_EXPORT(dn_conv2d_backward_weight_normed) int dn_conv2d_backward_weight_normed(
+    const float* x, const float* gamma, const float* beta, const float* mean, const float* rstd, int groups, int silu,
+    const float* dy, const int32_t* g, float* dw) {
+  const NormPre pre{mean, rstd, gamma, beta, groups, silu != 0};
+  return conv2d_backward_weight(x, dy, geom(g), dw, &pre);
+}
+
 DN_EXPORT(dn_gather_rows) void dn_gather_rows(const float* table, const int32_t* idx, int n, int d, float* out) {
   gather_rows(table, idx, n, d, out);
 }

@@ -32,7 +32,7 @@
  */
 import {
   Generator, Tensor, add, avgPool2x2, concat, full, isGradEnabled, matmul, mul, reshape, scope, silu, softmax, split,
-  tensor, upsampleNearest2x, fmt, freeAfterUse, noGrad, recomputable,
+  tensor, upsampleNearest2x, fmt, freeAfterUse, noGrad, recomputable, checkpoint,
 } from '../tensor/index.js';
 import { currentBackendIsDevice } from '../backends/index.js';
 
@@ -370,13 +370,27 @@ export class AttnBlock extends Module {
   forward(x: Tensor): Tensor {
     const [b, c, h, w] = x.shape;
     const heads = this.numHeads, d = c / heads, hw = h * w;
-    const qkv = reshape(this.qkv.forward(this.norm.forward(x)), [b, 3 * c, hw]);
+    // Each intermediate goes as soon as no gradient rule will read it (native: at once, not at the next collection).
+    const a = this.norm.forward(x);
+    const qkv = reshape(this.qkv.forward(a), [b, 3 * c, hw]);
+    a.freeData();  // rebuilt from x if the convolution's rule reads it
     // q, k, v: [B·heads, d, HW] (channel-major per head: no transposes needed).
     const [q, k, v] = split(qkv, 3, 1).map((t) => reshape(t, [b * heads, d, hw]));
-    const scores = mul(matmul(q, k, { transA: true }), 1 / Math.sqrt(d)); // [B·heads, HW_q, HW_k]
+    qkv.freeData();  // the slices are copies
+    const raw = matmul(q, k, { transA: true });
+    freeAfterUse(raw, q, k);
+    const scores = mul(raw, 1 / Math.sqrt(d)); // [B·heads, HW_q, HW_k]
+    raw.freeData();  // the product's rule reads only the scale
     const attn = softmax(scores, -1);
+    scores.freeData();  // softmax's rule reads its output
     const out = matmul(v, attn, { transB: true }); // [B·heads, d, HW_q]
-    return add(x, this.projOut.forward(reshape(out, [b, c, h, w])));
+    freeAfterUse(out, v);
+    freeAfterUse(attn, attn);  // after softmax's own rule, the last to read it
+    const proj = this.projOut.forward(reshape(out, [b, c, h, w]));
+    freeAfterUse(proj, out);
+    const y = add(x, proj);
+    proj.freeData();
+    return y;
   }
 }
 
@@ -464,6 +478,13 @@ export class MidBlock extends Module {
 }
 
 export class UNet extends Module {
+  /**
+   * Activation checkpointing (as diffusers' enable_gradient_checkpointing): in training, each residual block
+   * (with its attention) keeps only its inputs and output, and runs again in backward. For models too big for
+   * memory (base preset, batch 64, measured: peak RSS 2.49 → 1.49 GiB, 40% more time a step); the same
+   * gradients up to float rounding (the time embedding's gradient is summed per block first).
+   */
+  gradientCheckpointing = false;
   readonly config: UNetConfig;
   readonly outChannels: number;
   readonly timeEmbed: Sequential;
@@ -560,15 +581,23 @@ export class UNet extends Module {
     }
     const embAct = silu(emb);
 
+    // A residual block (with its attention), checkpointed if asked: fn must not free its inputs then.
+    const ckpt = this.gradientCheckpointing && this.training;
+    const stage = (modules: (Module | undefined)[], fn: (...xs: Tensor[]) => Tensor, ...inputs: Tensor[]) => {
+      if (!ckpt) return block(() => fn(...inputs));
+      const ms = modules.filter((m): m is Module => m !== undefined);
+      const gens = ms.flatMap((m) => [...m.namedModules()].map(([, c]) => c)).filter((c): c is Dropout => c instanceof Dropout).map((d) => d.gen);
+      return checkpoint(fn, inputs, { params: ms.flatMap((m) => m.parameters()), generators: gens });
+    };
     let h = this.convIn.forward(x);
     const hs: Tensor[] = [h];
     for (const level of this.down) {
       for (let j = 0; j < level.block.length; j++) {
-        const hin = h;
-        h = block(() => {
-          const r = level.block.at(j).forward(hin, embAct);
-          return level.attn.length ? level.attn.at(j).forward(r) : r;
-        });
+        const res = level.block.at(j), attn = level.attn.length ? level.attn.at(j) : undefined;
+        h = stage([res, attn], (hin, e) => {
+          const r = res.forward(hin, e);
+          return attn ? attn.forward(r) : r;
+        }, h, embAct);
         hs.push(h);
       }
       if (level.downsample) {
@@ -577,19 +606,18 @@ export class UNet extends Module {
         hs.push(h);
       }
     }
-    const hmid = h;
-    h = block(() => this.mid.forward(hmid, embAct));
+    h = stage([this.mid], (hmid, e) => this.mid.forward(hmid, e), h, embAct);
     for (let i = levels - 1; i >= 0; i--) {
       const level = this.up.at(i);
       for (let j = 0; j < level.block.length; j++) {
-        const hin = h, skip = hs.pop()!;
-        h = block(() => {
+        const res = level.block.at(j), attn = level.attn.length ? level.attn.at(j) : undefined;
+        h = stage([res, attn], (hin, skip, e) => {
           // hin feeds only the concatenation (whose rule reads nothing); the block owns the concatenation.
           const cat = concat([hin, skip], 1);
-          hin.freeData();
-          const r = level.block.at(j).forward(cat, embAct, true);
-          return level.attn.length ? level.attn.at(j).forward(r) : r;
-        });
+          if (!ckpt) hin.freeData();
+          const r = res.forward(cat, e, true);
+          return attn ? attn.forward(r) : r;
+        }, h, hs.pop()!, embAct);
       }
       if (level.upsample) {
         const hin = h;

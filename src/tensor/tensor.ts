@@ -68,6 +68,17 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
+/** Runs fn recording operations again, inside a `noGrad` (a gradient rule that rebuilds a graph: `checkpoint`). */
+export function withGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = true;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
 export function isGradEnabled(): boolean {
   return gradEnabled;
 }
@@ -358,6 +369,41 @@ let rematerialized: Tensor[] | null = null;
 export function recomputable(t: Tensor, fn: () => Storage): Tensor {
   (t as unknown as { _recompute: (() => Storage) | null })._recompute = fn;
   return t;
+}
+
+export interface CheckpointOptions {
+  /** Parameters fn reads besides its inputs: their gradients accumulate when the block is run again. */
+  params?: readonly Tensor[];
+  /** Generators fn draws from (dropout): rewound for the second run, so that it draws the same. */
+  generators?: readonly { getState(): (number | null)[]; setState(s: readonly (number | null)[]): void }[];
+}
+
+/**
+ * Activation checkpointing (torch.utils.checkpoint): fn(...inputs) runs without recording, so none of its
+ * intermediates are kept for backward; its gradient rule runs it again from the inputs, recording, and
+ * differentiates that. Memory of a block's activations traded for a second forward of it. fn must compute the
+ * same thing twice: the same ops on the same inputs (generators it draws from are given, and rewound), and it
+ * must not free its inputs. Without gradients (or with none required) it is fn(...inputs).
+ */
+export function checkpoint(fn: (...xs: Tensor[]) => Tensor, inputs: readonly Tensor[], { params = [], generators = [] }: CheckpointOptions = {}): Tensor {
+  const all = [...inputs, ...params];
+  if (!gradEnabled || !all.some((t) => t.requiresGrad)) return fn(...inputs);
+  const states = generators.map((g) => g.getState());
+  const out = noGrad(() => fn(...inputs));
+  return recordOp('checkpoint', out.shareStorage(), out.shape, all, (gy) => {
+    const xs = inputs.map((t) => { const d = t.detach(); d.requiresGrad = t.requiresGrad; return d; });
+    const now = generators.map((g) => g.getState());
+    generators.forEach((g, i) => g.setState(states[i]));
+    let y: Tensor;
+    try {
+      y = withGrad(() => fn(...xs));
+    } finally {
+      generators.forEach((g, i) => g.setState(now[i]));
+    }
+    // the parameters' gradients accumulate on them here; the inputs' go back to the enclosing backward
+    if (y.node) y.backward(gy);
+    return [...xs.map((d) => (d.requiresGrad ? d.grad : null)), ...params.map(() => null)];
+  });
 }
 
 function accumulate(a: Tensor, b: Tensor): Tensor {

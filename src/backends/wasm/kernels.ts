@@ -37,6 +37,11 @@ export interface WasmExports {
   dn_conv2d(x: number, w: number, bias: number, g: number, y: number): number;
   dn_conv2d_backward_input(dy: number, w: number, g: number, dx: number): number;
   dn_conv2d_backward_weight(x: number, dy: number, g: number, dw: number): number;
+  dn_group_norm_stats(x: number, n: number, c: number, hw: number, groups: number, eps: number, mean: number, rstd: number): void;
+  dn_conv2d_normed(x: number, gamma: number, beta: number, mean: number, rstd: number, groups: number, silu: number, w: number,
+    bias: number, imageBias: number, residual: number, g: number, y: number): number;
+  dn_conv2d_backward_weight_normed(x: number, gamma: number, beta: number, mean: number, rstd: number, groups: number,
+    silu: number, dy: number, g: number, dw: number): number;
   dn_gather_rows(table: number, idx: number, n: number, d: number, out: number): void;
   dn_scatter_add_rows(dy: number, idx: number, n: number, rows: number, d: number, out: number): void;
   dn_group_norm(x: number, gamma: number, beta: number, n: number, c: number, hw: number, groups: number, eps: number, silu: number,
@@ -224,6 +229,15 @@ export class WasmRuntime {
 
 function need(kernel: string, what: string, a: { length: number } | null, n: number): void {
   if (a && a.length !== n) throw new Error(`wasm ${kernel}: ${what} has ${a.length} elements, expected ${n}`);
+}
+/** The norm arguments of the *Normed convolutions, for an input of g.n images of g.c channels. */
+function normArgs(kernel: string, gamma: { length: number } | null, beta: { length: number } | null,
+  mean: { length: number }, rstd: { length: number }, groups: number, g: Conv2dGeometry): void {
+  if (!Number.isInteger(groups) || groups < 1 || g.c % groups) throw new Error(`wasm ${kernel}: c = ${g.c} is not a multiple of groups = ${groups}`);
+  need(kernel, 'gamma', gamma, g.c);
+  need(kernel, 'beta', beta, g.c);
+  need(kernel, 'mean', mean, g.n * groups);
+  need(kernel, 'rstd', rstd, g.n * groups);
 }
 function needAtLeast(kernel: string, what: string, a: { length: number }, n: number): void {
   if (a.length < n) throw new Error(`wasm ${kernel}: ${what} has ${a.length} elements, needs at least ${n}`);
@@ -493,6 +507,45 @@ export function wasmBackendOver(rt: WasmRuntime): WasmBackend {
         const y = out(x.length), mean = out(ng), rstd = out(ng);
         ex.dn_group_norm(at(x), atOpt(gamma), atOpt(beta), n, c, hw, groups, eps, silu ? 1 : 0, y.ptr, mean.ptr, rstd.ptr);
         return { y, mean, rstd };
+      });
+    },
+
+    groupNormStats(x, n, c, hw, groups, eps) {
+      need('groupNormStats', 'x', x, n * c * hw);
+      if (groups < 1 || c % groups) throw new Error(`wasm groupNormStats: c = ${c} is not a multiple of groups = ${groups}`);
+      return call(() => {
+        const mean = out(n * groups), rstd = out(n * groups);
+        ex.dn_group_norm_stats(at(x), n, c, hw, groups, eps, mean.ptr, rstd.ptr);
+        return { mean, rstd };
+      });
+    },
+
+    conv2dNormed(x, gamma, beta, mean, rstd, groups, silu, w, bias, imageBias, residual, g): F {
+      need('conv2dNormed', 'x', x, g.n * g.c * g.h * g.w);
+      need('conv2dNormed', 'w', w, g.o * g.c * g.kh * g.kw);
+      normArgs('conv2dNormed', gamma, beta, mean, rstd, groups, g);
+      need('conv2dNormed', 'bias', bias, g.o);
+      need('conv2dNormed', 'imageBias', imageBias, g.n * g.o);
+      const total = g.n * g.o * g.oh * g.ow;
+      need('conv2dNormed', 'residual', residual, total);
+      return call(() => {
+        const y = out(total);
+        if (total && !ex.dn_conv2d_normed(at(x), atOpt(gamma), atOpt(beta), at(mean), at(rstd), groups, silu ? 1 : 0, at(w),
+          atOpt(bias), atOpt(imageBias), atOpt(residual), geom(g), y.ptr)) throw oom('conv2dNormed');
+        return y;
+      });
+    },
+
+    conv2dBackwardWeightNormed(x, gamma, beta, mean, rstd, groups, silu, dy, g): F {
+      need('conv2dBackwardWeightNormed', 'x', x, g.n * g.c * g.h * g.w);
+      need('conv2dBackwardWeightNormed', 'dy', dy, g.n * g.o * g.oh * g.ow);
+      normArgs('conv2dBackwardWeightNormed', gamma, beta, mean, rstd, groups, g);
+      const total = g.o * g.c * g.kh * g.kw;
+      return call(() => {
+        const dw = out(total);
+        if (total && !ex.dn_conv2d_backward_weight_normed(at(x), atOpt(gamma), atOpt(beta), at(mean), at(rstd), groups,
+          silu ? 1 : 0, at(dy), geom(g), dw.ptr)) throw oom('conv2dBackwardWeightNormed');
+        return dw;
       });
     },
 
