@@ -21,7 +21,7 @@ import {
   Tensor, add, affine, avgPool2x2, concat, div, mul, pad, permute, reshape, scaledDotProductAttention, silu, split,
   tensor, transpose, upsampleNearest2x,
 } from '../tensor/index.js';
-import { Conv2d, Embedding, GroupNorm, Linear, ModuleList } from './layers.js';
+import { Conv2d, Embedding, GroupNorm, Linear, ModuleList, normThenConv } from './layers.js';
 import { Module, Parameter } from './module.js';
 
 export const DIFFUSERS_DOWN_BLOCKS = ['DownBlock2D', 'AttnDownBlock2D', 'ResnetDownsampleBlock2D'] as const;
@@ -242,6 +242,14 @@ export class ResnetBlock2D extends Module {
 
   /** embAct = SiLU(emb). */
   forward(x: Tensor, embAct: Tensor): Tensor {
+    if (this.resample === null && !this.scaleShift) {
+      // The norms run inside the convolutions that read them, which also add the time embedding and the
+      // residual (normThenConv: the same values as the ops below, nothing stored in between where it can).
+      const h = normThenConv(this.norm1, this.conv1, x, { imageBias: this.timeEmbProj.forward(embAct) });
+      const s = this.convShortcut ? this.convShortcut.forward(x) : x;
+      return this.outputScale === 1 ? normThenConv(this.norm2, this.conv2, h, { residual: s })
+        : affine(add(s, normThenConv(this.norm2, this.conv2, h)), 1 / this.outputScale, 0);
+    }
     let h = this.norm1.forward(x);
     const rs = (y: Tensor) => (this.resample === 'up' ? upsampleNearest2x(y) : this.resample === 'down' ? avgPool2x2(y) : y);
     x = rs(x);
