@@ -641,6 +641,44 @@ test('malformed arguments throw an Error naming the kernel (no crash)', { skip }
   throwsErr(() => a.scatterAddRows(f(0), new Int32Array(0), 2 ** 52, 2 ** 10), /scatterAddRows/, 'huge output');
 });
 
+test('the norm-convolution kernels survive mutated arguments: a result or an Error naming the kernel, never a crash', { skip }, () => {
+  const a = addon as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const r = rng(2026);
+  const f = (n: number) => new Float32Array(n).map(() => r() - 0.5);
+  const palette = (): unknown => {
+    const k = Math.floor(r() * 12);
+    return [null, undefined, -1, 1.5, 0, 2 ** 40, NaN, 'x', true, {}, f(Math.floor(r() * 80)), [1, 2]][k];
+  };
+  const geomOf = () => {
+    const g: Record<string, unknown> = { ...geom(1, 2, 5, 5, 3, 3, 3, 1, 1, 1, 1) };
+    if (r() < 0.5) {
+      const key = Object.keys(g)[Math.floor(r() * 13)];
+      g[key] = [-1, 0, 1e12, NaN, 2.5, 'x', 7][Math.floor(r() * 7)];
+    }
+    return g;
+  };
+  const valid: Record<string, () => unknown[]> = {
+    groupNormStats: () => [f(50), 1, 2, 25, 2, 1e-5],
+    conv2dNormed: () => [f(50), f(2), f(2), f(2), f(2), 2, true, f(54), f(3), f(3), f(75), geomOf()],
+    conv2dBackwardWeightNormed: () => [f(50), f(2), null, f(1), f(1), 1, false, f(75), geomOf()],
+  };
+  let results = 0, errors = 0;
+  for (let i = 0; i < 600; i++) {
+    const name = Object.keys(valid)[i % 3];
+    const args = valid[name]();
+    const mutations = Math.floor(r() * 3);
+    for (let m = 0; m < mutations; m++) args[Math.floor(r() * args.length)] = palette();
+    try {
+      a[name](...args);
+      results++;
+    } catch (e) {
+      assert.ok(e instanceof Error && e.message.includes(name), `${name}: ${String(e)}`);
+      errors++;
+    }
+  }
+  assert.ok(results > 50 && errors > 50, `${results} results, ${errors} errors`);
+});
+
 test('empty tensors are fine', { skip }, () => {
   const e = new Float32Array(0);
   assert.equal(nat.unary('exp', e).length, 0);
