@@ -577,21 +577,32 @@ DN_FN(Conv2dBackwardWeight) {
   return out;
 }
 
+/** A group norm's sizes (x [n, c, hw] in `groups` groups), checked: *total = n·c·hw, *units = n·groups. */
+bool group_sizes(Call& c, int64_t n, int64_t ch, int64_t hw, int64_t groups, int64_t* total, int64_t* units) {
+  if (!mul(n, ch, total) || !mul(*total, hw, total) || !mul(n, groups, units)) return c.fail("shape is too large");
+  if (ch % groups) return c.fail("c = %lld is not a multiple of groups = %lld", (long long)ch, (long long)groups);
+  return true;
+}
+
+/** A group norm's gamma / beta (each nullable): ch elements. */
+bool channel_params(Call& c, const float* gamma, int64_t ng, const float* beta, int64_t nb, int64_t ch) {
+  if (gamma && ng != ch) return c.fail("gamma has %lld elements, c = %lld", (long long)ng, (long long)ch);
+  if (beta && nb != ch) return c.fail("beta has %lld elements, c = %lld", (long long)nb, (long long)ch);
+  return true;
+}
+
 /** Arguments i … i + 5 of the *Normed convolutions: gamma, beta (nullable), mean, rstd, groups, silu, for an input
- *  of n images of c channels. */
-bool read_norm_pre(Call& c, size_t i, int64_t n, int64_t ch, NormPre* p) {
+ *  of g.n images of g.c channels. */
+bool read_norm_pre(Call& c, size_t i, const ConvGeom& g, NormPre* p) {
   float *gamma, *beta, *mean, *rstd;
-  int64_t ng, nb, nm, nr, groups, t;
+  int64_t ng, nb, nm, nr, groups, t, units;
   bool silu;
   if (!c.f32(i, "gamma", &gamma, &ng, true) || !c.f32(i + 1, "beta", &beta, &nb, true) ||
       !c.f32(i + 2, "mean", &mean, &nm) || !c.f32(i + 3, "rstd", &rstd, &nr) ||
-      !c.integer(i + 4, "groups", &groups, 1) || !c.boolean(i + 5, "silu", &silu))
+      !c.integer(i + 4, "groups", &groups, 1) || !c.boolean(i + 5, "silu", &silu) ||
+      !group_sizes(c, g.n, g.c, g.h * g.w, groups, &t, &units) || !channel_params(c, gamma, ng, beta, nb, g.c))
     return false;
-  if (ch % groups) return c.fail("c = %lld is not a multiple of groups = %lld", (long long)ch, (long long)groups);
-  if (gamma && ng != ch) return c.fail("gamma has %lld elements, c = %lld", (long long)ng, (long long)ch);
-  if (beta && nb != ch) return c.fail("beta has %lld elements, c = %lld", (long long)nb, (long long)ch);
-  if (!mul(n, groups, &t)) return c.fail("shape is too large");
-  if (nm != t || nr != t) return c.fail("mean and rstd must have n·groups = %lld elements", (long long)t);
+  if (nm != units || nr != units) return c.fail("mean and rstd must have n·groups = %lld elements", (long long)units);
   *p = NormPre{mean, rstd, gamma, beta, groups, silu};
   return true;
 }
@@ -604,7 +615,7 @@ DN_FN(Conv2dNormed) {
   NormPre pre;
   if (!c.expect_args(12) || !c.f32(0, "x", &x, &nx) || !c.f32(7, "w", &w, &nw) ||
       !c.f32(8, "bias", &bias, &nbias, true) || !c.f32(9, "imageBias", &ibias, &nib, true) ||
-      !c.f32(10, "residual", &resid, &nres, true) || !read_geom(c, 11, &g) || !read_norm_pre(c, 1, g.n, g.c, &pre))
+      !c.f32(10, "residual", &resid, &nres, true) || !read_geom(c, 11, &g) || !read_norm_pre(c, 1, g, &pre))
     return nullptr;
   if (!expect_len(c, "x", nx, g.n * g.c * g.h * g.w) || !expect_len(c, "w", nw, g.o * g.c * g.kh * g.kw) ||
       (bias && !expect_len(c, "bias", nbias, g.o)) || (ibias && !expect_len(c, "imageBias", nib, g.n * g.o)) ||
@@ -625,7 +636,7 @@ DN_FN(Conv2dBackwardWeightNormed) {
   ConvGeom g;
   NormPre pre;
   if (!c.expect_args(9) || !c.f32(0, "x", &x, &nx) || !c.f32(7, "dy", &dy, &ndy) || !read_geom(c, 8, &g) ||
-      !read_norm_pre(c, 1, g.n, g.c, &pre))
+      !read_norm_pre(c, 1, g, &pre))
     return nullptr;
   if (!expect_len(c, "x", nx, g.n * g.c * g.h * g.w) || !expect_len(c, "dy", ndy, g.n * g.o * g.oh * g.ow))
     return nullptr;
@@ -689,11 +700,9 @@ DN_FN(GroupNorm) {
       !c.boolean(8, "silu", &silu))
     return nullptr;
   int64_t t, ngr;
-  if (!mul(n, ch, &t) || !mul(t, hw, &t) || !mul(n, groups, &ngr)) { c.fail("shape is too large"); return nullptr; }
-  if (ch % groups) { c.fail("c = %lld is not a multiple of groups = %lld", (long long)ch, (long long)groups); return nullptr; }
+  if (!group_sizes(c, n, ch, hw, groups, &t, &ngr)) return nullptr;
   if (nx != t) { c.fail("x has %lld elements, n·c·hw = %lld", (long long)nx, (long long)t); return nullptr; }
-  if (gamma && ng != ch) { c.fail("gamma has %lld elements, c = %lld", (long long)ng, (long long)ch); return nullptr; }
-  if (beta && nb != ch) { c.fail("beta has %lld elements, c = %lld", (long long)nb, (long long)ch); return nullptr; }
+  if (!channel_params(c, gamma, ng, beta, nb, ch)) return nullptr;
   float *y, *mean, *rstd;
   napi_value vy = c.alloc(t, &y);
   napi_value vm = vy ? c.alloc(ngr, &mean) : nullptr;
@@ -711,8 +720,7 @@ DN_FN(GroupNormStats) {
   if (!c.expect_args(6) || !c.f32(0, "x", &x, &nx) || !c.integer(1, "n", &n) || !c.integer(2, "c", &ch) ||
       !c.integer(3, "hw", &hw) || !c.integer(4, "groups", &groups, 1) || !c.number(5, "eps", &eps))
     return nullptr;
-  if (!mul(n, ch, &t) || !mul(t, hw, &t) || !mul(n, groups, &ngr)) { c.fail("shape is too large"); return nullptr; }
-  if (ch % groups) { c.fail("c = %lld is not a multiple of groups = %lld", (long long)ch, (long long)groups); return nullptr; }
+  if (!group_sizes(c, n, ch, hw, groups, &t, &ngr)) return nullptr;
   if (nx != t) { c.fail("x has %lld elements, n·c·hw = %lld", (long long)nx, (long long)t); return nullptr; }
   float *mean, *rstd;
   napi_value vm = c.alloc(ngr, &mean);
@@ -733,11 +741,9 @@ DN_FN(GroupNormBackward) {
       !c.integer(9, "groups", &groups, 1) || !c.boolean(10, "silu", &silu))
     return nullptr;
   int64_t t, ngr;
-  if (!mul(n, ch, &t) || !mul(t, hw, &t) || !mul(n, groups, &ngr)) { c.fail("shape is too large"); return nullptr; }
-  if (ch % groups) { c.fail("c = %lld is not a multiple of groups = %lld", (long long)ch, (long long)groups); return nullptr; }
+  if (!group_sizes(c, n, ch, hw, groups, &t, &ngr)) return nullptr;
   if (nx != t || ndy != t) { c.fail("x and dy must have n·c·hw = %lld elements", (long long)t); return nullptr; }
-  if (gamma && ng != ch) { c.fail("gamma has %lld elements, c = %lld", (long long)ng, (long long)ch); return nullptr; }
-  if (beta && nb != ch) { c.fail("beta has %lld elements, c = %lld", (long long)nb, (long long)ch); return nullptr; }
+  if (!channel_params(c, gamma, ng, beta, nb, ch)) return nullptr;
   if (nm != ngr || nr != ngr) { c.fail("mean and rstd must have n·groups = %lld elements", (long long)ngr); return nullptr; }
   float *dx, *dg = nullptr, *db = nullptr;
   napi_value vdx = c.alloc(t, &dx);

@@ -51,15 +51,18 @@ struct NormPre {
   const float* beta;
   int64_t groups;
   bool silu;
-  /** Image img's per-channel constants of norm_act (common.h) for its C channels: mu, s, b [Cp], zero past C. */
+  /** The constants of norm_act (common.h) for channel ch of unit u (image · group): the one rule for them. */
+  void constants(int64_t u, int64_t ch, float* mu, float* s, float* b) const {
+    *mu = mean[u];
+    *s = gamma ? rstd[u] * gamma[ch] : rstd[u];
+    *b = beta ? beta[ch] : 0.0f;
+  }
+  /** Image img's constants for its C channels: mu, s, b [Cp], zero past C. */
   void lanes(int64_t img, int64_t C, int64_t Cp, float* mu, float* s, float* b) const {
     const int64_t cg = C / groups;
     for (int64_t ch = 0; ch < Cp; ch++) {
-      if (ch >= C) { mu[ch] = s[ch] = b[ch] = 0.0f; continue; }
-      const int64_t u = img * groups + ch / cg;
-      mu[ch] = mean[u];
-      s[ch] = gamma ? rstd[u] * gamma[ch] : rstd[u];
-      b[ch] = beta ? beta[ch] : 0.0f;
+      if (ch >= C) mu[ch] = s[ch] = b[ch] = 0.0f;
+      else constants(img * groups + ch / cg, ch, mu + ch, s + ch, b + ch);
     }
   }
 };

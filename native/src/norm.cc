@@ -214,15 +214,15 @@ void group_norm_stats(const float* x, int64_t n, int64_t c, int64_t hw, int64_t 
   });
 }
 
-/** Units [u0, u1) (image · group) of the normalized x: the channels' constants as NormPre::lanes makes them. */
+/** Units [u0, u1) (image · group) of the normalized x (NormPre::constants, as the convolutions use them). */
 static void apply_units(const float* x, const NormPre& p, int64_t c, int64_t hw, int64_t u0, int64_t u1, float* y) {
   const int64_t cg = c / p.groups;
   for (int64_t u = u0; u < u1; u++) {
     const int64_t gi = u % p.groups, base = u * cg * hw;
     for (int64_t ci = 0; ci < cg; ci++) {
-      const int64_t ch = gi * cg + ci;
-      const float s = p.gamma ? p.rstd[u] * p.gamma[ch] : p.rstd[u];
-      norm_affine(x + base + ci * hw, y + base + ci * hw, hw, p.mean[u], s, p.beta ? p.beta[ch] : 0.0f, p.silu);
+      float mu, s, b;
+      p.constants(u, gi * cg + ci, &mu, &s, &b);
+      norm_affine(x + base + ci * hw, y + base + ci * hw, hw, mu, s, b, p.silu);
     }
   }
 }

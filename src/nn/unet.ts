@@ -328,11 +328,10 @@ export class ResBlock extends Module {
    * x, so it is freed once the block's readers of it are done (a UNet's concatenated skip input).
    */
   forward(x: Tensor, embAct: Tensor, ownsInput = false): Tensor {
-    // Each intermediate is freed once consumed (native: at once, not at the next collection). The norms'
-    // outputs, which the convolutions' gradient rules read, are rebuilt from the norms' inputs in backward;
-    // the convolutions' outputs feed only additions, whose rules read nothing.
     // The norms run inside the convolutions that read them, which also add the time embedding and the residual
-    // (normThenConv: one op each, nothing stored in between where the backend can).
+    // (normThenConv: one op each, nothing stored in between where the backend can). With dropout, the second
+    // norm's output is a tensor of its own: freed once consumed (rebuilt from h in backward), as is the
+    // convolution's output, which feeds only an addition.
     const h = normThenConv(this.norm1, this.conv1, x, { imageBias: this.tembProj.forward(embAct) });
     const s = this.skip ? this.skip.forward(x) : x;
     let out: Tensor;

@@ -57,10 +57,9 @@ class GradRef {
 
 let gradEnabled = true;
 
-/** Runs fn without recording operations for autograd (sampling, evaluation, optimizer steps). */
-export function noGrad<T>(fn: () => T): T {
+function withGradMode<T>(enabled: boolean, fn: () => T): T {
   const prev = gradEnabled;
-  gradEnabled = false;
+  gradEnabled = enabled;
   try {
     return fn();
   } finally {
@@ -68,15 +67,14 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
+/** Runs fn without recording operations for autograd (sampling, evaluation, optimizer steps). */
+export function noGrad<T>(fn: () => T): T {
+  return withGradMode(false, fn);
+}
+
 /** Runs fn recording operations again, inside a `noGrad` (a gradient rule that rebuilds a graph: `checkpoint`). */
 export function withGrad<T>(fn: () => T): T {
-  const prev = gradEnabled;
-  gradEnabled = true;
-  try {
-    return fn();
-  } finally {
-    gradEnabled = prev;
-  }
+  return withGradMode(true, fn);
 }
 
 export function isGradEnabled(): boolean {
